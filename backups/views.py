@@ -1,0 +1,10 @@
+"""Pages about backup jobs, runs and restore points."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+
+def backup_overview(request: HttpRequest) -> HttpResponse:
+    return render(request, "backups/overview.html")

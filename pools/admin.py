@@ -1,0 +1,1 @@
+"""Django admin for the pools app (its models register here as they are added)."""
