@@ -8,7 +8,10 @@ was lost: it may be shown greyed, never as live, and is purged after the grace p
 
 from __future__ import annotations
 
+import xmlrpc.client
+
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
@@ -16,6 +19,17 @@ from pools import crypto
 from pools.choices import PoolStatus, PowerState, TlsMode, VbdType, XapiTaskStatus
 
 NULL_REF = "OpaqueRef:NULL"
+
+
+class XapiJSONEncoder(DjangoJSONEncoder):
+    """Stores XAPI records as JSON: XML-RPC datetimes become their wire text."""
+
+    def default(self, o):
+        if isinstance(o, xmlrpc.client.DateTime):
+            return o.value
+        if isinstance(o, xmlrpc.client.Binary):
+            return o.data.decode("latin-1")
+        return super().default(o)
 
 
 class PoolQuerySet(models.QuerySet):
@@ -139,7 +153,7 @@ class CachedObject(models.Model):
     ref = models.CharField(max_length=64)
     uuid = models.CharField(max_length=36, blank=True)
     name_label = models.CharField(max_length=255, blank=True)
-    record = models.JSONField(default=dict)
+    record = models.JSONField(default=dict, encoder=XapiJSONEncoder)
     # Set on every row of a pool when its connection is lost; cleared by the resync.
     stale_since = models.DateTimeField(null=True, blank=True)
 
