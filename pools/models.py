@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import xmlrpc.client
 
+from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from pools import crypto
@@ -38,6 +41,28 @@ class PoolQuerySet(models.QuerySet):
 
     def connected(self) -> PoolQuerySet:
         return self.filter(status=PoolStatus.CONNECTED)
+
+    def with_counts(self) -> PoolQuerySet:
+        """Annotate host/sr/vm/vdi/task counts (vm: guests only), in the same single query."""
+
+        def count(model_name: str, **filters) -> Coalesce:
+            model = apps.get_model("pools", model_name)
+            rows = (
+                model.objects.filter(pool=OuterRef("pk"), **filters)
+                .order_by()
+                .values("pool")
+                .annotate(n=Count("pk"))
+                .values("n")
+            )
+            return Coalesce(Subquery(rows, output_field=models.IntegerField()), 0)
+
+        return self.annotate(
+            host_count=count("Host"),
+            sr_count=count("SR"),
+            vm_count=count("VM", is_a_snapshot=False, is_a_template=False, is_control_domain=False),
+            vdi_count=count("VDI"),
+            task_count=count("XapiTask"),
+        )
 
 
 class Pool(models.Model):
