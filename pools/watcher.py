@@ -246,6 +246,7 @@ class PoolWatcher(threading.Thread):
 
     def check_counts(self, valid_ref_counts: dict) -> None:
         """Re-fetch a class whose count on the pool differs from the cache (ghost objects)."""
+        valid_ref_counts = {str(key).lower(): value for key, value in valid_ref_counts.items()}
         for name in CACHED_CLASSES:
             key = name.lower()
             expected = valid_ref_counts.get(key)
