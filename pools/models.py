@@ -129,15 +129,19 @@ class Pool(models.Model):
     def clean(self) -> None:
         from pools.xapi import normalise_fingerprint, normalise_url
 
-        try:
-            self.master_url = normalise_url(self.master_url)
-        except ValueError as error:
-            raise ValidationError({"master_url": str(error)}) from None
+        errors = {}
+        if self.master_url:  # an empty one is refused as a required field
+            try:
+                self.master_url = normalise_url(self.master_url)
+            except ValueError as error:
+                errors["master_url"] = str(error)
         if self.tls_fingerprint:
             try:
                 self.tls_fingerprint = normalise_fingerprint(self.tls_fingerprint)
             except ValueError as error:
-                raise ValidationError({"tls_fingerprint": str(error)}) from None
+                errors["tls_fingerprint"] = str(error)
+        if errors:
+            raise ValidationError(errors)
 
 
 class WatcherHeartbeat(models.Model):

@@ -82,13 +82,8 @@ class PoolWatcher(threading.Thread):
         """Ask the loop to end and break a waiting ``event.from`` by closing its socket."""
         self.stopping.set()
         client = self.client
-        transport = getattr(client, "_transport", None)
-        connection_ = getattr(transport, "_connection", None)
-        if connection_ and connection_[1].sock is not None:
-            try:
-                connection_[1].sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        if client is not None:
+            client.abort()
 
     def run(self) -> None:
         try:

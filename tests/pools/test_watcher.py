@@ -63,7 +63,7 @@ def test_changes_appear_within_a_second(xapisim, make_pool, start_watcher, sim_c
         message="the rename did not reach the cache within a second",
     )
 
-    new_ref = client.call("VM.clone", vm_ref, "a new VM")
+    new_ref = client.call("sim.vm_create", "a new VM", 2, "4M", "Running")
     wait_for(
         lambda: VM.objects.filter(pool=pool, ref=new_ref, name_label="a new VM").exists(),
         timeout=1.0,
@@ -138,7 +138,7 @@ def test_toolstack_restart_is_survived_and_ghost_tasks_disappear(
     xapisim.sim("sim.restart_toolstack")
     wait_for(
         lambda: not XapiTask.objects.filter(pool=pool, ref__in=task_refs).exists(),
-        timeout=10,
+        timeout=3,
         message="ghost tasks stayed in the cache after the toolstack restart",
     )
     fresh = sim_client(xapisim)
@@ -229,7 +229,7 @@ def test_restart_after_deletions_removes_them_from_the_cache(
     xapisim.start()
     client = sim_client(xapisim)
     vm_ref, _ = guest_vm(client)
-    client.call("VM.destroy", vm_ref)
+    client.call("sim.vm_destroy", vm_ref)
     assert VM.objects.filter(pool=pool, ref=vm_ref).exists()
 
     Pool.objects.filter(pk=pool.pk).update(enabled=True)
@@ -261,6 +261,8 @@ def test_pools_added_changed_disabled_and_removed_without_a_restart(
     Pool.objects.filter(pk=pool.pk).update(enabled=False)
     wait_for(lambda: status_of(pool) == PoolStatus.DISABLED, timeout=5, message="not disabled")
     assert VM.objects.filter(pool=pool).live().count() == 0
+    Pool.objects.filter(pk=pool.pk).update(enabled=True)
+    wait_for(lambda: connected(pool), timeout=15, message="the pool enabled again never connected")
 
     Pool.objects.filter(pk=pool.pk).delete()
     watcher.wait_for_log("removed: stopping its watcher", timeout=5)
