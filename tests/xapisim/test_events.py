@@ -14,7 +14,9 @@ from tests.xapisim.helpers import call_xml, post_xml, vm_by_name
 TOKEN = re.compile(r"^\d{20},\d{20}$")
 
 
-def event_from(session: XenAPI.Session, classes: list[str], token: str, timeout: float = 1.0) -> dict:
+def event_from(
+    session: XenAPI.Session, classes: list[str], token: str, timeout: float = 1.0
+) -> dict:
     return getattr(session.xenapi.event, "from")(classes, token, float(timeout))
 
 
@@ -39,7 +41,19 @@ def test_valid_ref_counts_cover_every_table_as_i4(xapisim) -> None:
     assert "<name>vm</name><value><i4>" in text
     result = event_from(session, ["task"], "", 0.1)
     counts = result["valid_ref_counts"]
-    assert set(counts) >= {"pool", "host", "sr", "vdi", "vbd", "vm", "vif", "network", "task", "pbd", "session"}
+    assert set(counts) >= {
+        "pool",
+        "host",
+        "sr",
+        "vdi",
+        "vbd",
+        "vm",
+        "vif",
+        "network",
+        "task",
+        "pbd",
+        "session",
+    }
     assert counts["vm"] == len(session.xenapi.VM.get_all())
     assert all(isinstance(v, int) for v in counts.values())
 

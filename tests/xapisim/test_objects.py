@@ -10,7 +10,9 @@ from tests.xapisim.helpers import disk_vdis, vm_by_name
 
 def test_seed_pool_shape(xapisim_factory) -> None:
     sim = xapisim_factory(vms=12, hosts=2)
-    assert sim.ready_line == (f'xapisim ready at http://127.0.0.1:{sim.port}/ (pool "xapisim-2h-12vm", 12 VMs, 2 hosts)')
+    assert sim.ready_line == (
+        f'xapisim ready at http://127.0.0.1:{sim.port}/ (pool "xapisim-2h-12vm", 12 VMs, 2 hosts)'
+    )
     x = sim.session().xenapi
     (pool,) = x.pool.get_all_records().values()
     assert pool["name_label"] == "xapisim-2h-12vm"
@@ -42,10 +44,29 @@ def test_get_record_by_uuid_and_field_getters(xapisim) -> None:
     assert x.VM.get_name_label(vm) == "vm-00000"
     assert x.VM.get_power_state(vm) == record["power_state"]
     assert x.VM.get_memory_static_max(vm) == record["memory_static_max"]
-    for field in ("uuid", "name_label", "power_state", "is_a_template", "is_a_snapshot", "is_control_domain",
-                  "snapshot_of", "snapshots", "snapshot_time", "snapshot_info", "VBDs", "VIFs", "suspend_VDI",
-                  "resident_on", "other_config", "tags", "blocked_operations", "allowed_operations",
-                  "current_operations", "VTPMs", "domid"):
+    for field in (
+        "uuid",
+        "name_label",
+        "power_state",
+        "is_a_template",
+        "is_a_snapshot",
+        "is_control_domain",
+        "snapshot_of",
+        "snapshots",
+        "snapshot_time",
+        "snapshot_info",
+        "VBDs",
+        "VIFs",
+        "suspend_VDI",
+        "resident_on",
+        "other_config",
+        "tags",
+        "blocked_operations",
+        "allowed_operations",
+        "current_operations",
+        "VTPMs",
+        "domid",
+    ):
         assert field in record, field
     vdi = disk_vdis(xapisim.session(), vm)[0]
     vdi_record = x.VDI.get_record(vdi)
@@ -79,7 +100,13 @@ def test_setters_and_map_and_set_fields(xapisim) -> None:
     assert x.VM.get_other_config(vm)["xoweb:backup:job"] == "j1"
     with pytest.raises(XenAPI.Failure) as duplicate:
         x.VM.add_to_other_config(vm, "xoweb:backup:job", "j2")
-    assert duplicate.value.details == ["MAP_DUPLICATE_KEY", "VM", "other_config", vm, "xoweb:backup:job"]
+    assert duplicate.value.details == [
+        "MAP_DUPLICATE_KEY",
+        "VM",
+        "other_config",
+        vm,
+        "xoweb:backup:job",
+    ]
     x.VM.remove_from_other_config(vm, "xoweb:backup:job")
     x.VM.remove_from_other_config(vm, "xoweb:backup:job")  # removing a missing key is fine
     assert "xoweb:backup:job" not in x.VM.get_other_config(vm)
@@ -95,10 +122,16 @@ def test_setters_and_map_and_set_fields(xapisim) -> None:
 
 def test_get_all_records_where(xapisim) -> None:
     x = xapisim.session().xenapi
-    running = x.VM.get_all_records_where('field "power_state" = "Running" and field "is_control_domain" = "false"')
-    assert running and all(r["power_state"] == "Running" and not r["is_control_domain"] for r in running.values())
+    running = x.VM.get_all_records_where(
+        'field "power_state" = "Running" and field "is_control_domain" = "false"'
+    )
+    assert running and all(
+        r["power_state"] == "Running" and not r["is_control_domain"] for r in running.values()
+    )
     snapshots = x.VM.get_all_records_where('field "is_a_snapshot" = "true"')
     assert snapshots == {}
-    either = x.VM.get_all_records_where('field "name_label" = "vm-00000" or field "name_label" = "vm-00002"')
+    either = x.VM.get_all_records_where(
+        'field "name_label" = "vm-00000" or field "name_label" = "vm-00002"'
+    )
     assert sorted(r["name_label"] for r in either.values()) == ["vm-00000", "vm-00002"]
     assert len(x.VM.get_all_records_where("true")) == len(x.VM.get_all())

@@ -15,10 +15,18 @@ def test_bad_credentials(xapisim) -> None:
     session = XenAPI.Session(xapisim.url)
     with pytest.raises(XenAPI.Failure) as failure:
         session.login_with_password("root", "nope")
-    assert failure.value.details == ["SESSION_AUTHENTICATION_FAILED", "root", "Authentication failure"]
+    assert failure.value.details == [
+        "SESSION_AUTHENTICATION_FAILED",
+        "root",
+        "Authentication failure",
+    ]
     with pytest.raises(XenAPI.Failure) as other_user:
         session.login_with_password("admin", "xapisim")
-    assert other_user.value.details == ["SESSION_AUTHENTICATION_FAILED", "admin", "Authentication failure"]
+    assert other_user.value.details == [
+        "SESSION_AUTHENTICATION_FAILED",
+        "admin",
+        "Authentication failure",
+    ]
 
 
 def test_password_option(xapisim_factory) -> None:
@@ -30,7 +38,11 @@ def test_password_option(xapisim_factory) -> None:
 
 
 def test_login_with_two_to_four_args_and_logout(xapisim) -> None:
-    for args in (("root", "xapisim"), ("root", "xapisim", "1.0"), ("root", "xapisim", "1.0", "xoweb")):
+    for args in (
+        ("root", "xapisim"),
+        ("root", "xapisim", "1.0"),
+        ("root", "xapisim", "1.0", "xoweb"),
+    ):
         session = XenAPI.Session(xapisim.url)
         session.login_with_password(*args)
         handle = session.handle
@@ -38,12 +50,18 @@ def test_login_with_two_to_four_args_and_logout(xapisim) -> None:
         session.xenapi.session.logout()
         assert session.handle is None
         _, _, body = post_xml(xapisim.url, call_xml("VM.get_all", handle))
-        assert xmlrpc.client.loads(body.decode())[0][0]["ErrorDescription"] == ["SESSION_INVALID", handle]
+        assert xmlrpc.client.loads(body.decode())[0][0]["ErrorDescription"] == [
+            "SESSION_INVALID",
+            handle,
+        ]
 
 
 def test_unknown_session_is_session_invalid(xapisim) -> None:
     _, _, body = post_xml(xapisim.url, call_xml("VM.get_all", "OpaqueRef:bogus"))
-    assert xmlrpc.client.loads(body.decode())[0][0]["ErrorDescription"] == ["SESSION_INVALID", "OpaqueRef:bogus"]
+    assert xmlrpc.client.loads(body.decode())[0][0]["ErrorDescription"] == [
+        "SESSION_INVALID",
+        "OpaqueRef:bogus",
+    ]
 
 
 def test_member_answers_host_is_slave_with_the_coordinator_address(xapisim_factory) -> None:
@@ -71,7 +89,10 @@ def test_toolstack_restart_wipes_sessions_and_tasks(xapisim) -> None:
         session.xenapi.task.get_record(task)
     assert failure.value.details == ["HANDLE_INVALID", "task", task]
     _, _, body = post_xml(xapisim.url, call_xml("VM.get_all", old_handle))
-    assert xmlrpc.client.loads(body.decode())[0][0]["ErrorDescription"] == ["SESSION_INVALID", old_handle]
+    assert xmlrpc.client.loads(body.decode())[0][0]["ErrorDescription"] == [
+        "SESSION_INVALID",
+        old_handle,
+    ]
 
 
 def test_failover_moves_the_coordinator(xapisim_factory) -> None:
@@ -89,7 +110,10 @@ def test_failover_moves_the_coordinator(xapisim_factory) -> None:
     with pytest.raises(ConnectionRefusedError):
         XenAPI.Session(sim.url).login_with_password("root", "xapisim")
     _, _, body = post_xml(sim.member_urls[0], call_xml("VM.get_all", session.handle))
-    assert xmlrpc.client.loads(body.decode())[0][0]["ErrorDescription"] == ["SESSION_INVALID", session.handle]
+    assert xmlrpc.client.loads(body.decode())[0][0]["ErrorDescription"] == [
+        "SESSION_INVALID",
+        session.handle,
+    ]
     new = XenAPI.Session(sim.member_urls[0])
     new.login_with_password("root", "xapisim")
     assert new.xenapi.pool.get_master(pool_ref) == member

@@ -22,7 +22,9 @@ def test_async_snapshot_result_is_a_value_fragment(xapisim) -> None:
     record = wait_task(session, task)
     assert record["status"] == "success"
     assert record["progress"] == 1.0
-    assert record["result"].startswith("<value>OpaqueRef:") and record["result"].endswith("</value>")
+    assert record["result"].startswith("<value>OpaqueRef:") and record["result"].endswith(
+        "</value>"
+    )
     snap = task_value(record)
     assert x.VM.get_snapshot_of(snap) == vm
     assert record["error_info"] == []
@@ -66,7 +68,9 @@ def test_task_create_cancel_destroy(xapisim) -> None:
     task = x.task.create("export vm-00000", "by xoweb")
     record = x.task.get_record(task)
     assert (record["status"], record["name_label"], record["name_description"]) == (
-        "pending", "export vm-00000", "by xoweb",
+        "pending",
+        "export vm-00000",
+        "by xoweb",
     )
     assert record["progress"] == 0.0
     assert task in x.task.get_all_records()

@@ -145,18 +145,38 @@ def test_vdi_snapshot_create_destroy_and_vbds(xapisim) -> None:
     assert x.VDI.get_is_a_snapshot(snapshot) is True
     assert x.VDI.snapshot(disk, {}) != snapshot  # driver_params may be given
     sr = x.VDI.get_SR(disk)
-    new = x.VDI.create({
-        "name_label": "restore", "SR": sr, "virtual_size": str(8 * 1024**3), "type": "user",
-        "sharable": False, "read_only": False, "other_config": {"k": "v"},
-    })
+    new = x.VDI.create(
+        {
+            "name_label": "restore",
+            "SR": sr,
+            "virtual_size": str(8 * 1024**3),
+            "type": "user",
+            "sharable": False,
+            "read_only": False,
+            "other_config": {"k": "v"},
+        }
+    )
     record = x.VDI.get_record(new)
-    assert (record["virtual_size"], record["other_config"], record["SR"]) == (str(8 * 1024**3), {"k": "v"}, sr)
+    assert (record["virtual_size"], record["other_config"], record["SR"]) == (
+        str(8 * 1024**3),
+        {"k": "v"},
+        sr,
+    )
     assert new in x.SR.get_VDIs(sr)
-    vbd = x.VBD.create({
-        "VM": halted, "VDI": new, "userdevice": "autodetect", "bootable": False, "mode": "RW",
-        "type": "Disk", "empty": False, "other_config": {}, "qos_algorithm_type": "",
-        "qos_algorithm_params": {},
-    })
+    vbd = x.VBD.create(
+        {
+            "VM": halted,
+            "VDI": new,
+            "userdevice": "autodetect",
+            "bootable": False,
+            "mode": "RW",
+            "type": "Disk",
+            "empty": False,
+            "other_config": {},
+            "qos_algorithm_type": "",
+            "qos_algorithm_params": {},
+        }
+    )
     assert x.VBD.get_userdevice(vbd) == "3" or x.VBD.get_userdevice(vbd).isdigit()
     assert vbd in x.VM.get_VBDs(halted) and vbd in x.VDI.get_VBDs(new)
     x.VBD.destroy(vbd)
