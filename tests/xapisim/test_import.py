@@ -96,7 +96,7 @@ def test_qemu_made_vhd_with_partial_coverage_is_applied_sector_by_sector(pool, t
     )
     target = new_vdi(session, x.VDI.get_SR(vdi), 8 * MIB)
     body = (tmp_path / "q.vhd").read_bytes()
-    status, headers, _ = put(sim, session, target, body, "vhd")
+    _status, headers, _ = put(sim, session, target, body, "vhd")
     assert wait_task(session, headers["task-id"])["status"] == "success"
     assert sim.sim("vdi_sha256", target) == sha(bytes(raw))
 
