@@ -18,13 +18,14 @@ from pools.xapi import (
     fetch_certificate_fingerprint,
     find_master,
 )
+from tests.fixtures.pools import failover, urls
 from tests.fixtures.processes import free_port
 
 pytestmark = pytest.mark.timeout(60)
 
 
 def client_for(sim, url=None, **kwargs) -> XapiClient:
-    return XapiClient(url or sim.url, "root", sim.password or "xapisim", timeout=5, **kwargs)
+    return XapiClient(url or sim.master_url, "root", sim.password, timeout=5, **kwargs)
 
 
 def test_login_calls_and_logout(xapisim):
@@ -39,9 +40,9 @@ def test_login_calls_and_logout(xapisim):
 
 def test_a_member_is_followed_to_the_master(xapisim_factory):
     sim = xapisim_factory(hosts=2)
-    member = sim.member_urls[0]
+    master_url, (member,) = urls(sim)
     with client_for(sim, url=member) as client:
-        assert client.url == sim.url
+        assert client.url == master_url
         assert client.get_all_records("host")
     with pytest.raises(HostIsSlave, match="is a pool member, not the master: the master is at"):
         client_for(sim, url=member, follow_master=False).login()
@@ -49,10 +50,11 @@ def test_a_member_is_followed_to_the_master(xapisim_factory):
 
 def test_find_master_probes_members_after_a_failover(xapisim_factory):
     sim = xapisim_factory(hosts=3)
-    sim.sim("sim.failover")
-    client = find_master([sim.url, *sim.member_urls], lambda url: client_for(sim, url=url))
+    old_master, members = urls(sim)
+    new_master = failover(sim)
+    client = find_master([old_master, *members], lambda url: client_for(sim, url=url))
     try:
-        assert client.url in sim.member_urls
+        assert client.url == new_master
         assert client.get_all_records("VM")
     finally:
         client.logout()
@@ -116,8 +118,8 @@ def test_async_calls_wait_on_their_task_with_progress(xapisim):
         assert not pending
 
 
-def test_export_stream_reads_a_close_delimited_body_then_the_task(xapisim):
-    with client_for(xapisim) as client:
+def test_export_stream_reads_a_close_delimited_body_then_the_task(xapisim_factory):
+    with client_for(xapisim_factory(disk_size="4M")) as client:
         vdi_ref, vdi = next(
             (ref, vdi)
             for ref, vdi in client.get_all_records("VDI").items()
@@ -154,19 +156,20 @@ def test_http_handlers_refuse_a_dead_session(xapisim):
 
 def test_tls_fingerprints_are_pinned_and_trusted_on_first_use(xapisim_factory):
     sim = xapisim_factory(tls=True)
-    assert sim.url.startswith("https://")
-    actual = fetch_certificate_fingerprint(sim.url)
+    url, _ = urls(sim)
+    assert url.startswith("https://")
+    actual = fetch_certificate_fingerprint(url)
     learnt = {}
     with client_for(sim, on_new_fingerprint=learnt.__setitem__) as client:
         assert client.get_all_records("host")
-    assert learnt == {sim.url: actual}
+    assert learnt == {url: actual}
 
-    with client_for(sim, fingerprints={sim.url: actual}) as client:
+    with client_for(sim, fingerprints={url: actual}) as client:
         assert client.get_all_records("host")
 
     wrong = ":".join(["00"] * 32)
     with pytest.raises(TlsFingerprintMismatch) as caught:
-        client_for(sim, fingerprints={sim.url: wrong}).login()
+        client_for(sim, fingerprints={url: wrong}).login()
     assert f"has fingerprint {actual}, but {wrong} is pinned" in str(caught.value)
 
     with pytest.raises(XapiConnectionError, match="is not trusted"):
