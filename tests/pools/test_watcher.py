@@ -270,3 +270,78 @@ def test_pools_added_changed_disabled_and_removed_without_a_restart(
     assert watcher.alive()
     assert "not the password" not in watcher.log()
     assert "Pw-9f3k2-secret" not in watcher.log()
+
+
+def test_a_ghost_in_the_cache_is_noticed_by_the_counts_and_removed(
+    xapisim, make_pool, start_watcher, sim_client, wait_for
+):
+    pool = make_pool(xapisim)
+    watcher = start_watcher()
+    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+    # A task the pool does not have (one that vanished without a del event).
+    XapiTask.objects.create(pool=pool, ref="OpaqueRef:ghost", name_label="ghost", status="pending")
+    client = sim_client(xapisim)
+    vm_ref, _ = guest_vm(client)
+    client.call("VM.set_name_label", vm_ref, "any change")
+    wait_for(
+        lambda: not XapiTask.objects.filter(pool=pool, ref="OpaqueRef:ghost").exists(),
+        timeout=2,
+        message="valid_ref_counts did not reveal the ghost task",
+    )
+    watcher.wait_for_log("re-fetching them", timeout=1)
+    wait_for(
+        lambda: VM.objects.get(pool=pool, ref=vm_ref).name_label == "any change",
+        timeout=1,
+        message="the change was lost",
+    )
+    assert cache_snapshot(pool) == sim_snapshot(client)
+
+
+def test_xapi_tasks_record_their_progress_and_can_be_cancelled(
+    xapisim, make_pool, start_watcher, sim_client, wait_for
+):
+    from pools.services import cancel_xapi_task
+
+    pool = make_pool(xapisim)
+    start_watcher()
+    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+    client = sim_client(xapisim)
+    vm_ref, _ = guest_vm(client)
+    xapisim.sim("set_async_delay", 1.0)
+    done_ref = client.call("Async.VM.snapshot", vm_ref, "watched snapshot")
+    wait_for(
+        lambda: XapiTask.objects.filter(pool=pool, ref=done_ref, status="success").exists(),
+        timeout=4,
+        message="the task never finished in the cache",
+    )
+    task = XapiTask.objects.get(pool=pool, ref=done_ref)
+    assert task.name_label == "Async.VM.snapshot" and task.progress == 1.0
+    assert task.finished is not None and task.created is not None
+    progresses = [progress for _, progress in task.progress_history]
+    assert len(progresses) >= 4 and progresses == sorted(progresses) and progresses[-1] == 1.0
+    times = [moment for moment, _ in task.progress_history]
+    assert times == sorted(times) and times[-1] - times[0] > 0.3
+
+    xapisim.sim("set_async_delay", 5.0)
+    slow_ref = client.call("Async.VM.snapshot", vm_ref, "cancelled snapshot")
+    wait_for(
+        lambda: XapiTask.objects.filter(pool=pool, ref=slow_ref).exists(),
+        timeout=2,
+        message="the slow task never reached the cache",
+    )
+    cancel_xapi_task(XapiTask.objects.get(pool=pool, ref=slow_ref))
+    wait_for(
+        lambda: XapiTask.objects.get(pool=pool, ref=slow_ref).status == "cancelled",
+        timeout=3,
+        message="the cancelled task never showed as cancelled",
+    )
+    assert XapiTask.objects.get(pool=pool, ref=slow_ref).error_info[0] == "TASK_CANCELLED"
+
+
+def test_cancelling_a_task_of_a_lost_pool_says_why(make_pool, xapisim, db):
+    from pools.services import PoolUnavailable, cancel_xapi_task
+
+    pool = make_pool(xapisim, status=PoolStatus.STALE)
+    task = XapiTask.objects.create(pool=pool, ref="OpaqueRef:t", name_label="export")
+    with pytest.raises(PoolUnavailable, match=r"pool pool1 is stale .*: task export cannot be"):
+        cancel_xapi_task(task)
