@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import socket
 import threading
 import time
@@ -174,3 +176,45 @@ def test_tls_fingerprints_are_pinned_and_trusted_on_first_use(xapisim_factory):
 
     with pytest.raises(XapiConnectionError, match="is not trusted"):
         client_for(sim, tls_mode="ca").login()
+
+
+def _disk_of(client, vm_name: str) -> str:
+    vm = next(r for r in client.get_all_records("VM").values() if r["name_label"] == vm_name)
+    vbds = [client.call("VBD.get_record", vbd) for vbd in vm["VBDs"]]
+    return min((int(v["userdevice"]), v["VDI"]) for v in vbds if v["type"] == "Disk")[1]
+
+
+def test_export_follows_the_redirect_to_the_host_that_sees_the_disk(xapisim_factory):
+    sim = xapisim_factory(vms=4, hosts=2, disk_size="4M")
+    with client_for(sim) as client:
+        vdi = _disk_of(client, "vm-00003")  # on host 1's local SR: the master answers 302
+        transfer = client.export_stream("/export_raw_vdi", {"vdi": vdi, "format": "raw"}, label="x")
+        body = b"".join(transfer)
+        assert transfer.finish() == ""
+    assert hashlib.sha256(body).hexdigest() == sim.sim("vdi_sha256", vdi)
+
+
+def test_import_stream_puts_a_body_and_returns_the_task_result(xapisim_factory):
+    sim = xapisim_factory(vms=1, disk_size="4M")
+    size = 4 * 1024 * 1024
+    data = os.urandom(size)
+    with client_for(sim) as client:
+        source = _disk_of(client, "vm-00000")
+        target = client.call(
+            "VDI.create",
+            {
+                "SR": client.call("VDI.get_SR", source),
+                "virtual_size": str(size),
+                "name_label": "restored",
+                "type": "user",
+                "sharable": False,
+                "read_only": False,
+                "other_config": {},
+            },
+        )
+        chunks = (data[i : i + 65536] for i in range(0, size, 65536))
+        result = client.import_stream(
+            "/import_raw_vdi", {"vdi": target, "format": "raw"}, chunks, size, label="restore"
+        )
+    assert result == target
+    assert sim.sim("vdi_sha256", target) == hashlib.sha256(data).hexdigest()
