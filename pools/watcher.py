@@ -266,6 +266,25 @@ class Supervisor:
         self.stopping = threading.Event()
         self.started_at = timezone.now()
 
+    def other_watcher(self) -> WatcherHeartbeat | None:
+        """Another live ``watch_pools`` (two would both write every pool's cache).
+
+        A heartbeat of this host whose process is gone (a crash) does not count.
+        """
+        heartbeat = WatcherHeartbeat.objects.filter(name=self.name).first()
+        if heartbeat is None or not heartbeat.is_alive():
+            return None
+        if heartbeat.hostname == socket.gethostname():
+            if heartbeat.pid == os.getpid():
+                return None
+            try:
+                os.kill(heartbeat.pid, 0)
+            except ProcessLookupError:
+                return None
+            except PermissionError:
+                pass
+        return heartbeat
+
     def run(self) -> None:
         logger.info("watcher started (pid %d)", os.getpid())
         try:

@@ -345,3 +345,12 @@ def test_cancelling_a_task_of_a_lost_pool_says_why(make_pool, xapisim, db):
     task = XapiTask.objects.create(pool=pool, ref="OpaqueRef:t", name_label="export")
     with pytest.raises(PoolUnavailable, match=r"pool pool1 is stale .*: task export cannot be"):
         cancel_xapi_task(task)
+
+
+def test_a_second_watcher_refuses_to_start(start_watcher, run_manage, wait_for):
+    first = start_watcher()
+    wait_for(lambda: WatcherHeartbeat.objects.exists(), timeout=5, message="no heartbeat")
+    second = run_manage("watch_pools")
+    assert second.returncode != 0
+    assert f"another watch_pools is running (pid {first.pid} on" in second.stderr
+    assert first.alive()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from pools.watcher import Supervisor
 
@@ -17,6 +17,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         supervisor = Supervisor()
+        other = supervisor.other_watcher()
+        if other is not None:
+            raise CommandError(
+                f"another watch_pools is running (pid {other.pid} on {other.hostname}, "
+                f"last heartbeat {other.beat_at:%H:%M:%S}): run only one"
+            )
 
         def on_signal(signum, frame) -> None:
             supervisor.stop()
