@@ -13,7 +13,8 @@ from pools.xapi import fetch_certificate_fingerprint
 from tests.fixtures.pools import urls
 from tests.fixtures.processes import free_port
 
-pytestmark = pytest.mark.timeout(90)
+# The database tests also run on PostgreSQL (make test: -m django_db).
+pytestmark = [pytest.mark.timeout(90), pytest.mark.django_db(transaction=True)]
 
 SECRET = "Pw-x7Qe-secret"
 

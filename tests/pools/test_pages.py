@@ -14,6 +14,8 @@ from django.utils import timezone
 from pools.choices import PoolStatus
 from pools.models import VBD, VDI, VM, Pool, WatcherHeartbeat
 
+pytestmark = pytest.mark.django_db
+
 
 def make_pool(name: str = "lab", status: str = PoolStatus.CONNECTED) -> Pool:
     pool = Pool(name=name, master_url=f"https://{name}.example", status=status)

@@ -10,7 +10,8 @@ from pools.choices import PoolStatus
 from pools.models import VDI, VM, Pool, WatcherHeartbeat, XapiTask
 from tests.fixtures.pools import cache_snapshot, failover, sim_snapshot, urls
 
-pytestmark = pytest.mark.timeout(120)
+# The database tests also run on PostgreSQL (make test: -m django_db).
+pytestmark = [pytest.mark.timeout(120), pytest.mark.django_db(transaction=True)]
 
 
 def status_of(pool: Pool) -> str:
