@@ -127,6 +127,15 @@ class Pool(models.Model):
     def is_live(self) -> bool:
         return self.status == PoolStatus.CONNECTED
 
+    @property
+    def purge_at(self):
+        """When the greyed objects of a lost pool will be purged, unless it reconnects first."""
+        from django.conf import settings
+
+        if self.stale_since is None:
+            return None
+        return self.stale_since + timedelta(seconds=settings.POOL_STALE_GRACE_SECONDS)
+
     def clean(self) -> None:
         from pools.xapi import normalise_fingerprint, normalise_url
 

@@ -58,7 +58,13 @@ MASTER_GONE = {"HOST_IS_SLAVE", "HOST_STILL_BOOTING", "HOST_HAS_NO_MANAGEMENT_IP
 
 def config_key(pool: Pool) -> tuple:
     """What the connection depends on: a change of any of these restarts the pool's loop."""
-    return (pool.master_url, pool.username, pool.password_encrypted, pool.tls_mode)
+    return (
+        pool.master_url,
+        pool.username,
+        pool.password_encrypted,
+        pool.tls_mode,
+        pool.tls_fingerprint,
+    )
 
 
 class PoolWatcher(threading.Thread):
@@ -74,6 +80,7 @@ class PoolWatcher(threading.Thread):
         self.lost = False
         self.backoff = 1.0
         self.events_applied = 0
+        self.resyncs_in_a_row = 0  # full fetches with no event.from answered in between
 
     # -- control --
 
@@ -103,9 +110,11 @@ class PoolWatcher(threading.Thread):
                 self.follow_events()
             except SessionRenewed as error:
                 logger.info("pool %s: %s; full resync", self.pool.name, error)
+                self.pause_if_resyncing_in_a_loop()
             except (XapiConnectionError, XapiFailure) as error:
                 if isinstance(error, XapiFailure) and error.code in RESYNC_CODES:
                     logger.info("pool %s: %s; full resync", self.pool.name, error.code)
+                    self.pause_if_resyncing_in_a_loop()
                     continue
                 master_gone = isinstance(error, XapiConnectionError) or error.code in MASTER_GONE
                 if master_gone and not self.lost and not retried_at_once:
@@ -126,6 +135,11 @@ class PoolWatcher(threading.Thread):
                     break
                 logger.exception("pool %s: unexpected error; reconnecting", self.pool.name)
                 self.lose("unexpected error in the watcher (see its log)", PoolStatus.ERROR)
+
+    def pause_if_resyncing_in_a_loop(self) -> None:
+        """A pool that voids every new token at once must not be re-fetched in a tight loop."""
+        if self.resyncs_in_a_row >= 3:
+            self.wait_backoff()
 
     def drop_client(self) -> None:
         if self.client is not None:
@@ -182,6 +196,7 @@ class PoolWatcher(threading.Thread):
         records = {name: client.get_all_records(name) for name in CACHED_CLASSES}
         cache.full_sync(self.pool, records, pool_fields=self._pool_fields(pool_record, records))
         self.lost = False
+        self.resyncs_in_a_row += 1
         self.pool.refresh_from_db()
         pool_connected.send(sender=Pool, pool=self.pool)
 
@@ -214,6 +229,7 @@ class PoolWatcher(threading.Thread):
             )
             if self.stopping.is_set():
                 return
+            self.resyncs_in_a_row = 0
             self.token = result["token"]
             events = result.get("events", [])
             pool_fields = {}

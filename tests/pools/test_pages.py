@@ -149,3 +149,15 @@ def test_admin_shows_the_cache_read_only(admin_client):
     page = admin_client.get(f"/admin/pools/vm/{vm.pk}/change/").content.decode()
     assert "vm-lab-00000" in page and 'name="_save"' not in page
     assert admin_client.get("/admin/pools/vm/add/").status_code == 403
+
+
+def test_a_stale_pool_says_when_its_objects_will_be_purged(client, watcher_alive, settings):
+    settings.POOL_STALE_GRACE_SECONDS = 90
+    pool = make_pool("gone", status=PoolStatus.STALE)
+    Pool.objects.filter(pk=pool.pk).update(
+        stale_since=timezone.now().replace(hour=10, minute=0, second=0, microsecond=0),
+        status_message="connection refused by https://gone.example: is XAPI running there?",
+    )
+    page = client.get(f"/pools/{pool.pk}/").content.decode()
+    assert "purged at 10:01:30 unless the pool reconnects first" in page
+    assert "connection refused by https://gone.example" in page
