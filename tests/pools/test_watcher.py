@@ -355,3 +355,35 @@ def test_a_second_watcher_refuses_to_start(start_watcher, run_manage, wait_for):
     assert second.returncode != 0
     assert f"another watch_pools is running (pid {first.pid} on" in second.stderr
     assert first.alive()
+
+
+def test_dropped_streams_and_lost_events_resync_without_greying(
+    xapisim, make_pool, start_watcher, sim_client, wait_for
+):
+    pool = make_pool(xapisim)
+    watcher = start_watcher()
+    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+    client = sim_client(xapisim)
+    vm_ref, _ = guest_vm(client)
+    connected_at = Pool.objects.get(pk=pool.pk).connected_at
+
+    xapisim.sim("fail_next", "event.from", ["EVENTS_LOST"])
+    client.call("VM.set_name_label", vm_ref, "after lost events")
+    wait_for(
+        lambda: VM.objects.get(pool=pool, ref=vm_ref).name_label == "after lost events",
+        timeout=2,
+        message="the watcher did not resync after EVENTS_LOST",
+    )
+    watcher.wait_for_log("EVENTS_LOST; full resync", timeout=1)
+
+    assert int(xapisim.sim("drop_event_streams")) == 1
+    client.call("VM.set_name_label", vm_ref, "after a dropped stream")
+    wait_for(
+        lambda: VM.objects.get(pool=pool, ref=vm_ref).name_label == "after a dropped stream",
+        timeout=2,
+        message="the watcher did not come back after its stream was cut",
+    )
+    pool.refresh_from_db()
+    assert pool.status == PoolStatus.CONNECTED and pool.connected_at > connected_at
+    assert "lost" not in watcher.log(), "a short interruption must not grey the pool"
+    assert not VM.objects.filter(pool=pool, stale_since__isnull=False).exists()
