@@ -18,11 +18,12 @@ import os
 import random
 import threading
 import time
-import uuid as uuidlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .schema import new_uuid
 
 BLOCK_SIZE = 2 * 1024 * 1024
 SECTOR = 512
@@ -63,7 +64,7 @@ class BlockStore:
     # -- structure --------------------------------------------------------------------------
 
     def _new_node(self, size: int, parent: str | None) -> Node:
-        node = Node(uuid=str(uuidlib.uuid4()), size=size, parent=parent)
+        node = Node(uuid=new_uuid(), size=size, parent=parent)
         self.nodes[node.uuid] = node
         return node
 

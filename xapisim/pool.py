@@ -8,6 +8,7 @@ check the arity → consume a `sim.fail_next` fault → run (or start a task for
 
 from __future__ import annotations
 
+import os
 import pickle
 import threading
 import time
@@ -133,19 +134,35 @@ class Simulator:
         with open(temporary, "wb") as handle:
             pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
             handle.flush()
-            import os
-
             os.fsync(handle.fileno())
         temporary.replace(path)
 
     def _save_loop(self) -> None:
-        while not self.stopping.wait(SAVE_INTERVAL):
+        """Save when something changed. A save costs time proportional to the pool, so the
+        interval grows to five times the last save's duration: a 10,000-VM pool is not
+        re-pickled after every change while thousands of changes a second come in."""
+        interval = SAVE_INTERVAL
+        while not self.stopping.wait(interval):
             if self.db.dirty or self.store_dirty:
+                began = time.monotonic()
                 self.save()
+                interval = max(SAVE_INTERVAL, 5 * (time.monotonic() - began))
 
     def start_background(self) -> None:
         self.saver.start()
         self.task_gc.start()
+        threading.Thread(target=self._warm_cache, name="xapisim-warm", daemon=True).start()
+
+    def _warm_cache(self) -> None:
+        """Encode every record once in the background, so the first `get_all_records` of a big
+        pool is a join; the lock is taken per batch so calls are not held up."""
+        for cls in ("VM", "VBD", "VDI", "VIF", "SR", "host", "pool", "network", "PBD"):
+            refs = list(self.db.tables[cls])
+            for start in range(0, len(refs), 500):
+                with self.db.lock:
+                    for ref in refs[start : start + 500]:
+                        if ref in self.db.class_of:
+                            self.db.cached(ref)
 
     def shutdown(self) -> None:
         self.stopping.set()
