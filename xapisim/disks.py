@@ -157,6 +157,18 @@ class BlockStore:
         generated = random.Random(f"{node.seed}:{index}").randbytes(count * SECTOR)
         return bytes(first * SECTOR) + generated + bytes(BLOCK_SIZE - (first + count) * SECTOR)
 
+    def block_file(self, vdi_uuid: str, index: int) -> Path | None:
+        """The sparse file holding block `index` of the VDI at `index * BLOCK_SIZE`, or None
+        when the block is generated (seeded) or zero: lets exports use sendfile."""
+        with self.lock:
+            for uuid in self.chain(self.leaf_of[vdi_uuid]):
+                node = self.nodes[uuid]
+                if index in node.blocks:
+                    return self._path(uuid)
+                if index in node.seeded:
+                    return None
+        return None
+
     def read_block(self, vdi_uuid: str, index: int) -> bytes:
         """The 2 MiB logical content of block `index` (zeros where never written)."""
         with self.lock:

@@ -68,6 +68,7 @@ class Simulator:
         self.saver = threading.Thread(target=self._save_loop, name="xapisim-saver", daemon=True)
         self.stopping = threading.Event()
         self.store_dirty = False
+        self.save_lock = threading.Lock()
         self._load_or_seed(seed.SeedOptions(vms=vms, hosts=hosts, disk_size=disk_size))
         self.task_gc = tasks.TaskGc(self.db)
 
@@ -126,16 +127,18 @@ class Simulator:
         return self.master_ref
 
     def save(self) -> None:
-        """Write the state atomically: temporary file, fsync, rename."""
-        state = {"db": self.db.dump(), "store": self.store.dump(), "hosts": self.hosts}
-        self.store_dirty = False
-        path = self.data_dir / STATE_FILE
-        temporary = path.with_suffix(".tmp")
-        with open(temporary, "wb") as handle:
-            pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.replace(path)
+        """Write the state atomically: temporary file, fsync, rename. One save at a time: the
+        background saver and `sim.` writes (which save at once) share the temporary file."""
+        with self.save_lock:
+            state = {"db": self.db.dump(), "store": self.store.dump(), "hosts": self.hosts}
+            self.store_dirty = False
+            path = self.data_dir / STATE_FILE
+            temporary = path.with_suffix(".tmp")
+            with open(temporary, "wb") as handle:
+                pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                handle.flush()
+                os.fsync(handle.fileno())
+            temporary.replace(path)
 
     def _save_loop(self) -> None:
         """Save when something changed. A save costs time proportional to the pool, so the
