@@ -14,7 +14,6 @@ Reads and writes go block by block, so memory stays bounded whatever the disk si
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import threading
 import time
@@ -255,14 +254,3 @@ class BlockStore:
     def node_path_on_sr(self, sr_uuid: str, node_uuid: str) -> str:
         """Where XAPI's ext/NFS SR would keep this node (used as the delta's parent name)."""
         return f"/var/run/sr-mount/{sr_uuid}/{node_uuid}.vhd"
-
-    def clone_tree_size(self) -> int:
-        return len(self.nodes)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -22,6 +22,7 @@ from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING
 
 from . import tasks, vhdstream
+from .api.storage import new_vdi
 from .disks import BLOCK_SIZE, ZERO_BLOCK, block_count
 from .errors import VDI_IO_ERROR, XapiError
 
@@ -327,7 +328,7 @@ def import_raw_vdi(handler: Handler) -> None:
             return
         length = int(length_header)
         try:
-            vdi = db.resolve("VDI", query.get("vdi", ""))
+            vdi = _import_target(handler, query, length)
         except XapiError as error:
             _fail_before_start(handler, task, "404 Not Found", error)
             return
@@ -361,6 +362,19 @@ def import_raw_vdi(handler: Handler) -> None:
     finally:
         if basic:
             sim.call(sim.master_ref, "session.logout", [session])
+
+
+def _import_target(handler: Handler, query: dict[str, str], length: int) -> str:
+    """The VDI to write: `vdi=` (ref or uuid), or without it a new VDI of the body's size on
+    `sr_id=` / `sr_uuid=`, which XAPI allows for raw uploads only."""
+    db = handler.sim.db
+    if query.get("vdi"):
+        return db.resolve("VDI", query["vdi"])
+    sr_given = query.get("sr_id") or query.get("sr_uuid")
+    if not sr_given or query.get("format", "raw") != "raw":
+        raise XapiError("HANDLE_INVALID", "VDI", "")
+    sr = db.resolve("SR", sr_given)
+    return new_vdi(handler.sim, {"SR": sr, "name_label": "import", "virtual_size": length})
 
 
 def _apply_import(handler: Handler, task: str, vdi_uuid: str, fmt: str, length: int) -> None:
