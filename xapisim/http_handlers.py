@@ -12,10 +12,6 @@ task-id first, then the body is applied (raw written in place, VHD applied as a 
 from __future__ import annotations
 
 import base64
-import os
-import socket
-import ssl
-import time
 import uuid as uuidlib
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
@@ -25,32 +21,12 @@ from . import tasks, vhdstream
 from .api.storage import new_vdi
 from .disks import BLOCK_SIZE, ZERO_BLOCK, block_count
 from .errors import VDI_IO_ERROR, XapiError
+from .transfer import Sender, Throttle
 
 if TYPE_CHECKING:
     from .server import Handler
 
 CONTENT_TYPES = {"vhd": "application/vhd", "raw": "application/octet-stream"}
-SEND_SLICE = 256 * 1024
-
-
-class Throttle:
-    """Sleeps so that a transfer does not exceed the simulator's current rate limit."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.sim = handler.sim
-        self.started = time.monotonic()
-        self.done = 0
-
-    def account(self, count: int) -> None:
-        self.done += count
-        rate = self.sim.faults.rate_limit
-        if rate > 0:
-            ahead = self.done / rate - (time.monotonic() - self.started)
-            if ahead > 0:
-                time.sleep(ahead)
-        else:
-            self.started = time.monotonic()
-            self.done = 0
 
 
 def _session(handler: Handler, query: dict[str, str]) -> tuple[str | None, bool]:
@@ -219,7 +195,7 @@ def _stream_export(handler: Handler, task: str, vdi: str, base: str | None, fmt:
         total = size
     cut = sim.faults.cut_export_after
     sim.faults.cut_export_after = None
-    sender = _Sender(handler, vdi_uuid, size, fmt, cut)
+    sender = Sender(handler, vdi_uuid, size, fmt, cut)
     last_progress = 0.0
     for piece in pieces:
         if tasks.is_cancelling(db, task):
@@ -235,70 +211,6 @@ def _stream_export(handler: Handler, task: str, vdi: str, base: str | None, fmt:
             tasks.set_progress(db, task, progress)
             last_progress = progress
     handler.wfile.flush()
-
-
-class _Sender:
-    """Writes an export body: block data by sendfile from the block file when nothing needs
-    to see the bytes (plain HTTP, no rate limit, no cut), else through Python in slices."""
-
-    def __init__(
-        self, handler: Handler, vdi_uuid: str, size: int, fmt: str, cut: int | None
-    ) -> None:
-        self.handler = handler
-        self.store = handler.sim.store
-        self.vdi_uuid = vdi_uuid
-        self.size = size
-        self.fmt = fmt
-        self.cut = cut
-        self.sent = 0
-        self.throttle = Throttle(handler)
-        self.plain = isinstance(handler.connection, socket.socket) and not isinstance(
-            handler.connection, ssl.SSLSocket
-        )
-
-    def send(self, data: bytes) -> None:
-        view = memoryview(data)
-        if self.cut is not None and self.sent + len(view) > self.cut:
-            self.handler.wfile.write(view[: self.cut - self.sent])
-            self.handler.wfile.flush()
-            raise XapiError(*VDI_IO_ERROR)
-        if self.handler.sim.faults.rate_limit or self.cut is not None:
-            for start in range(0, len(view), SEND_SLICE):
-                chunk = view[start : start + SEND_SLICE]
-                self.handler.wfile.write(chunk)
-                self.throttle.account(len(chunk))
-        else:
-            self.handler.wfile.write(view)
-        self.sent += len(view)
-
-    def block(self, index: int) -> None:
-        """Send block `index`: 2 MiB in a VHD, up to the disk's end in a raw stream."""
-        length = (
-            BLOCK_SIZE if self.fmt == "vhd" else min(BLOCK_SIZE, self.size - index * BLOCK_SIZE)
-        )
-        path = self.store.block_file(self.vdi_uuid, index)
-        fast = (
-            self.plain
-            and path is not None
-            and self.cut is None
-            and not self.handler.sim.faults.rate_limit
-        )
-        if not fast:
-            data = self.store.read_block(self.vdi_uuid, index)
-            self.send(data if length == BLOCK_SIZE else data[:length])
-            return
-        self.handler.wfile.flush()
-        with open(path, "rb") as source:
-            offset = index * BLOCK_SIZE
-            left = length
-            while left:
-                count = os.sendfile(self.handler.connection.fileno(), source.fileno(), offset, left)
-                if count == 0:  # end of the sparse file: the rest of the block is a hole
-                    self.handler.wfile.write(ZERO_BLOCK[:left])
-                    break
-                offset += count
-                left -= count
-        self.sent += length
 
 
 def import_raw_vdi(handler: Handler) -> None:
@@ -380,7 +292,7 @@ def _import_target(handler: Handler, query: dict[str, str], length: int) -> str:
 def _apply_import(handler: Handler, task: str, vdi_uuid: str, fmt: str, length: int) -> None:
     sim = handler.sim
     store = sim.store
-    throttle = Throttle(handler)
+    throttle = Throttle(sim)
     received = 0
 
     def read(count: int) -> bytes:
