@@ -17,7 +17,6 @@ from pathlib import Path
 from .api.control import parse_size
 from .pool import Simulator
 from .server import HostServer
-from .tls import server_context
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         tls=args.tls,
         password=args.password,
     )
-    context = server_context(args.data / "tls", args.host) if args.tls else None
+    context = None
+    if args.tls:
+        from .tls import server_context  # cryptography is slow to import; only --tls needs it
+
+        context = server_context(args.data / "tls", args.host)
     ports = []
     for number, host in enumerate(sim.hosts):
         port = args.port + number if args.port else 0

@@ -14,15 +14,15 @@ Reads and writes go block by block, so memory stays bounded whatever the disk si
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import threading
 import time
-import uuid as uuidlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .schema import new_uuid
 
 BLOCK_SIZE = 2 * 1024 * 1024
 SECTOR = 512
@@ -63,7 +63,7 @@ class BlockStore:
     # -- structure --------------------------------------------------------------------------
 
     def _new_node(self, size: int, parent: str | None) -> Node:
-        node = Node(uuid=str(uuidlib.uuid4()), size=size, parent=parent)
+        node = Node(uuid=new_uuid(), size=size, parent=parent)
         self.nodes[node.uuid] = node
         return node
 
@@ -156,6 +156,18 @@ class BlockStore:
         generated = random.Random(f"{node.seed}:{index}").randbytes(count * SECTOR)
         return bytes(first * SECTOR) + generated + bytes(BLOCK_SIZE - (first + count) * SECTOR)
 
+    def block_file(self, vdi_uuid: str, index: int) -> Path | None:
+        """The sparse file holding block `index` of the VDI at `index * BLOCK_SIZE`, or None
+        when the block is generated (seeded) or zero: lets exports use sendfile."""
+        with self.lock:
+            for uuid in self.chain(self.leaf_of[vdi_uuid]):
+                node = self.nodes[uuid]
+                if index in node.blocks:
+                    return self._path(uuid)
+                if index in node.seeded:
+                    return None
+        return None
+
     def read_block(self, vdi_uuid: str, index: int) -> bytes:
         """The 2 MiB logical content of block `index` (zeros where never written)."""
         with self.lock:
@@ -242,14 +254,3 @@ class BlockStore:
     def node_path_on_sr(self, sr_uuid: str, node_uuid: str) -> str:
         """Where XAPI's ext/NFS SR would keep this node (used as the delta's parent name)."""
         return f"/var/run/sr-mount/{sr_uuid}/{node_uuid}.vhd"
-
-    def clone_tree_size(self) -> int:
-        return len(self.nodes)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

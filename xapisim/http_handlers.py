@@ -12,40 +12,21 @@ task-id first, then the body is applied (raw written in place, VHD applied as a 
 from __future__ import annotations
 
 import base64
-import time
 import uuid as uuidlib
+from collections.abc import Iterator
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING
 
 from . import tasks, vhdstream
-from .disks import BLOCK_SIZE, ZERO_BLOCK
+from .api.storage import new_vdi
+from .disks import BLOCK_SIZE, ZERO_BLOCK, block_count
 from .errors import VDI_IO_ERROR, XapiError
+from .transfer import Sender, Throttle
 
 if TYPE_CHECKING:
     from .server import Handler
 
 CONTENT_TYPES = {"vhd": "application/vhd", "raw": "application/octet-stream"}
-SEND_SLICE = 256 * 1024
-
-
-class Throttle:
-    """Sleeps so that a transfer does not exceed the simulator's current rate limit."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.sim = handler.sim
-        self.started = time.monotonic()
-        self.done = 0
-
-    def account(self, count: int) -> None:
-        self.done += count
-        rate = self.sim.faults.rate_limit
-        if rate > 0:
-            ahead = self.done / rate - (time.monotonic() - self.started)
-            if ahead > 0:
-                time.sleep(ahead)
-        else:
-            self.started = time.monotonic()
-            self.done = 0
 
 
 def _session(handler: Handler, query: dict[str, str]) -> tuple[str | None, bool]:
@@ -203,31 +184,29 @@ def _stream_export(handler: Handler, task: str, vdi: str, base: str | None, fmt:
                 leaf.mtime,
                 sim.store.node_path_on_sr(base_sr, leaf.uuid),
             )
-        pieces = vhdstream.export_stream(
-            size, blocks, lambda i: sim.store.read_block(vdi_uuid, i), parent
-        )
+        pieces: Iterator[bytes | int] = vhdstream.export_stream(size, blocks, None, parent)
         total = vhdstream.stream_size(size, len(blocks))
     else:
-        pieces = sim.store.iter_raw(vdi_uuid, blocks if base_uuid is not None else None)
+        wanted = set(blocks) if base_uuid is not None else None
+        pieces = (
+            index if wanted is None or index in wanted else b""
+            for index in range(block_count(size))
+        )
         total = size
     cut = sim.faults.cut_export_after
     sim.faults.cut_export_after = None
-    throttle = Throttle(handler)
-    sent = 0
+    sender = Sender(handler, vdi_uuid, size, fmt, cut)
     last_progress = 0.0
     for piece in pieces:
         if tasks.is_cancelling(db, task):
             raise XapiError("TASK_CANCELLED", task)
-        if cut is not None and sent + len(piece) > cut:
-            handler.wfile.write(piece[: cut - sent])
-            handler.wfile.flush()
-            raise XapiError(*VDI_IO_ERROR)
-        for start in range(0, len(piece), SEND_SLICE):
-            chunk = piece[start : start + SEND_SLICE]
-            handler.wfile.write(chunk)
-            throttle.account(len(chunk))
-        sent += len(piece)
-        progress = sent / total if total else 1.0
+        if isinstance(piece, int):
+            sender.block(piece)
+        elif piece:
+            sender.send(piece)
+        else:  # a raw block outside the delta: zeros
+            sender.send(ZERO_BLOCK)
+        progress = sender.sent / total if total else 1.0
         if progress - last_progress >= 0.05:
             tasks.set_progress(db, task, progress)
             last_progress = progress
@@ -261,7 +240,7 @@ def import_raw_vdi(handler: Handler) -> None:
             return
         length = int(length_header)
         try:
-            vdi = db.resolve("VDI", query.get("vdi", ""))
+            vdi = _import_target(handler, query, length)
         except XapiError as error:
             _fail_before_start(handler, task, "404 Not Found", error)
             return
@@ -297,10 +276,23 @@ def import_raw_vdi(handler: Handler) -> None:
             sim.call(sim.master_ref, "session.logout", [session])
 
 
+def _import_target(handler: Handler, query: dict[str, str], length: int) -> str:
+    """The VDI to write: `vdi=` (ref or uuid), or without it a new VDI of the body's size on
+    `sr_id=` / `sr_uuid=`, which XAPI allows for raw uploads only."""
+    db = handler.sim.db
+    if query.get("vdi"):
+        return db.resolve("VDI", query["vdi"])
+    sr_given = query.get("sr_id") or query.get("sr_uuid")
+    if not sr_given or query.get("format", "raw") != "raw":
+        raise XapiError("HANDLE_INVALID", "VDI", "")
+    sr = db.resolve("SR", sr_given)
+    return new_vdi(handler.sim, {"SR": sr, "name_label": "import", "virtual_size": length})
+
+
 def _apply_import(handler: Handler, task: str, vdi_uuid: str, fmt: str, length: int) -> None:
     sim = handler.sim
     store = sim.store
-    throttle = Throttle(handler)
+    throttle = Throttle(sim)
     received = 0
 
     def read(count: int) -> bytes:

@@ -8,6 +8,7 @@ check the arity → consume a `sim.fail_next` fault → run (or start a task for
 
 from __future__ import annotations
 
+import os
 import pickle
 import threading
 import time
@@ -67,6 +68,7 @@ class Simulator:
         self.saver = threading.Thread(target=self._save_loop, name="xapisim-saver", daemon=True)
         self.stopping = threading.Event()
         self.store_dirty = False
+        self.save_lock = threading.Lock()
         self._load_or_seed(seed.SeedOptions(vms=vms, hosts=hosts, disk_size=disk_size))
         self.task_gc = tasks.TaskGc(self.db)
 
@@ -125,27 +127,45 @@ class Simulator:
         return self.master_ref
 
     def save(self) -> None:
-        """Write the state atomically: temporary file, fsync, rename."""
-        state = {"db": self.db.dump(), "store": self.store.dump(), "hosts": self.hosts}
-        self.store_dirty = False
-        path = self.data_dir / STATE_FILE
-        temporary = path.with_suffix(".tmp")
-        with open(temporary, "wb") as handle:
-            pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            handle.flush()
-            import os
-
-            os.fsync(handle.fileno())
-        temporary.replace(path)
+        """Write the state atomically: temporary file, fsync, rename. One save at a time: the
+        background saver and `sim.` writes (which save at once) share the temporary file."""
+        with self.save_lock:
+            state = {"db": self.db.dump(), "store": self.store.dump(), "hosts": self.hosts}
+            self.store_dirty = False
+            path = self.data_dir / STATE_FILE
+            temporary = path.with_suffix(".tmp")
+            with open(temporary, "wb") as handle:
+                pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                handle.flush()
+                os.fsync(handle.fileno())
+            temporary.replace(path)
 
     def _save_loop(self) -> None:
-        while not self.stopping.wait(SAVE_INTERVAL):
+        """Save when something changed. A save costs time proportional to the pool, so the
+        interval grows to five times the last save's duration: a 10,000-VM pool is not
+        re-pickled after every change while thousands of changes a second come in."""
+        interval = SAVE_INTERVAL
+        while not self.stopping.wait(interval):
             if self.db.dirty or self.store_dirty:
+                began = time.monotonic()
                 self.save()
+                interval = max(SAVE_INTERVAL, 5 * (time.monotonic() - began))
 
     def start_background(self) -> None:
         self.saver.start()
         self.task_gc.start()
+        threading.Thread(target=self._warm_cache, name="xapisim-warm", daemon=True).start()
+
+    def _warm_cache(self) -> None:
+        """Encode every record once in the background, so the first `get_all_records` of a big
+        pool is a join; the lock is taken per batch so calls are not held up."""
+        for cls in ("VM", "VBD", "VDI", "VIF", "SR", "host", "pool", "network", "PBD"):
+            refs = list(self.db.tables[cls])
+            for start in range(0, len(refs), 500):
+                with self.db.lock:
+                    for ref in refs[start : start + 500]:
+                        if ref in self.db.class_of:
+                            self.db.cached(ref)
 
     def shutdown(self) -> None:
         self.stopping.set()

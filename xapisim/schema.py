@@ -7,7 +7,7 @@ also gives its type, which setters use to coerce lenient input (ints sent as str
 
 from __future__ import annotations
 
-import uuid as uuidlib
+import os
 from typing import Any
 
 from .wire import EPOCH
@@ -38,12 +38,16 @@ VOLATILE = frozenset({"task", "session"})
 SILENT = frozenset({"session"})
 
 
-def new_ref() -> str:
-    return f"OpaqueRef:{uuidlib.uuid4()}"
-
-
 def new_uuid() -> str:
-    return str(uuidlib.uuid4())
+    """A random (version 4) UUID; formatted by hand because uuid.uuid4() is 3x slower and a
+    10,000-VM pool needs 130,000 of them at start-up."""
+    digits = os.urandom(16).hex()
+    variant = "89ab"[int(digits[16], 16) & 3]
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:32]}"
+
+
+def new_ref() -> str:
+    return f"OpaqueRef:{new_uuid()}"
 
 
 _COMMON = {"uuid": "", "other_config": {}}
@@ -378,13 +382,18 @@ WRITABLE: dict[str, frozenset[str]] = {
 }
 
 
+_CONTAINERS = {
+    cls: tuple(key for key, value in fields.items() if isinstance(value, dict | list))
+    for cls, fields in DEFAULTS.items()
+}
+
+
 def new_record(cls: str, **fields: Any) -> dict[str, Any]:
     """A fresh record of `cls` with XAPI's defaults, a new UUID and the given fields."""
     # Shallow copy plus fresh containers: deepcopy is too slow for 10,000-VM pools.
-    record = {
-        key: (value.copy() if isinstance(value, dict | list) else value)
-        for key, value in DEFAULTS[cls].items()
-    }
+    record = DEFAULTS[cls].copy()
+    for key in _CONTAINERS[cls]:
+        record[key] = record[key].copy()
     record["uuid"] = new_uuid()
     unknown = set(fields) - set(record)
     if unknown:

@@ -310,3 +310,13 @@ def test_import_task_result_is_the_vdi_ref(pool) -> None:
     assert record["status"] == "success"
     assert task_value(record) == target
     assert sim.sim("vdi_sha256", target) == sha(raw)
+
+
+def test_vhd_export_above_2040_gib_fails_the_task_after_the_headers(pool) -> None:
+    sim, session, _vm, _vdi = pool
+    x = session.xenapi
+    huge = sim.sim("vdi_create", x.pool.get_default_SR(x.pool.get_all()[0]), "huge", "2041G")
+    status, headers, body = export(sim.url, session.handle, huge, "vhd")
+    assert (status, body) == (200, b"")
+    record = wait_task(session, headers["task-id"])
+    assert record["error_info"] == ["VDI_TOO_LARGE", huge, str(2040 * 1024**3)]

@@ -168,3 +168,22 @@ def test_garbage_vhd_fails_the_task(pool) -> None:
     assert status == 200
     record = wait_task(session, headers["task-id"])
     assert record["error_info"] == ["VDI_IO_ERROR", "Device I/O errors"]
+
+
+def test_raw_import_without_vdi_creates_one_on_the_sr(pool) -> None:
+    sim, session, vdi = pool
+    x = session.xenapi
+    sr = x.VDI.get_SR(vdi)
+    payload = b"new disk" * (MIB // 8)
+    path = f"/import_raw_vdi?session_id={session.handle}&sr_uuid={x.SR.get_uuid(sr)}&format=raw"
+    status, headers, _ = request(
+        sim.url, "PUT", path, body=payload, headers={"Content-Length": str(MIB)}
+    )
+    assert status == 200
+    record = wait_task(session, headers["task-id"])
+    created = task_value(record)
+    assert x.VDI.get_SR(created) == sr and x.VDI.get_virtual_size(created) == str(MIB)
+    assert sim.sim("vdi_sha256", created) == sha(payload)
+    vhd_path = f"/import_raw_vdi?session_id={session.handle}&sr_id={sr}&format=vhd"
+    status, _, _ = request(sim.url, "PUT", vhd_path, body=b"x", headers={"Content-Length": "1"})
+    assert status == 404
