@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 
 from pools.models import SR, VBD, VDI, VM, Host, Pool, WatcherHeartbeat, XapiTask
 
@@ -41,6 +43,12 @@ class PoolAdminForm(forms.ModelForm):
 @admin.register(Pool)
 class PoolAdmin(admin.ModelAdmin):
     form = PoolAdminForm
+
+    # Error reports (DEBUG pages, mails to admins) must not show the password typed.
+    @method_decorator(sensitive_post_parameters("new_password"))
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     list_display = ["name", "master_url", "status", "enabled", "last_event_at", "stale_since"]
     list_filter = ["status", "enabled"]
     search_fields = ["name", "master_url", "xapi_name_label", "xapi_uuid"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 from pools.choices import TlsMode
 from pools.models import Pool
@@ -73,6 +74,7 @@ class PoolForm(forms.ModelForm):
             raise forms.ValidationError("enter the XAPI user name (usually root)")
         return value
 
+    @sensitive_variables("password", "data")
     def clean(self) -> dict:
         data = super().clean()
         if self.errors or not data.get("test_connection"):
@@ -83,6 +85,7 @@ class PoolForm(forms.ModelForm):
         self._test_connection(data, password)
         return data
 
+    @sensitive_variables("password", "data")
     def _test_connection(self, data: dict, password: str) -> None:
         url = data["master_url"]
         fingerprints = {url: data["tls_fingerprint"]} if data.get("tls_fingerprint") else {}

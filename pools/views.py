@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from pools.choices import PoolStatus, PowerState
@@ -70,11 +71,13 @@ def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+@sensitive_post_parameters("password")
 @login_required
 def pool_add(request: HttpRequest) -> HttpResponse:
     return _pool_form(request, Pool())
 
 
+@sensitive_post_parameters("password")
 @login_required
 def pool_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _pool_form(request, get_object_or_404(Pool, pk=pk))
