@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from pools.choices import PoolStatus, PowerState
 from pools.forms import PoolForm
 from pools.models import SR, VBD, VDI, VM, Host, Pool, WatcherHeartbeat, XapiTask
+from pools.xapi import url_for_address
 
 VMS_PER_PAGE = 50
 
@@ -57,13 +58,21 @@ def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
     pool = get_object_or_404(Pool.objects.with_counts(), pk=pk)
     state = watcher_state()
     live = pool.is_live and state["watcher_alive"]
+    hosts = list(Host.objects.filter(pool=pool).order_by("name_label").defer("record"))
+    for host in hosts:
+        try:
+            host.is_master = url_for_address(host.address, like=pool.connected_url) == (
+                pool.connected_url
+            )
+        except ValueError:
+            host.is_master = False
     return render(
         request,
         "pools/pool_detail.html",
         {
             "pool": pool,
             "live": live,
-            "hosts": Host.objects.filter(pool=pool).order_by("name_label"),
+            "hosts": hosts,
             "srs": SR.objects.filter(pool=pool).order_by("name_label"),
             "tasks": XapiTask.objects.filter(pool=pool).order_by("-created")[:20],
             **state,
