@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
+from pools.forms import EDITED_FIELDS, save_settings
 from pools.models import SR, VBD, VDI, VM, Host, Pool, WatcherHeartbeat, XapiTask
 
 
@@ -23,7 +24,7 @@ class PoolAdminForm(forms.ModelForm):
 
     class Meta:
         model = Pool
-        fields = ["name", "master_url", "username", "tls_mode", "tls_fingerprint", "enabled"]
+        fields = EDITED_FIELDS
 
     def clean(self):
         data = super().clean()
@@ -36,7 +37,7 @@ class PoolAdminForm(forms.ModelForm):
         if self.cleaned_data.get("new_password"):
             pool.set_password(self.cleaned_data["new_password"])
         if commit:
-            pool.save()
+            save_settings(pool, adding=pool.pk is None)
         return pool
 
 
@@ -45,6 +46,9 @@ class PoolAdmin(admin.ModelAdmin):
     form = PoolAdminForm
 
     # Error reports (DEBUG pages, mails to admins) must not show the password typed.
+    def save_model(self, request, obj, form, change) -> None:
+        save_settings(obj, adding=not change)
+
     @method_decorator(sensitive_post_parameters("new_password"))
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         return super().changeform_view(request, object_id, form_url, extra_context)

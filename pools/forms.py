@@ -23,6 +23,26 @@ from pools.xapi import (
     normalise_url,
 )
 
+#: The columns people edit; the others belong to the watcher.
+EDITED_FIELDS = ["name", "master_url", "username", "tls_mode", "tls_fingerprint", "enabled"]
+
+
+def save_settings(pool: Pool, *, adding: bool) -> None:
+    """Save what a person edited without overwriting what the watcher wrote meanwhile (status,
+    stale_since… change while the connection test runs)."""
+    if adding:
+        pool.save()
+    else:
+        pool.save(
+            update_fields=[
+                *EDITED_FIELDS,
+                "password_encrypted",
+                "xapi_uuid",
+                "xapi_name_label",
+                "updated_at",
+            ]
+        )
+
 
 class PoolForm(forms.ModelForm):
     """Add or edit a pool; the password is write-only (never rendered back)."""
@@ -42,7 +62,7 @@ class PoolForm(forms.ModelForm):
 
     class Meta:
         model = Pool
-        fields = ["name", "master_url", "username", "tls_mode", "tls_fingerprint", "enabled"]
+        fields = EDITED_FIELDS
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -144,5 +164,5 @@ class PoolForm(forms.ModelForm):
             pool.xapi_uuid = self.xapi_uuid
             pool.xapi_name_label = self.xapi_pool_name
         if commit:
-            pool.save()
+            save_settings(pool, adding=pool.pk is None)
         return pool

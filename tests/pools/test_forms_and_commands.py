@@ -247,3 +247,16 @@ def test_pool_add_refuses_a_name_in_use(secret_sim, run_manage):
     assert again.returncode != 0
     assert "NAME: Pool with this Name already exists." in again.stderr
     assert Pool.objects.count() == 1
+
+
+def test_saving_the_form_keeps_what_the_watcher_wrote_meanwhile(secret_sim, db):
+    form = PoolForm(form_data(secret_sim))
+    assert form.is_valid()
+    pool = form.save()
+    form = PoolForm(form_data(secret_sim, name="renamed", password=""), instance=pool)
+    assert form.is_valid(), form.errors
+    # The watcher greys the pool while the person's form is being checked.
+    Pool.objects.filter(pk=pool.pk).update(status="stale", status_message="lost")
+    form.save()
+    pool = Pool.objects.get(pk=pool.pk)
+    assert (pool.name, pool.status, pool.status_message) == ("renamed", "stale", "lost")
