@@ -376,7 +376,12 @@ def test_dropped_streams_and_lost_events_resync_without_greying(
     )
     watcher.wait_for_log("EVENTS_LOST; full resync", timeout=1)
 
-    assert int(xapisim.sim("drop_event_streams")) == 1
+    # Cut the watcher's stream once it waits in event.from again (0 = nobody was waiting).
+    wait_for(
+        lambda: int(xapisim.sim("drop_event_streams")) == 1,
+        timeout=3,
+        message="the watcher never waited on event.from again",
+    )
     client.call("VM.set_name_label", vm_ref, "after a dropped stream")
     wait_for(
         lambda: VM.objects.get(pool=pool, ref=vm_ref).name_label == "after a dropped stream",
@@ -385,5 +390,5 @@ def test_dropped_streams_and_lost_events_resync_without_greying(
     )
     pool.refresh_from_db()
     assert pool.status == PoolStatus.CONNECTED and pool.connected_at > connected_at
-    assert "lost" not in watcher.log(), "a short interruption must not grey the pool"
+    assert "pool pool1 lost:" not in watcher.log(), "a short interruption must not grey the pool"
     assert not VM.objects.filter(pool=pool, stale_since__isnull=False).exists()
