@@ -153,7 +153,7 @@ def test_http_handlers_refuse_a_dead_session(xapisim):
         vdi_ref = next(iter(client.get_all_records("VDI")))
         xapisim.sim("sim.restart_toolstack")  # every session is gone
         with pytest.raises(AuthenticationFailed, match=r"SESSION_AUTHENTICATION_FAILED|refused"):
-            client._http_open("GET", "/export_raw_vdi", {"vdi": vdi_ref, "format": "raw"})
+            client.http_open("GET", "/export_raw_vdi", {"vdi": vdi_ref, "format": "raw"})
 
 
 def test_tls_fingerprints_are_pinned_and_trusted_on_first_use(xapisim_factory):
