@@ -36,6 +36,7 @@ from pools.services import client_for
 from pools.signals import pool_connected, pool_lost
 from pools.xapi import (
     SessionRenewed,
+    TlsFingerprintMismatch,
     XapiClient,
     XapiConnectionError,
     XapiError,
@@ -116,7 +117,10 @@ class PoolWatcher(threading.Thread):
                     logger.info("pool %s: %s; full resync", self.pool.name, error.code)
                     self.pause_if_resyncing_in_a_loop()
                     continue
-                master_gone = isinstance(error, XapiConnectionError) or error.code in MASTER_GONE
+                master_gone = (
+                    isinstance(error, XapiConnectionError)
+                    and not isinstance(error, TlsFingerprintMismatch)
+                ) or error.code in MASTER_GONE
                 if master_gone and not self.lost and not retried_at_once:
                     # A failover or a toolstack restart: look for the master again at once,
                     # and grey the objects only if that fails.

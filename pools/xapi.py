@@ -344,9 +344,12 @@ def find_master(candidates: Iterable[str], make_client: Callable[[str], XapiClie
     """Probe known pool members and return a client logged in to the current master.
 
     A member that knows the master answers ``HOST_IS_SLAVE`` naming it; the client follows.
-    Members in emergency mode (``HOST_STILL_BOOTING``…) and unreachable hosts are skipped.
+    Members in emergency mode (``HOST_STILL_BOOTING``…) and unreachable hosts are skipped. Bad
+    credentials end the search at once; a certificate that is not the pinned one is what is
+    reported when no host answered.
     """
     errors = []
+    mismatch = None
     for url in dict.fromkeys(candidates):
         client = make_client(url)
         try:
@@ -354,9 +357,13 @@ def find_master(candidates: Iterable[str], make_client: Callable[[str], XapiClie
         except (XapiConnectionError, XapiFailure) as error:
             if isinstance(error, AuthenticationFailed):
                 raise
+            if isinstance(error, TlsFingerprintMismatch) and mismatch is None:
+                mismatch = error
             errors.append(f"{url}: {error}")
             continue
         return client
+    if mismatch is not None:
+        raise mismatch
     raise XapiConnectionError(
         "no pool host answered as master: " + ("; ".join(errors) or "no known hosts")
     )

@@ -392,3 +392,28 @@ def test_dropped_streams_and_lost_events_resync_without_greying(
     assert pool.status == PoolStatus.CONNECTED and pool.connected_at > connected_at
     assert "pool pool1 lost:" not in watcher.log(), "a short interruption must not grey the pool"
     assert not VM.objects.filter(pool=pool, stale_since__isnull=False).exists()
+
+
+def test_tls_is_trusted_on_first_use_then_a_changed_certificate_is_refused(
+    xapisim_factory, make_pool, start_watcher, wait_for
+):
+    from pools.xapi import fetch_certificate_fingerprint
+
+    sim = xapisim_factory(tls=True)
+    pool = make_pool(sim)
+    assert pool.tls_fingerprint == ""
+    start_watcher()
+    wait_for(lambda: connected(pool), timeout=15, message="the TLS pool never connected")
+    actual = fetch_certificate_fingerprint(urls(sim)[0])
+    assert pool.tls_fingerprint == actual
+
+    wrong = ":".join(["AB"] * 32)
+    Pool.objects.filter(pk=pool.pk).update(tls_fingerprint=wrong)
+    wait_for(
+        lambda: status_of(pool) == PoolStatus.ERROR,
+        timeout=10,
+        message="a pinned fingerprint that no longer matches was ignored",
+    )
+    assert pool.status_message.startswith("the TLS certificate of")
+    assert f"has fingerprint {actual}, but {wrong} is pinned" in pool.status_message
+    assert VM.objects.filter(pool=pool).live().count() == 0
