@@ -152,3 +152,21 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Pools: the XAPI client, the watcher and its object cache (pools app) ------------------------
+# Seconds a lost pool's cached objects stay (greyed as stale) before they are purged; 0 purges
+# at once, like Xen Orchestra 5.56.
+POOL_STALE_GRACE_SECONDS = envint("POOL_STALE_GRACE_SECONDS", 60, minimum=0)
+# Fernet key for pool passwords at rest; empty derives one from SECRET_KEY (pools/crypto.py).
+POOL_CREDENTIALS_KEY = envstr("XOWEB_CREDENTIALS_KEY")
+# Timeout of every XAPI call, and of the form's synchronous connection test.
+POOL_XAPI_TIMEOUT = envint("POOL_XAPI_TIMEOUT", 30, minimum=1)
+POOL_CONNECTION_TEST_TIMEOUT = envint("POOL_CONNECTION_TEST_TIMEOUT", 5, minimum=1)
+# How long one event.from call waits on the pool when nothing happens.
+POOL_EVENT_TIMEOUT = envint("POOL_EVENT_TIMEOUT", 30, minimum=1)
+# How often the watcher re-reads the pool table and writes its heartbeat, and when pages call
+# a watcher whose heartbeat is older than this dead.
+POOL_WATCHER_POLL_SECONDS = envint("POOL_WATCHER_POLL_SECONDS", 2, minimum=1)
+POOL_WATCHER_HEARTBEAT_TIMEOUT = envint("POOL_WATCHER_HEARTBEAT_TIMEOUT", 15, minimum=1)
+# Longest wait between two reconnection attempts (the backoff doubles up to it).
+POOL_RECONNECT_MAX_SECONDS = envint("POOL_RECONNECT_MAX_SECONDS", 30, minimum=1)
