@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "xoweb",
     "pools",
     "backups",
     "tasks",
@@ -108,8 +109,10 @@ STORAGES = {
 
 LOGIN_URL = "admin:login"
 
-# Addresses of the other interfaces, shown in the navigation bar and printed by `make run`.
-FLOWER_URL = envstr("FLOWER_URL", "http://127.0.0.1:5555/")
+# Ports of the processes `make run` starts (Procfile); the navigation bar links to Flower.
+REDIS_PORT = envint("XOWEB_REDIS_PORT", 6380, minimum=1)
+FLOWER_PORT = envint("XOWEB_FLOWER_PORT", 5555, minimum=1)
+FLOWER_URL = envstr("FLOWER_URL", f"http://127.0.0.1:{FLOWER_PORT}/")
 
 # --- Celery -------------------------------------------------------------------------------------
 # Redelivery and worker-loss policy (README, "Workers and redelivery"):
@@ -120,7 +123,7 @@ FLOWER_URL = envstr("FLOWER_URL", "http://127.0.0.1:5555/")
 #   its run already claimed (or interrupted, through the run's heartbeat) and never backs up twice;
 # * the broker's visibility timeout is longer than the longest backup, so Redis does not hand a
 #   message that is still being worked on to a second worker.
-REDIS_URL = envstr("REDIS_URL", "redis://127.0.0.1:6380/0")
+REDIS_URL = envstr("REDIS_URL", f"redis://127.0.0.1:{REDIS_PORT}/0")
 BACKUP_MAX_HOURS = envint("XOWEB_BACKUP_MAX_HOURS", 48, minimum=1)
 
 CELERY_BROKER_URL = REDIS_URL
@@ -142,6 +145,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": (BACKUP_MAX_HOURS + 1) 
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": (BACKUP_MAX_HOURS + 1) * 3600}
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {"backups.tasks.*": {"queue": "backups"}}
+CELERY_IMPORTS = ["xoweb.diagnostics"]
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

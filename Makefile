@@ -1,0 +1,68 @@
+# xoweb: the two commands of the README, and the steps they share.
+#   make run    set up, then start every process under honcho (Ctrl-C stops them all)
+#   make test   set up, then lint and run the whole test suite (SQLite, then PostgreSQL)
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+NPM_PREFIX := var/npm
+WEB_PORT ?= 8000
+FLOWER_PORT ?= 5555
+
+.PHONY: run test setup test-setup lint pytest pytest-postgres lock clean
+
+run: setup
+	@$(PY) manage.py ensure_admin
+	@echo
+	@echo "  xoweb     http://127.0.0.1:$(WEB_PORT)/"
+	@echo "  admin     http://127.0.0.1:$(WEB_PORT)/admin/   (user admin, password in var/admin_password)"
+	@echo "  flower    http://127.0.0.1:$(FLOWER_PORT)/   (user admin, password in var/flower_password)"
+	@echo
+	XOWEB_WEB_PORT=$(WEB_PORT) XOWEB_FLOWER_PORT=$(FLOWER_PORT) exec $(VENV)/bin/honcho start -f Procfile
+
+test: test-setup lint pytest pytest-postgres
+
+setup: $(INSTALLED)
+	@scripts/install-os-packages run
+	@$(PY) manage.py migrate --noinput -v 0
+	@$(PY) manage.py collectstatic --noinput -v 0
+
+test-setup: setup $(NPM_PREFIX)/.installed
+	@scripts/install-os-packages test
+
+$(INSTALLED): pyproject.toml requirements.lock
+	@scripts/install-os-packages run
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	touch $@
+
+# XO's own XAPI client, the independent peer of the simulator's tests.
+$(NPM_PREFIX)/.installed:
+	@scripts/install-os-packages test
+	npm install -s --no-audit --no-fund --prefix $(NPM_PREFIX) xen-api@4.7.6
+	touch $@
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+pytest: test-setup
+	$(PY) -m pytest
+
+# The database tests again, on a throwaway PostgreSQL cluster.
+pytest-postgres: test-setup
+	scripts/with-postgres $(PY) -m pytest -m django_db -q
+
+# Re-resolve the dependencies within pyproject.toml's ranges and record the result.
+lock:
+	rm -rf var/lock-venv && $(PYTHON) -m venv var/lock-venv
+	var/lock-venv/bin/pip install -q --upgrade pip
+	var/lock-venv/bin/pip install -q '.[dev]'
+	var/lock-venv/bin/pip freeze --exclude xoweb > requirements.lock
+	rm -rf var/lock-venv build *.egg-info
+
+clean:
+	rm -rf $(VENV) var/static

@@ -1,0 +1,85 @@
+"""The Celery stack is real: a Redis server, worker processes and beat, wired by settings."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from tests.fixtures.processes import wait_until
+from xoweb.diagnostics import canary, ping
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def journal_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_a_worker_process_runs_a_task_and_its_result_comes_back(celery_worker):
+    answer = ping.delay().get(timeout=30)
+
+    assert answer["pid"] in celery_worker.children(), "the task ran outside the worker's pool"
+    assert answer["pid"] != os.getpid()
+
+
+def test_beat_fires_a_periodic_task_created_through_the_orm(
+    celery_worker, start_celery_beat, tmp_path
+):
+    journal = tmp_path / "journal"
+    every_second, _ = IntervalSchedule.objects.get_or_create(
+        every=1, period=IntervalSchedule.SECONDS
+    )
+    start_celery_beat()
+    PeriodicTask.objects.create(
+        name="canary every second",
+        task="xoweb.canary",
+        interval=every_second,
+        args=f'["{journal}", 0]',
+    )
+
+    wait_until(
+        lambda: "end" in journal.read_text() if journal.exists() else False,
+        timeout=30,
+        message="beat never fired the periodic task into the worker",
+    )
+    started_by = int(journal_lines(journal)[0].split()[1])
+    assert started_by in celery_worker.children()
+
+
+def test_a_task_whose_worker_child_is_killed_is_redelivered_not_lost(celery_worker, tmp_path):
+    """The written policy (settings.py): acks_late + reject_on_worker_lost → redelivery."""
+    journal = tmp_path / "journal"
+    result = canary.delay(str(journal), 4)
+    wait_until(lambda: journal_lines(journal), timeout=30, message="the canary never started")
+    first_pid = int(journal_lines(journal)[0].split()[1])
+
+    os.kill(first_pid, signal.SIGKILL)
+    answer = result.get(timeout=60)
+
+    lines = journal_lines(journal)
+    starts = [line for line in lines if line.startswith("start")]
+    assert len(starts) == 2, f"expected one redelivery, journal was {lines}"
+    assert f"end {first_pid}" not in lines
+    assert answer["pid"] != first_pid
+    assert f"end {answer['pid']}" in lines
+    assert result.state == "SUCCESS"
+
+
+def test_check_workers_command_reports_the_worker_that_answered(celery_worker, run_manage):
+    done = run_manage("check_workers", "--timeout", "30")
+
+    assert done.returncode == 0, done.stderr
+    assert "answered" in done.stdout
+    pid = int(done.stdout.split("(pid ")[1].split(")")[0])
+    assert pid in celery_worker.children()
+
+
+def test_check_workers_command_says_when_no_worker_answers(redis_server, run_manage):
+    done = run_manage("check_workers", "--timeout", "1")
+
+    assert done.returncode == 1
+    assert "no worker answered within 1 s" in done.stderr
