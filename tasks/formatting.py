@@ -31,7 +31,8 @@ def size(count: float | None) -> str:
         if abs(value) < 1024 or unit == _BINARY_UNITS[-1]:
             if unit == "B":
                 return f"{value:.0f} B"
-            return f"{value:.3g} {unit}" if value < 100 else f"{value:.0f} {unit}"
+            decimals = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+            return f"{value:.{decimals}f} {unit}"
         value /= 1024
     return ""  # pragma: no cover
 
