@@ -1,1 +1,129 @@
-"""Django admin for the pools app (its models register here as they are added)."""
+"""Django admin for the pools app: pools are edited (write-only password), the cache is read-only."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+
+from pools.models import SR, VBD, VDI, VM, Host, Pool, WatcherHeartbeat, XapiTask
+
+
+class PoolAdminForm(forms.ModelForm):
+    """The password is write-only: never given an initial value, never rendered back."""
+
+    new_password = forms.CharField(
+        label="Password",
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        strip=False,
+        help_text="Leave empty to keep the current password.",
+    )
+
+    class Meta:
+        model = Pool
+        fields = ["name", "master_url", "username", "tls_mode", "tls_fingerprint", "enabled"]
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk is None and not data.get("new_password"):
+            self.add_error("new_password", "enter the password of the XAPI user")
+        return data
+
+    def save(self, commit: bool = True) -> Pool:
+        pool = super().save(commit=False)
+        if self.cleaned_data.get("new_password"):
+            pool.set_password(self.cleaned_data["new_password"])
+        if commit:
+            pool.save()
+        return pool
+
+
+@admin.register(Pool)
+class PoolAdmin(admin.ModelAdmin):
+    form = PoolAdminForm
+    list_display = ["name", "master_url", "status", "enabled", "last_event_at", "stale_since"]
+    list_filter = ["status", "enabled"]
+    search_fields = ["name", "master_url", "xapi_name_label", "xapi_uuid"]
+    readonly_fields = [
+        "status",
+        "status_message",
+        "stale_since",
+        "last_event_at",
+        "connected_at",
+        "connected_url",
+        "xapi_uuid",
+        "xapi_name_label",
+        "member_urls",
+        "created_at",
+        "updated_at",
+    ]
+
+
+class CachedObjectAdmin(admin.ModelAdmin):
+    """The cache belongs to the watcher: people look, never add or edit.
+
+    Deleting stays allowed, so that removing a pool in the admin can cascade to its cache (a
+    deleted row comes back at the next resync if the pool still has it).
+    """
+
+    list_select_related = ["pool"]
+    list_filter = ["pool"]
+    search_fields = ["name_label", "uuid", "ref"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Host)
+class HostAdmin(CachedObjectAdmin):
+    list_display = ["name_label", "pool", "address", "enabled", "stale_since"]
+
+
+@admin.register(SR)
+class SRAdmin(CachedObjectAdmin):
+    list_display = ["name_label", "pool", "type", "content_type", "shared", "stale_since"]
+
+
+@admin.register(VM)
+class VMAdmin(CachedObjectAdmin):
+    list_display = [
+        "name_label",
+        "pool",
+        "power_state",
+        "is_a_snapshot",
+        "is_a_template",
+        "is_control_domain",
+        "stale_since",
+    ]
+    list_filter = ["pool", "power_state", "is_a_snapshot", "is_a_template", "is_control_domain"]
+
+
+@admin.register(VDI)
+class VDIAdmin(CachedObjectAdmin):
+    list_display = ["name_label", "pool", "type", "virtual_size", "is_a_snapshot", "stale_since"]
+
+
+@admin.register(VBD)
+class VBDAdmin(CachedObjectAdmin):
+    list_display = ["ref", "pool", "vm_ref", "vdi_ref", "type", "userdevice", "stale_since"]
+    search_fields = ["ref", "uuid", "vm_ref", "vdi_ref"]
+
+
+@admin.register(XapiTask)
+class XapiTaskAdmin(CachedObjectAdmin):
+    list_display = ["name_label", "pool", "status", "progress", "created", "finished"]
+    list_filter = ["pool", "status"]
+
+
+@admin.register(WatcherHeartbeat)
+class WatcherHeartbeatAdmin(admin.ModelAdmin):
+    list_display = ["name", "hostname", "pid", "started_at", "beat_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -8,8 +8,14 @@ was lost: it may be shown greyed, never as live, and is purged after the grace p
 
 from __future__ import annotations
 
+import xmlrpc.client
+
+from django.apps import apps
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from pools import crypto
@@ -18,12 +24,45 @@ from pools.choices import PoolStatus, PowerState, TlsMode, VbdType, XapiTaskStat
 NULL_REF = "OpaqueRef:NULL"
 
 
+class XapiJSONEncoder(DjangoJSONEncoder):
+    """Stores XAPI records as JSON: XML-RPC datetimes become their wire text."""
+
+    def default(self, o):
+        if isinstance(o, xmlrpc.client.DateTime):
+            return o.value
+        if isinstance(o, xmlrpc.client.Binary):
+            return o.data.decode("latin-1")
+        return super().default(o)
+
+
 class PoolQuerySet(models.QuerySet):
     def enabled(self) -> PoolQuerySet:
         return self.filter(enabled=True)
 
     def connected(self) -> PoolQuerySet:
         return self.filter(status=PoolStatus.CONNECTED)
+
+    def with_counts(self) -> PoolQuerySet:
+        """Annotate host/sr/vm/vdi/task counts (vm: guests only), in the same single query."""
+
+        def count(model_name: str, **filters) -> Coalesce:
+            model = apps.get_model("pools", model_name)
+            rows = (
+                model.objects.filter(pool=OuterRef("pk"), **filters)
+                .order_by()
+                .values("pool")
+                .annotate(n=Count("pk"))
+                .values("n")
+            )
+            return Coalesce(Subquery(rows, output_field=models.IntegerField()), 0)
+
+        return self.annotate(
+            host_count=count("Host"),
+            sr_count=count("SR"),
+            vm_count=count("VM", is_a_snapshot=False, is_a_template=False, is_control_domain=False),
+            vdi_count=count("VDI"),
+            task_count=count("XapiTask"),
+        )
 
 
 class Pool(models.Model):
@@ -139,7 +178,7 @@ class CachedObject(models.Model):
     ref = models.CharField(max_length=64)
     uuid = models.CharField(max_length=36, blank=True)
     name_label = models.CharField(max_length=255, blank=True)
-    record = models.JSONField(default=dict)
+    record = models.JSONField(default=dict, encoder=XapiJSONEncoder)
     # Set on every row of a pool when its connection is lost; cleared by the resync.
     stale_since = models.DateTimeField(null=True, blank=True)
 

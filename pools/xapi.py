@@ -29,6 +29,7 @@ import xmlrpc.client
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit
+from xml.parsers.expat import ExpatError
 
 import XenAPI
 
@@ -149,7 +150,8 @@ _TRANSPORT_ERRORS = (
     xmlrpc.client.ProtocolError,
     xmlrpc.client.ResponseError,
     xmlrpc.client.Fault,
-    ValueError,  # a non-XML-RPC body
+    ValueError,
+    ExpatError,  # a body that is not XML-RPC
 )
 
 

@@ -1,0 +1,247 @@
+"""Adding pools through the form, the admin and the commands: clear errors, nothing saved on
+bad input, and the password never shown anywhere."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pools.forms import PoolForm
+from pools.models import Pool
+from pools.xapi import fetch_certificate_fingerprint
+from tests.fixtures.processes import free_port
+
+pytestmark = pytest.mark.timeout(90)
+
+SECRET = "Pw-x7Qe-secret"
+
+
+def form_data(sim=None, **overrides) -> dict:
+    data = {
+        "name": "lab",
+        "master_url": sim.url if sim else "http://127.0.0.1:1",
+        "username": "root",
+        "password": sim.password if sim else "pw",
+        "tls_mode": "pin",
+        "tls_fingerprint": "",
+        "enabled": "on",
+        "test_connection": "on",
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture
+def secret_sim(xapisim_factory):
+    return xapisim_factory(password=SECRET)
+
+
+# --- the form ----------------------------------------------------------------------------------
+
+
+def test_a_reachable_pool_is_saved_with_its_password_encrypted(secret_sim, db):
+    form = PoolForm(form_data(secret_sim))
+    assert form.is_valid(), form.errors
+    pool = form.save()
+    assert form.xapi_pool_name
+    stored = Pool.objects.values_list("password_encrypted", flat=True).get()
+    assert SECRET not in stored
+    assert pool.get_password() == SECRET
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"master_url": "ftp://x"}, "master_url", "must start with https:// or http://"),
+        ({"master_url": "http://no-such-host.invalid"}, "master_url", "cannot resolve"),
+        ({"password": "wrong"}, "password", "XAPI refused the user name or password"),
+        ({"password": ""}, "password", "This field is required"),
+        ({"username": " "}, "username", "This field is required"),
+        ({"tls_fingerprint": "12:34"}, "tls_fingerprint", "64 hexadecimal digits"),
+    ],
+)
+def test_bad_input_names_the_field_and_saves_nothing(secret_sim, db, overrides, field, message):
+    form = PoolForm(form_data(secret_sim, **overrides))
+    assert not form.is_valid()
+    assert field in form.errors, form.errors
+    assert message in " ".join(form.errors[field])
+    assert Pool.objects.count() == 0
+
+
+def test_a_refused_address_is_explained(db):
+    port = free_port()
+    form = PoolForm(form_data(master_url=f"http://127.0.0.1:{port}"))
+    assert not form.is_valid()
+    assert form.errors["master_url"] == [
+        f"connection refused by http://127.0.0.1:{port}: is XAPI running there?"
+    ]
+    assert Pool.objects.count() == 0
+
+
+def test_a_member_given_instead_of_the_master_is_refused(xapisim_factory, db):
+    sim = xapisim_factory(hosts=2)
+    form = PoolForm(form_data(sim, master_url=sim.member_urls[0]))
+    assert not form.is_valid()
+    (error,) = form.errors["master_url"]
+    assert "is a pool member, not the master: the master is at" in error
+    assert Pool.objects.count() == 0
+
+
+def test_tls_is_trusted_on_first_use_and_a_mismatch_is_refused(xapisim_factory, db):
+    sim = xapisim_factory(tls=True)
+    actual = fetch_certificate_fingerprint(sim.url)
+    wrong = ":".join(["AA"] * 32)
+    form = PoolForm(form_data(sim, tls_fingerprint=wrong))
+    assert not form.is_valid()
+    assert f"has fingerprint {actual}, but {wrong} is pinned" in form.errors["tls_fingerprint"][0]
+    assert Pool.objects.count() == 0
+
+    form = PoolForm(form_data(sim))
+    assert form.is_valid(), form.errors
+    assert form.save().tls_fingerprint == actual == form.trusted_fingerprint
+
+
+def test_the_same_pool_cannot_be_added_twice(secret_sim, db):
+    first = PoolForm(form_data(secret_sim))
+    assert first.is_valid(), first.errors
+    first.save()
+    form = PoolForm(form_data(secret_sim, name="again"))
+    assert not form.is_valid()
+    assert "this pool is already managed by xoweb as 'lab'" in form.errors["master_url"][0]
+    assert Pool.objects.count() == 1
+
+
+def test_editing_keeps_the_password_when_left_empty(secret_sim, db):
+    form = PoolForm(form_data(secret_sim))
+    assert form.is_valid()
+    pool = form.save()
+    form = PoolForm(form_data(secret_sim, name="renamed", password=""), instance=pool)
+    assert form.is_valid(), form.errors
+    pool = form.save()
+    assert pool.name == "renamed" and pool.get_password() == SECRET
+
+
+# --- pages and admin ---------------------------------------------------------------------------
+
+
+def test_the_add_page_shows_errors_and_never_the_password(secret_sim, admin_client):
+    response = admin_client.post("/pools/add/", form_data(secret_sim, password=SECRET + "x"))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "XAPI refused the user name or password" in page
+    assert SECRET not in page
+    assert Pool.objects.count() == 0
+
+    response = admin_client.post("/pools/add/", form_data(secret_sim), follow=True)
+    pool = Pool.objects.get()
+    assert response.redirect_chain[-1][0] == f"/pools/{pool.pk}/"
+    for url in [
+        "/pools/",
+        f"/pools/{pool.pk}/",
+        f"/pools/{pool.pk}/edit/",
+        "/vms/",
+        "/admin/pools/pool/",
+        f"/admin/pools/pool/{pool.pk}/change/",
+    ]:
+        page = admin_client.get(url).content.decode()
+        assert SECRET not in page, url
+        assert pool.password_encrypted not in page, url
+
+
+def test_the_admin_form_has_a_write_only_password(secret_sim, admin_client):
+    response = admin_client.post(
+        "/admin/pools/pool/add/",
+        {
+            "name": "via-admin",
+            "master_url": secret_sim.url,
+            "username": "root",
+            "new_password": SECRET,
+            "tls_mode": "pin",
+            "tls_fingerprint": "",
+            "enabled": "on",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    pool = Pool.objects.get(name="via-admin")
+    assert pool.get_password() == SECRET
+    page = admin_client.get(f"/admin/pools/pool/{pool.pk}/change/").content.decode()
+    assert 'name="new_password"' in page and SECRET not in page
+
+
+def test_form_pages_need_a_login(client, db):
+    response = client.get("/pools/add/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def test_pool_add_list_and_remove(secret_sim, run_manage):
+    added = run_manage(
+        "pool_add", "lab", "--url", secret_sim.url, "--password-stdin", input=SECRET + "\n"
+    )
+    assert added.returncode == 0, added.stderr
+    assert f"pool lab added ({secret_sim.url})" in added.stdout
+    assert SECRET not in added.stdout + added.stderr
+    assert Pool.objects.get(name="lab").get_password() == SECRET
+
+    listed = run_manage("pool_list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)
+    assert row["name"] == "lab" and row["url"] == secret_sim.url
+    assert set(row) >= {
+        "status",
+        "stale_since",
+        "last_event_at",
+        "hosts",
+        "srs",
+        "vms",
+        "vdis",
+        "tasks",
+    }
+    assert SECRET not in listed.stdout
+    table = run_manage("pool_list")
+    assert "lab" in table.stdout and SECRET not in table.stdout
+
+    missing = run_manage("pool_remove", "nope")
+    assert missing.returncode != 0
+    assert "NAME: there is no pool named 'nope' (pools: lab)" in missing.stderr
+    removed = run_manage("pool_remove", "lab")
+    assert removed.returncode == 0 and "pool lab removed" in removed.stdout
+    assert not Pool.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["--url", "ftp://x"], SECRET, "--url: the address must start with https:// or http://"),
+        ([], "wrong", "--password-stdin: XAPI refused the user name or password"),
+        ([], "", "--password-stdin: This field is required"),
+        (["--fingerprint", "abc"], SECRET, "--fingerprint: a SHA-256 fingerprint is 64"),
+    ],
+)
+def test_pool_add_names_the_bad_option_and_saves_nothing(
+    secret_sim, run_manage, args, stdin, message
+):
+    argv = ["pool_add", "lab", "--password-stdin", *args]
+    if "--url" not in args:
+        argv += ["--url", secret_sim.url]
+    result = run_manage(*argv, input=stdin + "\n")
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    assert not Pool.objects.exists()
+
+
+def test_pool_add_refuses_a_name_in_use(secret_sim, run_manage):
+    first = run_manage(
+        "pool_add", "lab", "--url", secret_sim.url, "--password-stdin", "--no-test", input=SECRET
+    )
+    assert first.returncode == 0, first.stderr
+    again = run_manage(
+        "pool_add", "lab", "--url", secret_sim.url, "--password-stdin", "--no-test", input=SECRET
+    )
+    assert again.returncode != 0
+    assert "NAME: Pool with this Name already exists." in again.stderr
+    assert Pool.objects.count() == 1

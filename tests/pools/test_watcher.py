@@ -1,0 +1,269 @@
+"""The watcher as a real ``manage.py watch_pools`` process against xapisim over HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from pools.choices import PoolStatus
+from pools.models import VDI, VM, Pool, WatcherHeartbeat, XapiTask
+from tests.fixtures.pools import cache_snapshot, sim_snapshot
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def status_of(pool: Pool) -> str:
+    pool.refresh_from_db()
+    return pool.status
+
+
+def connected(pool: Pool) -> bool:
+    return status_of(pool) == PoolStatus.CONNECTED
+
+
+def guest_vm(client) -> tuple[str, dict]:
+    for ref, record in client.get_all_records("VM").items():
+        if not (record["is_a_template"] or record["is_control_domain"] or record["is_a_snapshot"]):
+            return ref, record
+    raise AssertionError("the simulator has no guest VM")
+
+
+def test_first_sync_equals_the_simulator(
+    xapisim_factory, tmp_path, make_pool, start_watcher, sim_client, wait_for
+):
+    sim = xapisim_factory(vms=5, hosts=2)
+    pool = make_pool(sim)
+    watcher = start_watcher()
+    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+
+    expected = sim_snapshot(sim_client(sim))
+    assert cache_snapshot(pool) == expected
+    assert len(expected["vm"]) >= 5 and len(expected["host"]) == 2
+    guests = VM.objects.filter(pool=pool).guests()
+    assert guests.count() == 5
+    assert all(vm.power_state for vm in guests)
+    pool.refresh_from_db()
+    assert pool.xapi_uuid and pool.last_event_at is not None
+    assert sorted(pool.member_urls) == sorted([sim.url, *sim.member_urls])
+    assert WatcherHeartbeat.objects.get().pid == watcher.pid
+
+
+def test_changes_appear_within_a_second(xapisim, make_pool, start_watcher, sim_client, wait_for):
+    pool = make_pool(xapisim)
+    start_watcher()
+    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+    client = sim_client(xapisim)
+    vm_ref, _ = guest_vm(client)
+
+    client.call("VM.set_name_label", vm_ref, "renamed by the test")
+    wait_for(
+        lambda: VM.objects.get(pool=pool, ref=vm_ref).name_label == "renamed by the test",
+        timeout=1.0,
+        message="the rename did not reach the cache within a second",
+    )
+
+    new_ref = client.call("VM.clone", vm_ref, "a new VM")
+    wait_for(
+        lambda: VM.objects.filter(pool=pool, ref=new_ref, name_label="a new VM").exists(),
+        timeout=1.0,
+        message="the new VM did not reach the cache within a second",
+    )
+
+    snapshot_ref = client.call("VM.snapshot", vm_ref, "snap of the test")
+    wait_for(
+        lambda: VM.objects.filter(
+            pool=pool, ref=snapshot_ref, is_a_snapshot=True, snapshot_of_ref=vm_ref
+        ).exists(),
+        timeout=1.0,
+        message="the snapshot did not reach the cache within a second",
+    )
+
+    snapshot = client.call("VM.get_record", snapshot_ref)
+    disk_refs = [client.call("VBD.get_VDI", vbd) for vbd in snapshot["VBDs"]]
+    disk_refs = [ref for ref in disk_refs if ref != "OpaqueRef:NULL"]
+    assert disk_refs, "the snapshot has no disk to delete"
+    assert VDI.objects.filter(pool=pool, ref=disk_refs[0]).exists()
+    client.call("VDI.destroy", disk_refs[0])
+    wait_for(
+        lambda: not VDI.objects.filter(pool=pool, ref=disk_refs[0]).exists(),
+        timeout=1.0,
+        message="the deleted disk stayed in the cache for more than a second",
+    )
+    assert cache_snapshot(pool) == sim_snapshot(client)
+
+
+def test_master_failover_is_survived_without_a_restart(
+    xapisim_factory, make_pool, start_watcher, sim_client, wait_for
+):
+    sim = xapisim_factory(vms=3, hosts=3)
+    pool = make_pool(sim)
+    watcher = start_watcher()
+    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+
+    sim.sim("sim.failover")
+    wait_for(
+        lambda: connected(pool) and pool.connected_url != sim.url,
+        timeout=15,
+        message="the watcher did not follow the new master",
+    )
+    new_master = pool.connected_url
+    assert new_master in sim.member_urls
+    client = sim_client(sim, url=new_master)
+    vm_ref, _ = guest_vm(client)
+    client.call("VM.set_name_label", vm_ref, "after failover")
+    wait_for(
+        lambda: VM.objects.get(pool=pool, ref=vm_ref).name_label == "after failover",
+        timeout=2.0,
+        message="changes on the new master never reached the cache",
+    )
+    assert watcher.alive()
+    assert cache_snapshot(pool) == sim_snapshot(client)
+
+
+def test_toolstack_restart_is_survived_and_ghost_tasks_disappear(
+    xapisim, make_pool, start_watcher, sim_client, wait_for
+):
+    pool = make_pool(xapisim)
+    watcher = start_watcher()
+    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+    client = sim_client(xapisim)
+    task_refs = [client.call("task.create", f"ghost {n}", "") for n in range(3)]
+    wait_for(
+        lambda: XapiTask.objects.filter(pool=pool, ref__in=task_refs).count() == 3,
+        timeout=2,
+        message="the tasks never reached the cache",
+    )
+
+    xapisim.sim("sim.restart_toolstack")
+    wait_for(
+        lambda: not XapiTask.objects.filter(pool=pool, ref__in=task_refs).exists(),
+        timeout=10,
+        message="ghost tasks stayed in the cache after the toolstack restart",
+    )
+    fresh = sim_client(xapisim)
+    vm_ref, _ = guest_vm(fresh)
+    fresh.call("VM.set_name_label", vm_ref, "after restart")
+    wait_for(
+        lambda: VM.objects.get(pool=pool, ref=vm_ref).name_label == "after restart",
+        timeout=2.0,
+        message="events stopped after the toolstack restart",
+    )
+    assert watcher.alive()
+    assert connected(pool)
+
+
+def test_lost_master_greys_objects_then_purges_them_after_the_grace(
+    xapisim, make_pool, start_watcher, wait_for, client
+):
+    pool = make_pool(xapisim)
+    start_watcher(POOL_STALE_GRACE_SECONDS="4")
+    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+    vm_count = VM.objects.filter(pool=pool).count()
+    assert vm_count > 0 and VM.objects.filter(pool=pool).live().count() == vm_count
+
+    xapisim.stop()
+    stopped_at = time.monotonic()
+    wait_for(
+        lambda: VM.objects.filter(pool=pool, stale_since__isnull=False).count() == vm_count,
+        timeout=3,
+        message="the objects of the lost pool were not greyed within seconds",
+    )
+    assert status_of(pool) == PoolStatus.STALE
+    assert "refused" in pool.status_message
+    assert VM.objects.filter(pool=pool).live().count() == 0
+    page = client.get("/vms/").content.decode()
+    assert page.count('class="vm stale"') == min(VM.objects.filter(pool=pool).guests().count(), 50)
+
+    wait_for(
+        lambda: not VM.objects.filter(pool=pool).exists(),
+        timeout=10,
+        message="the stale objects were never purged",
+    )
+    assert time.monotonic() - stopped_at >= 3.5, "purged before the grace period ended"
+    assert status_of(pool) == PoolStatus.DISCONNECTED
+
+
+def test_a_grace_of_zero_purges_at_once(xapisim, make_pool, start_watcher, wait_for):
+    pool = make_pool(xapisim)
+    start_watcher(POOL_STALE_GRACE_SECONDS="0")
+    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+    xapisim.stop()
+    wait_for(
+        lambda: not VM.objects.filter(pool=pool).exists(),
+        timeout=3,
+        message="a grace of 0 did not purge at once",
+    )
+
+
+def test_restart_within_the_grace_shows_no_gap(xapisim, make_pool, start_watcher, wait_for):
+    pool = make_pool(xapisim)
+    start_watcher(POOL_STALE_GRACE_SECONDS="30")
+    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+    refs = set(VM.objects.filter(pool=pool).values_list("ref", flat=True))
+
+    xapisim.stop()
+    wait_for(lambda: status_of(pool) == PoolStatus.STALE, timeout=3, message="never stale")
+    xapisim.start()
+    deadline = time.monotonic() + 15
+    while not (connected(pool) and not VM.objects.filter(pool=pool).stale().exists()):
+        # Poll all along: the VMs must never vanish, not even for a moment.
+        assert set(VM.objects.filter(pool=pool).values_list("ref", flat=True)) == refs
+        assert time.monotonic() < deadline, "the pool never reconnected"
+        time.sleep(0.02)
+    assert set(VM.objects.filter(pool=pool).live().values_list("ref", flat=True)) == refs
+
+
+def test_restart_after_deletions_removes_them_from_the_cache(
+    xapisim, make_pool, start_watcher, sim_client, wait_for
+):
+    pool = make_pool(xapisim)
+    start_watcher(POOL_STALE_GRACE_SECONDS="30")
+    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+
+    # Take the pool out of the watcher's hands, delete behind its back, restart the simulator.
+    xapisim.stop()
+    wait_for(lambda: status_of(pool) == PoolStatus.STALE, timeout=3, message="never stale")
+    Pool.objects.filter(pk=pool.pk).update(enabled=False)
+    wait_for(lambda: status_of(pool) == PoolStatus.DISABLED, timeout=5, message="not disabled")
+    xapisim.start()
+    client = sim_client(xapisim)
+    vm_ref, _ = guest_vm(client)
+    client.call("VM.destroy", vm_ref)
+    assert VM.objects.filter(pool=pool, ref=vm_ref).exists()
+
+    Pool.objects.filter(pk=pool.pk).update(enabled=True)
+    wait_for(lambda: connected(pool), timeout=15, message="the pool never reconnected")
+    assert not VM.objects.filter(pool=pool, ref=vm_ref).exists()
+    assert cache_snapshot(pool) == sim_snapshot(client)
+
+
+def test_pools_added_changed_disabled_and_removed_without_a_restart(
+    xapisim_factory, make_pool, start_watcher, wait_for
+):
+    xapisim = xapisim_factory(password="Pw-9f3k2-secret")
+    watcher = start_watcher()
+    pool = make_pool(xapisim)
+    wait_for(lambda: connected(pool), timeout=15, message="a pool added later never connected")
+
+    pool.set_password("not the password")
+    pool.save()
+    wait_for(
+        lambda: status_of(pool) == PoolStatus.ERROR, timeout=15, message="the change was ignored"
+    )
+    assert "refused the user name or password" in pool.status_message
+    assert VM.objects.filter(pool=pool).live().count() == 0
+
+    pool.set_password("Pw-9f3k2-secret")
+    pool.save()
+    wait_for(lambda: connected(pool), timeout=15, message="the fixed password was not used")
+
+    Pool.objects.filter(pk=pool.pk).update(enabled=False)
+    wait_for(lambda: status_of(pool) == PoolStatus.DISABLED, timeout=5, message="not disabled")
+    assert VM.objects.filter(pool=pool).live().count() == 0
+
+    Pool.objects.filter(pk=pool.pk).delete()
+    watcher.wait_for_log("removed: stopping its watcher", timeout=5)
+    assert watcher.alive()
+    assert "not the password" not in watcher.log()
+    assert "Pw-9f3k2-secret" not in watcher.log()

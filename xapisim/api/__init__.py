@@ -1,0 +1,8 @@
+"""The XAPI methods the simulator answers, one module per area, registered by name."""
+
+from __future__ import annotations
+
+from . import control, events, generic, session, storage, tasks, vm  # noqa: F401  (registration)
+from .registry import REGISTRY, Call, Method, lookup
+
+__all__ = ["REGISTRY", "Call", "Method", "lookup"]

@@ -1,0 +1,150 @@
+"""Task lifecycle (xapi.md §8.7): pending -> success | failure | cancelled, with progress,
+`result` as an XML-RPC `<value>` fragment and `error_info` as [code, *params].
+
+Tasks are rows of the `task` table, so every change is an event clients can follow. They are not
+persisted and vanish (without `del` events) on a toolstack restart or a failover.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import schema
+from .errors import XapiError
+from .wire import EPOCH, now, value_fragment
+
+if TYPE_CHECKING:
+    from .db import Database
+
+# Garbage collection (xapi_globs.ml): completed after 65 min, pending after 24 h, at most 200.
+COMPLETED_TTL = 65 * 60
+PENDING_TTL = 24 * 3600
+MAX_TASKS = 200
+FINAL = ("success", "failure", "cancelled")
+
+
+def create(db: Database, label: str, description: str, host: str, session: str | None) -> str:
+    record = schema.new_record(
+        "task",
+        name_label=label,
+        name_description=description,
+        created=now(),
+        resident_on=host,
+        allowed_operations=["cancel"],
+        other_config={},
+    )
+    ref = db.create("task", record)
+    _born[ref] = time.time()
+    return ref
+
+
+_born: dict[str, float] = {}
+_finished: dict[str, float] = {}
+
+
+def set_progress(db: Database, task: str | None, progress: float) -> None:
+    if task is None:
+        return
+    with db.lock:
+        if db.exists("task", task) and db.tables["task"][task]["status"] == "pending":
+            db.update("task", task, progress=float(round(progress, 4)))
+
+
+def is_cancelling(db: Database, task: str | None) -> bool:
+    if task is None:
+        return False
+    with db.lock:
+        record = db.tables["task"].get(task)
+        return record is not None and record["status"] == "cancelling"
+
+
+def _finish(db: Database, task: str | None, **fields: Any) -> None:
+    if task is None:
+        return
+    with db.lock:
+        if not db.exists("task", task):
+            return  # wiped by a restart meanwhile
+        if db.tables["task"][task]["status"] in FINAL:
+            return
+        db.update(
+            "task",
+            task,
+            progress=1.0,
+            finished=now(),
+            allowed_operations=[],
+            current_operations={},
+            **fields,
+        )
+        _finished[task] = time.time()
+
+
+def succeed(db: Database, task: str | None, result: Any = None) -> None:
+    """Complete with `result` written as XAPI writes it: `<value>…</value>`, or "" for void."""
+    fragment = "" if result is None or result == "" else value_fragment(result)
+    _finish(db, task, status="success", result=fragment)
+
+
+def fail(db: Database, task: str | None, error: XapiError) -> None:
+    if error.code == "TASK_CANCELLED":
+        _finish(db, task, status="cancelled", error_info=error.details)
+    else:
+        _finish(db, task, status="failure", error_info=error.details)
+
+
+def cancel(db: Database, task: str, caller: str, bound: bool) -> None:
+    """Request cancellation; a task nobody works on (a bare `task.create`) is cancelled now."""
+    with db.lock:
+        record = db.get("task", task)
+        if record["status"] != "pending" or "cancel" not in record["allowed_operations"]:
+            raise XapiError("OPERATION_NOT_ALLOWED", f"Task {task} is not cancellable")
+        db.update("task", task, status="cancelling", current_operations={caller: "cancel"})
+        if not bound:
+            fail(db, task, XapiError("TASK_CANCELLED", task))
+
+
+def garbage_collect(db: Database, clock: float | None = None) -> int:
+    """Apply XAPI's three task GC rules; returns how many tasks were destroyed."""
+    clock = time.time() if clock is None else clock
+    removed = 0
+    with db.lock:
+        rows = db.tables["task"]
+        doomed = [
+            ref
+            for ref, r in rows.items()
+            if (r["status"] in FINAL and clock - _finished.get(ref, clock) > COMPLETED_TTL)
+            or (r["status"] not in FINAL and clock - _born.get(ref, clock) > PENDING_TTL)
+        ]
+        completed = sorted(
+            (_finished.get(ref, 0.0), ref) for ref, r in rows.items() if r["status"] in FINAL
+        )
+        excess = len(rows) - MAX_TASKS
+        for _when, ref in completed:
+            if excess <= 0:
+                break
+            if ref not in doomed:
+                doomed.append(ref)
+                excess -= 1
+        for ref in doomed:
+            db.delete("task", ref)
+            _born.pop(ref, None)
+            _finished.pop(ref, None)
+            removed += 1
+    return removed
+
+
+class TaskGc(threading.Thread):
+    """Runs `garbage_collect` every minute."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(name="xapisim-task-gc", daemon=True)
+        self.db = db
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(60):
+            garbage_collect(self.db)
+
+
+__all__ = ["EPOCH", "cancel", "create", "fail", "garbage_collect", "set_progress", "succeed"]
