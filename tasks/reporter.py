@@ -202,8 +202,8 @@ class TaskReporter:
         elif isinstance(error, TaskCancelled):
             self._end(TaskStatus.CANCELLED, _error_message(error))
         elif isinstance(error, TaskInterrupted):
-            _heartbeat.forget(self)
-            self.status = TaskStatus.INTERRUPTED
+            # This task's row, or a sub-task's, was declared dead: stop, and say why.
+            self._end(TaskStatus.INTERRUPTED, _error_message(error))
         elif isinstance(error, Exception):
             self.fail(error)
         else:  # KeyboardInterrupt, SystemExit, a worker being terminated

@@ -46,8 +46,8 @@ def test_the_htmx_poll_gets_only_the_table(client, make_task):
     assert '<nav class="topnav"' not in fragment and "hx-trigger" not in fragment
 
 
-def test_filters(client, make_task, make_pool):
-    pool = make_pool("lab")
+def test_filters(client, make_task, pool_row):
+    pool = pool_row("lab")
     make_task("alive")
     make_task("dead", updated=timezone.now() - timezone.timedelta(hours=1))
     make_task("broken", status="failure", error="remote is full")
@@ -87,9 +87,9 @@ def _bulk_tasks(count: int) -> None:
     [("tasks:task_list", {}), ("tasks:task_list", HTMX), ("tasks:task_list_json", {})],
 )
 def test_the_page_query_count_is_the_same_with_10_and_10000_tasks(
-    client, make_task, make_pool, make_xapi_task, url_name, headers
+    client, make_task, pool_row, make_xapi_task, url_name, headers
 ):
-    pool = make_pool()
+    pool = pool_row()
     make_xapi_task(pool)
     run = make_task("run")
     make_task("vm", parent=run, total=10, done=5)
@@ -139,8 +139,8 @@ def test_cancel_a_cancellable_task_and_refuse_the_others(client, make_task):
     assert evil.url == slow.get_absolute_url()
 
 
-def test_xapi_tasks_are_listed_with_the_same_estimate(client, make_pool, make_xapi_task):
-    pool = make_pool("lab")
+def test_xapi_tasks_are_listed_with_the_same_estimate(client, pool_row, make_xapi_task):
+    pool = pool_row("lab")
     export = make_xapi_task(pool, "Export of VM web", progress=0.4, rate=0.01)
     data = client.get(reverse("tasks:task_list_json")).json()
     (xapi,) = data["xapi_tasks"]
@@ -152,8 +152,8 @@ def test_xapi_tasks_are_listed_with_the_same_estimate(client, make_pool, make_xa
     assert "Export of VM web" in html and "Cancel this XAPI task" in html
 
 
-def test_a_lost_pools_xapi_tasks_are_not_shown_as_live(client, make_pool, make_xapi_task):
-    pool = make_pool("lab", status="stale")
+def test_a_lost_pools_xapi_tasks_are_not_shown_as_live(client, pool_row, make_xapi_task):
+    pool = pool_row("lab", status="stale")
     make_xapi_task(pool, "Export of VM web", stale_since=timezone.now())
     (xapi,) = client.get(reverse("tasks:task_list_json")).json()["xapi_tasks"]
     assert xapi["stale"] and xapi["remaining_s"] is None and not xapi["cancellable"]
@@ -162,9 +162,9 @@ def test_a_lost_pools_xapi_tasks_are_not_shown_as_live(client, make_pool, make_x
 
 
 def test_cancelling_an_xapi_task_goes_through_celery(
-    client, make_pool, make_xapi_task, django_capture_on_commit_callbacks
+    client, pool_row, make_xapi_task, django_capture_on_commit_callbacks
 ):
-    pool = make_pool("lab")
+    pool = pool_row("lab")
     export = make_xapi_task(pool)
     with (
         mock.patch("tasks.tasks.cancel_xapi_task.delay") as delay,

@@ -163,3 +163,18 @@ def test_about_a_model_links_it_and_records_its_pool(clock):
         pass
     row = Task.objects.get(pk=scan.id)
     assert row.about_label == "lab" and row.pool_id == pool.pk
+
+
+def test_a_task_declared_interrupted_while_it_runs_stops_and_its_parent_says_why(clock):
+    with pytest.raises(reporter.TaskInterrupted), task("run") as run:  # noqa: SIM117
+        with task("transfer", total=100) as transfer:
+            Task.objects.filter(pk=transfer.id).update(status=TaskStatus.INTERRUPTED)
+            clock.now += 2
+            transfer.advance(1)
+    message = (
+        f"task {transfer.id} (transfer) was marked interrupted while this process ran it "
+        "(no heartbeat for 60 s): stopping"
+    )
+    for pk in (transfer.id, run.id):
+        row = Task.objects.get(pk=pk)
+        assert row.status == TaskStatus.INTERRUPTED and row.error == message

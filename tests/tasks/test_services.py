@@ -64,11 +64,11 @@ def test_the_periodic_tasks_are_registered_for_beat():
     assert registered["tasks.prune_finished"] == 1
 
 
-def test_task_list_json_has_every_field(make_task, make_pool, make_xapi_task):
+def test_task_list_json_has_every_field(make_task, pool_row, make_xapi_task):
     run = make_task("run", kind="run")
     make_task("transfer", parent=run, total=1000, done=500, seconds_ago=50)
     make_task("finished", status="success", total=10, done=10)
-    make_xapi_task(make_pool("lab"), "Export of VM web")
+    make_xapi_task(pool_row("lab"), "Export of VM web")
     out = StringIO()
     call_command("task_list", "--json", stdout=out)
     records = json.loads(out.getvalue())

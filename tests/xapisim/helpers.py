@@ -22,7 +22,11 @@ def connection(url: str, timeout: float = 30) -> http.client.HTTPConnection:
 
 
 def request(
-    url: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    url: str,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, http.client.HTTPMessage, bytes]:
     """One request; the whole body is read (until close when there is no Content-Length)."""
     conn = connection(url)
@@ -55,9 +59,9 @@ def wait_task(session: XenAPI.Session, task: str, timeout: float = 30) -> dict[s
 
 def task_value(record: dict[str, Any]) -> Any:
     """Parse `task.result` the way xapi.md §8.7 says."""
-    return xmlrpc.client.loads(f"<methodResponse><params><param>{record['result']}</param></params></methodResponse>")[
-        0
-    ][0]
+    return xmlrpc.client.loads(
+        f"<methodResponse><params><param>{record['result']}</param></params></methodResponse>"
+    )[0][0]
 
 
 def vm_by_name(session: XenAPI.Session, name: str) -> str:

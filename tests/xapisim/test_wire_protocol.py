@@ -50,11 +50,16 @@ def test_parser_is_lenient_like_ocaml_rpc() -> None:
         "<param><value><nil/></value></param><param><value><double>60.1</double></value></param>"
         "</params></methodCall>"
     )
-    assert wire.parse_call(body.encode()) == ("x.y", ["untyped", "typed", 5000000000, 3, None, 60.1])
+    assert wire.parse_call(body.encode()) == (
+        "x.y",
+        ["untyped", "typed", 5000000000, 3, None, 60.1],
+    )
 
 
 def test_login_response_is_compact_status_value_envelope(xapisim) -> None:
-    status, headers, body = post_xml(xapisim.url, call_xml("session.login_with_password", "root", "xapisim"))
+    status, headers, body = post_xml(
+        xapisim.url, call_xml("session.login_with_password", "root", "xapisim")
+    )
     assert status == 200
     assert headers["content-type"] == "text/xml"
     assert headers["Access-Control-Allow-Origin"] == "*"
@@ -76,7 +81,10 @@ def test_records_have_no_whitespace_and_untyped_ints(xapisim) -> None:
     assert status == 200
     assert "\n" not in text and "> <" not in text
     assert "<name>memory_static_max</name><value>4294967296</value>" in text
-    assert "<name>snapshot_time</name><value><dateTime.iso8601>19700101T00:00:00Z</dateTime.iso8601>" in text
+    assert (
+        "<name>snapshot_time</name><value><dateTime.iso8601>19700101T00:00:00Z</dateTime.iso8601>"
+        in text
+    )
     assert "<string>" not in text and "<int>" not in text and "<i4>" not in text
 
 
@@ -100,7 +108,9 @@ def test_unparseable_body_is_http_500(xapisim) -> None:
 
 @pytest.mark.parametrize("path", ["/", "/RPC2", "/xmlrpc", "/anything/else"])
 def test_every_unmatched_post_path_is_xml_rpc(xapisim, path) -> None:
-    status, _, body = post_xml(xapisim.url, call_xml("session.login_with_password", "root", "xapisim"), path)
+    status, _, body = post_xml(
+        xapisim.url, call_xml("session.login_with_password", "root", "xapisim"), path
+    )
     assert status == 200
     assert xmlrpc.client.loads(body.decode())[0][0]["Status"] == "Success"
 
@@ -108,10 +118,17 @@ def test_every_unmatched_post_path_is_xml_rpc(xapisim, path) -> None:
 def test_list_methods_is_a_bare_array_without_sim_methods(xapisim) -> None:
     _, _, body = post_xml(xapisim.url, call_xml("system.listMethods"))
     text = body.decode()
-    assert text.startswith('<?xml version="1.0"?><methodResponse><params><param><value><array><data>')
+    assert text.startswith(
+        '<?xml version="1.0"?><methodResponse><params><param><value><array><data>'
+    )
     assert "Status" not in text
     methods = xmlrpc.client.loads(text)[0][0]
-    for expected in ("VM.get_all_records", "task.get_all_records", "event.from", "Async.VM.snapshot"):
+    for expected in (
+        "VM.get_all_records",
+        "task.get_all_records",
+        "event.from",
+        "Async.VM.snapshot",
+    ):
         assert expected in methods
     assert not [m for m in methods if m.startswith("sim.")]
 
@@ -158,8 +175,15 @@ def _jsonrpc(url: str, method: str, params: list) -> tuple[int, str, dict]:
 
 
 def test_jsonrpc_endpoint(xapisim) -> None:
-    status, content_type, login = _jsonrpc(xapisim.url, "session.login_with_password", ["root", "xapisim"])
-    assert (status, content_type, login["jsonrpc"], login["id"]) == (200, "application/json", "2.0", 7)
+    status, content_type, login = _jsonrpc(
+        xapisim.url, "session.login_with_password", ["root", "xapisim"]
+    )
+    assert (status, content_type, login["jsonrpc"], login["id"]) == (
+        200,
+        "application/json",
+        "2.0",
+        7,
+    )
     session = login["result"]
     assert session.startswith("OpaqueRef:")
     _, _, records = _jsonrpc(xapisim.url, "VM.get_all_records", [session])
