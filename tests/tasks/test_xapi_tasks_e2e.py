@@ -19,9 +19,10 @@ RATE = 4 * 2**20  # bytes/s: a 16 s export
 
 
 def _export(url: str, finished: dict) -> None:
-    with urllib.request.urlopen(url, timeout=60) as response:
-        while response.read(1 << 20):
-            pass
+    finished["bytes"] = 0
+    with urllib.request.urlopen(url, timeout=90) as response:
+        while chunk := response.read(1 << 20):
+            finished["bytes"] += len(chunk)
     finished["at"] = time.time()
 
 
@@ -75,3 +76,49 @@ def test_a_slow_export_shows_its_xapi_task_with_a_remaining_time_approaching_the
         message="the finished export never showed success",
     )
     assert pool.pk
+
+
+def test_cancel_on_the_page_cancels_the_xapi_task_through_a_worker(
+    xapisim, make_pool, start_watcher, celery_worker, client
+):
+    make_pool(xapisim, name="lab")
+    start_watcher()
+    session = xapisim.session()
+    vdi = next(
+        ref
+        for ref, record in session.xenapi.VDI.get_all_records().items()
+        if not record["is_a_snapshot"] and record["type"] == "user"
+    )
+    xapisim.sim("set_rate_limit", str(2**20))  # a 64 s export: it will not end by itself
+    url = f"{xapisim.url}export_raw_vdi?vdi={vdi}&format=raw&session_id={session._session}"
+    finished: dict = {}
+
+    def export() -> None:
+        try:
+            _export(url, finished)
+        except OSError as error:  # the simulator cuts the stream when the task is cancelled
+            finished["error"] = str(error)
+
+    threading.Thread(target=export, daemon=True).start()
+
+    def export_task() -> dict | None:
+        data = client.get(reverse("tasks:task_list_json")).json()
+        found = [task for task in data["xapi_tasks"] if task["name"] == "VDI export"]
+        return found[0] if found and found[0]["cancellable"] else None
+
+    task = wait_until(export_task, timeout=20, message="the export's task never showed")
+    response = client.post(reverse("tasks:xapi_task_cancel", args=[task["id"]]), follow=True)
+    assert "Cancel requested for XAPI task VDI export on lab." in response.content.decode()
+
+    def cancelled() -> bool:
+        data = client.get(reverse("tasks:task_list_json")).json()
+        return any(t["id"] == task["id"] and t["status"] == "cancelled" for t in data["xapi_tasks"])
+
+    wait_until(cancelled, timeout=20, message="the XAPI task was never cancelled")
+    # The stream stops well short of the disk: the export did not run to its end.
+    wait_until(
+        lambda: "at" in finished or "error" in finished,
+        timeout=10,
+        message="the export never stopped",
+    )
+    assert finished["bytes"] < DISK / 2
