@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db import transaction
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from pools.models import XapiTask
 from tasks import services
-from tasks.listing import STATUS_FILTERS, BadFilter, TaskFilters, task_page
+from tasks.listing import MAX_TREE_ROWS, STATUS_FILTERS, BadFilter, TaskFilters, task_page
 from tasks.models import Task
 from tasks.presenters import build_tree, xapi_view
 
@@ -71,7 +72,16 @@ def task_list_json(request: HttpRequest) -> JsonResponse:
 
 
 def _task_view(task: Task):
-    rows = list(Task.objects.trees([task.root_id or task.pk]).select_related("pool"))
+    """The view of ``task`` within its tree (bounded: a huge tree falls back to the task and
+    its children, which is all the detail page shows)."""
+    tree = Task.objects.trees([task.root_id or task.pk]).select_related("pool").order_by("pk")
+    rows = list(tree[: MAX_TREE_ROWS + 1])
+    if len(rows) > MAX_TREE_ROWS:
+        rows = list(
+            Task.objects.filter(Q(pk=task.pk) | Q(parent_id=task.pk))
+            .select_related("pool")
+            .order_by("pk")[:MAX_TREE_ROWS]
+        )
     for top in build_tree(rows):
         for view in top.walk():
             if view.id == task.pk:

@@ -178,3 +178,21 @@ def test_cancelling_an_xapi_task_goes_through_celery(
         response = client.post(reverse("tasks:xapi_task_cancel", args=[done.pk]), follow=True)
     delay.assert_not_called()
     assert "XAPI task Import cannot be cancelled" in response.content.decode()
+
+
+def test_the_detail_of_a_task_in_a_huge_tree_shows_it_and_its_children(
+    client, make_task, monkeypatch
+):
+    monkeypatch.setattr("tasks.views.MAX_TREE_ROWS", 5)
+    run = make_task("huge run")
+    vms = [make_task(f"vm {i}", parent=run) for i in range(8)]
+    make_task("transfer of vm 7", parent=vms[7], total=10, done=5)
+    data = client.get(reverse("tasks:task_detail_json", args=[vms[7].pk])).json()
+    assert data["name"] == "vm 7"
+    assert [child["name"] for child in data["children"]] == ["transfer of vm 7"]
+
+
+def test_cancelling_a_vanished_xapi_task_says_so():
+    from tasks.tasks import cancel_xapi_task
+
+    assert cancel_xapi_task(999999) == "XAPI task 999999 is gone: nothing to cancel"
