@@ -97,7 +97,11 @@ def append_sample(
 
 
 def done_at(history: Sequence[Sample], at: float) -> float:
-    """Units done at time ``at``: linear between samples, 0 before the first, held after the last."""
+    """Units done at time ``at``: linear between samples, 0 before the first, held after the last.
+
+    :func:`estimate` puts a ``(started, 0)`` sample first, so that before the first reported
+    sample the progress is taken as linear from the start.
+    """
     if not history:
         return 0.0
     times = [t for t, _ in history]
@@ -174,7 +178,13 @@ def _build(track: Track) -> _Node:
     """
     if not track.children:
         total = (track.done if track.done > 0 else None) if track.finished else track.total
-        return _Node(total, track.done, track.finished, track.ended, (track,), (), track.history)
+        history = track.history
+        if track.started is not None and (not history or history[0][0] > track.started):
+            # Nothing was done at the start. Without this point, a history that begins late
+            # (a watcher that came up while an export was at 50 %) would count all the
+            # progress before its first sample as done in the window.
+            history = [(track.started, 0.0), *history]
+        return _Node(total, track.done, track.finished, track.ended, (track,), (), history)
     nodes = [_build(child) for child in track.children]
     leaves = tuple(leaf for node in nodes for leaf in node.leaves)
     if any(node.total for node in nodes):
@@ -225,7 +235,7 @@ def estimate(
     started = min(starts, default=None)
     if track.finished:
         elapsed = None if started is None else max(0.0, track.ended - started)
-        rate = done / elapsed if elapsed and done and not track.children else None
+        rate = done / elapsed if elapsed and done else None
         if track.total and not track.children:  # where a failed or cancelled task stopped
             progress = max(0.0, min(1.0, track.done / track.total))
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -271,3 +272,24 @@ def test_done_at_interpolates_between_samples_and_holds_after_the_last():
 def test_xo_formula_is_the_one_from_the_reference():
     assert naive_remaining(0, 100, 0.25) == 300
     assert naive_remaining(0, 100, 0) is None
+
+
+def test_a_history_that_begins_late_does_not_count_earlier_progress_in_the_window():
+    # The watcher came up 200 s into an export already at 50 %, then saw 0.1 %/s.
+    history = [(START + 200 + i, 0.5 + 0.001 * i) for i in range(0, 11)]
+    track = Track(started=START, total=1.0, done=history[-1][1], history=history)
+    result = estimate(track, START + 210)
+    # Window [180, 210]: 20 s of the average since the start (0.25 %/s), 10 s at 0.1 %/s.
+    assert result.rate == pytest.approx((0.0025 * 20 + 0.001 * 10) / 30)
+    assert result.rate < 0.01  # not 50 % in 30 s
+
+
+def test_a_finished_parent_has_its_average_rate():
+    disks = [
+        Track(started=START, total=100, done=100, history=[(START + 10, 100.0)], ended=START + 10),
+        Track(
+            started=START + 10, total=300, done=300, history=[(START + 20, 300.0)], ended=START + 20
+        ),
+    ]
+    result = estimate(Track(started=START, children=disks, ended=START + 20), START + 30)
+    assert result.rate == 20 and result.progress == 1.0 and result.remaining == 0
