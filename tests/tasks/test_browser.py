@@ -79,6 +79,20 @@ def test_the_page_shows_bars_moving_and_the_remaining_time_changing(live_server,
         )
         assert transfer_row.is_hidden()
         assert page.evaluate("window.notReloaded") is True
+
+        # The run's detail page: its facts, its sub-tasks and its log, refreshed in place.
+        run_row.locator("td.name a").click()
+        page.wait_for_url(f"**/tasks/{run_id}/")
+        elapsed = page.locator(".task-facts dd.elapsed")
+        first_elapsed = elapsed.inner_text()
+        wait_until(
+            lambda: elapsed.inner_text() != first_elapsed,
+            timeout=6,
+            message="the detail page did not refresh",
+        )
+        # Folded on the list, the run's sub-tasks are still shown on its own page.
+        assert page.locator(f'tr[data-id="{transfer_id}"] progress').is_visible()
+        save_screenshot(page, "tasks-detail-live")
     finally:
         stop.set()
         worker.join(10)

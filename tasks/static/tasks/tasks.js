@@ -6,9 +6,15 @@
   try { folded = new Set(JSON.parse(sessionStorage.getItem(KEY) || "[]")); } catch (e) { folded = new Set(); }
 
   function apply() {
+    // Only a folded ancestor shown on this page hides a row: on a task's detail page, the task
+    // itself (folded on the list) has no row, and its sub-tasks stay visible.
+    var shown = new Set();
+    document.querySelectorAll("button[data-toggle]").forEach(function (button) {
+      shown.add(button.dataset.toggle);
+    });
     document.querySelectorAll("tr[data-ancestors]").forEach(function (row) {
       var ancestors = row.dataset.ancestors.split(" ").filter(Boolean);
-      row.hidden = ancestors.some(function (id) { return folded.has(id); });
+      row.hidden = ancestors.some(function (id) { return folded.has(id) && shown.has(id); });
     });
     document.querySelectorAll("button[data-toggle]").forEach(function (button) {
       var isFolded = folded.has(button.dataset.toggle);
