@@ -15,7 +15,7 @@ from tests.fixtures.processes import wait_until
 pytestmark = pytest.mark.slow
 
 DISK = 64 * 2**20
-RATE = 4 * 2**20  # bytes/s: a 16 s export
+RATE = 6 * 2**20  # bytes/s: an 11 s export
 
 
 def _export(url: str, finished: dict) -> None:
