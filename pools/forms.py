@@ -47,6 +47,7 @@ class PoolForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.trusted_fingerprint = ""
         self.xapi_pool_name = ""
+        self.xapi_uuid = ""
         if self.instance.pk is None:
             self.fields["password"].required = True
             self.fields["password"].help_text = ""
@@ -116,6 +117,7 @@ class PoolForm(forms.ModelForm):
             self.add_error("master_url", f"{url} answered, but not as a usable XAPI: {error}")
             return
         self.xapi_pool_name = pool_record.get("name_label", "")
+        self.xapi_uuid = pool_record.get("uuid", "")
         self._check_not_already_managed(pool_record.get("uuid", ""))
         if url in seen and not data.get("tls_fingerprint"):
             # Trust on first use: pin what the master showed, and tell the person.
@@ -135,6 +137,9 @@ class PoolForm(forms.ModelForm):
             pool.set_password(self.cleaned_data["password"])
         if self.trusted_fingerprint:
             pool.tls_fingerprint = self.trusted_fingerprint
+        if self.xapi_uuid:
+            pool.xapi_uuid = self.xapi_uuid
+            pool.xapi_name_label = self.xapi_pool_name
         if commit:
             pool.save()
         return pool

@@ -9,12 +9,13 @@ was lost: it may be shown greyed, never as live, and is purged after the grace p
 from __future__ import annotations
 
 import xmlrpc.client
+from datetime import timedelta
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, Exists, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -129,15 +130,19 @@ class Pool(models.Model):
     def clean(self) -> None:
         from pools.xapi import normalise_fingerprint, normalise_url
 
-        try:
-            self.master_url = normalise_url(self.master_url)
-        except ValueError as error:
-            raise ValidationError({"master_url": str(error)}) from None
+        errors = {}
+        if self.master_url:  # an empty one is refused as a required field
+            try:
+                self.master_url = normalise_url(self.master_url)
+            except ValueError as error:
+                errors["master_url"] = str(error)
         if self.tls_fingerprint:
             try:
                 self.tls_fingerprint = normalise_fingerprint(self.tls_fingerprint)
             except ValueError as error:
-                raise ValidationError({"tls_fingerprint": str(error)}) from None
+                errors["tls_fingerprint"] = str(error)
+        if errors:
+            raise ValidationError(errors)
 
 
 class WatcherHeartbeat(models.Model):
@@ -164,11 +169,19 @@ class WatcherHeartbeat(models.Model):
 
 class CachedObjectQuerySet(models.QuerySet):
     def live(self) -> CachedObjectQuerySet:
-        """Rows that may be shown as live: not stale, and their pool is connected right now."""
-        return self.filter(stale_since__isnull=True, pool__status=PoolStatus.CONNECTED)
+        """Rows that may be shown as live: not stale, their pool connected, and a watcher
+        alive to keep them current (a dead watcher's last picture is not live)."""
+        from django.conf import settings
+
+        fresh = timezone.now() - timedelta(seconds=settings.POOL_WATCHER_HEARTBEAT_TIMEOUT)
+        watched = WatcherHeartbeat.objects.filter(beat_at__gte=fresh)
+        return self.filter(
+            Exists(watched), stale_since__isnull=True, pool__status=PoolStatus.CONNECTED
+        )
 
     def stale(self) -> CachedObjectQuerySet:
-        return self.exclude(stale_since__isnull=True, pool__status=PoolStatus.CONNECTED)
+        """Everything ``live()`` leaves out: to be shown greyed, never used as current."""
+        return self.exclude(pk__in=self.live().values("pk"))
 
 
 class CachedObject(models.Model):

@@ -71,7 +71,6 @@ class PoolWatcher(threading.Thread):
         self.stopping = threading.Event()
         self.client: XapiClient | None = None
         self.token = ""
-        self.known_refs: dict[str, set[str]] = {}
         self.lost = False
         self.backoff = 1.0
         self.events_applied = 0
@@ -82,13 +81,8 @@ class PoolWatcher(threading.Thread):
         """Ask the loop to end and break a waiting ``event.from`` by closing its socket."""
         self.stopping.set()
         client = self.client
-        transport = getattr(client, "_transport", None)
-        connection_ = getattr(transport, "_connection", None)
-        if connection_ and connection_[1].sock is not None:
-            try:
-                connection_[1].sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        if client is not None:
+            client.abort()
 
     def run(self) -> None:
         try:
@@ -187,7 +181,6 @@ class PoolWatcher(threading.Thread):
         self.token = client.event_inject("pool", pool_ref)
         records = {name: client.get_all_records(name) for name in CACHED_CLASSES}
         cache.full_sync(self.pool, records, pool_fields=self._pool_fields(pool_record, records))
-        self.known_refs = {name.lower(): set(found) for name, found in records.items()}
         self.lost = False
         self.pool.refresh_from_db()
         pool_connected.send(sender=Pool, pool=self.pool)
@@ -225,14 +218,8 @@ class PoolWatcher(threading.Thread):
             events = result.get("events", [])
             pool_fields = {}
             for event in events:
-                name = str(event.get("class", "")).lower()
-                if name == "pool" and "snapshot" in event:
+                if str(event.get("class", "")).lower() == "pool" and "snapshot" in event:
                     pool_fields.update(self._pool_fields(event["snapshot"]))
-                elif name in self.known_refs:
-                    if event.get("operation") == "del":
-                        self.known_refs[name].discard(event.get("ref"))
-                    else:
-                        self.known_refs[name].add(event.get("ref"))
             self.events_applied += cache.apply_events(self.pool, events, pool_fields=pool_fields)
             if any(str(event.get("class", "")).lower() == "host" for event in events):
                 self._refresh_member_urls()
@@ -245,24 +232,29 @@ class PoolWatcher(threading.Thread):
         Pool.objects.filter(pk=self.pool.pk).update(member_urls=self._member_urls(hosts))
 
     def check_counts(self, valid_ref_counts: dict) -> None:
-        """Re-fetch a class whose count on the pool differs from the cache (ghost objects)."""
-        valid_ref_counts = {str(key).lower(): value for key, value in valid_ref_counts.items()}
+        """Re-fetch a class whose count on the pool differs from the cache (ghost objects).
+
+        ``valid_ref_counts`` comes with the batch just applied, so after it the cache must hold
+        exactly that many rows of each class; a difference means rows the pool no longer has
+        (tasks gone without a ``del`` event) or events that were missed.
+        """
+        expected_counts = {str(key).lower(): int(value) for key, value in valid_ref_counts.items()}
         for name in CACHED_CLASSES:
-            key = name.lower()
-            expected = valid_ref_counts.get(key)
-            if expected is None or int(expected) == len(self.known_refs.get(key, ())):
+            model = cache.MODEL_BY_CLASS[name.lower()]
+            expected = expected_counts.get(name.lower())
+            if expected is None:
+                continue
+            cached = model.objects.filter(pool=self.pool).count()
+            if cached == expected:
                 continue
             logger.info(
-                "pool %s: %s count %s on the pool, %d cached; re-fetching %s",
+                "pool %s: %d %s on the pool, %d cached; re-fetching them",
                 self.pool.name,
-                key,
                 expected,
-                len(self.known_refs.get(key, ())),
                 name,
+                cached,
             )
-            records = self.client.get_all_records(name)
-            cache.replace_class(cache.MODEL_BY_CLASS[key], self.pool, records)
-            self.known_refs[key] = set(records)
+            cache.replace_class(model, self.pool, self.client.get_all_records(name))
 
 
 class Supervisor:

@@ -299,8 +299,11 @@ class _Transport(xmlrpc.client.Transport):
         self.https = https
         self.policy = policy
         self.timeout = timeout
+        self.aborted = False
 
     def make_connection(self, host):
+        if self.aborted:
+            raise XapiConnectionError("the call was aborted")
         if self._connection and host == self._connection[0]:
             connection = self._connection[1]
         else:
@@ -317,6 +320,27 @@ class _Transport(xmlrpc.client.Transport):
 
 
 # --- the client ---------------------------------------------------------------------------------
+
+
+class _Session(XenAPI.Session):
+    """The SDK's session, with one switch: ``retry_session = False`` makes ``SESSION_INVALID``
+    raise instead of the SDK's silent re-login and retry.
+
+    ``event.from`` needs it: retried on a new session with a token of the old one, it would
+    wait its whole timeout before the watcher could notice that it must resync.
+    """
+
+    retry_session = True
+
+    def xenapi_request(self, methodname, params):
+        if self.retry_session or methodname.startswith("login") or "logout" in methodname:
+            return super().xenapi_request(methodname, params)
+        result = getattr(self, methodname)(self._session, *params)
+        if isinstance(result, dict) and result.get("Status") == "Success" and "Value" in result:
+            return result["Value"]
+        if isinstance(result, dict) and result.get("ErrorDescription"):
+            raise XenAPI.Failure(result["ErrorDescription"])
+        raise xmlrpc.client.Fault(500, f"unexpected response to {methodname}")
 
 
 class XapiClient:
@@ -379,7 +403,7 @@ class XapiClient:
         self._transport = _Transport(
             https=parts.scheme == "https", policy=self.policy, timeout=self.timeout
         )
-        session = XenAPI.Session(url + "/", transport=self._transport)
+        session = _Session(url + "/", transport=self._transport)
         try:
             session.login_with_password(self.username, self._password, API_VERSION, ORIGINATOR)
         except XenAPI.Failure as failure:
@@ -397,6 +421,8 @@ class XapiClient:
             return
         try:
             self._set_timeout(min(self.timeout, 5.0))
+            if self._transport is not None:
+                self._transport.aborted = False  # an aborted client still ends its session
             self._session.xenapi.session.logout()
         except Exception as error:  # the pool may be gone: nothing to clean up then
             logger.debug("logout from %s failed: %s", self.url, type(error).__name__)
@@ -408,6 +434,23 @@ class XapiClient:
         self._session = None
         self._transport = None
 
+    def abort(self) -> None:
+        """Break a call waiting in another thread (e.g. ``event.from``); the client is done.
+
+        Shutting the socket down is not enough on its own: the XML-RPC transport would retry
+        on a fresh connection, so the transport refuses new connections first.
+        """
+        transport = self._transport
+        if transport is None:
+            return
+        transport.aborted = True
+        connection = transport._connection[1] if transport._connection else None
+        if connection is not None and connection.sock is not None:
+            try:
+                connection.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     @property
     def logged_in(self) -> bool:
         return self._session is not None
@@ -418,12 +461,19 @@ class XapiClient:
         if self._transport is not None:
             self._transport.timeout = timeout
 
-    def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
-        """Call ``Class.method`` (``Async.Class.method`` too) with the session prepended."""
+    def call(
+        self, method: str, *args: Any, timeout: float | None = None, retry_session: bool = True
+    ) -> Any:
+        """Call ``Class.method`` (``Async.Class.method`` too) with the session prepended.
+
+        On ``SESSION_INVALID`` the SDK logs in again and retries, unless ``retry_session`` is
+        false: then :class:`XapiFailure` ``SESSION_INVALID`` is raised.
+        """
         if self._session is None:
             raise XapiError(f"not logged in to {self.url}")
         handle = self._session.handle
         self._set_timeout(timeout or self.timeout)
+        self._session.retry_session = retry_session
         target = self._session.xenapi
         for part in method.split("."):
             target = getattr(target, part)
@@ -450,15 +500,16 @@ class XapiClient:
         return self.call("event.inject", xapi_class, ref)
 
     def event_from(self, classes: Iterable[str], token: str, timeout: float) -> dict:
-        """One ``event.from``; raises :class:`SessionRenewed` if the session was replaced."""
-        renewals = self.session_renewals
+        """One ``event.from``; ``SESSION_INVALID`` is raised, never retried: the token is void."""
         # The client waits a little longer than the server, so a quiet pool is not an error.
-        result = self.call(
-            "event.from", list(classes), token, float(timeout), timeout=timeout + 10.0
+        return self.call(
+            "event.from",
+            list(classes),
+            token,
+            float(timeout),
+            timeout=timeout + 10.0,
+            retry_session=False,
         )
-        if self.session_renewals != renewals:
-            raise SessionRenewed(f"the session on {self.url} was renewed: old tokens are void")
-        return result
 
     # -- tasks --
 

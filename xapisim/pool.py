@@ -233,7 +233,7 @@ class Simulator:
 
     def restart_toolstack(self, keep: Any = None) -> None:
         self.wipe_volatile()
-        drop_all()
+        drop_all(self.db)
         for server in self.servers.values():
             server.drop_connections(keep=keep)
 
@@ -245,7 +245,7 @@ class Simulator:
         self.set_host_up(old, False, keep=keep)
         self.db.update("pool", self.pool_ref, master=new_master)
         self.wipe_volatile()
-        drop_all()
+        drop_all(self.db)
         for server in self.servers.values():
             server.drop_connections(keep=keep)
 

@@ -10,6 +10,7 @@ import pytest
 from pools.forms import PoolForm
 from pools.models import Pool
 from pools.xapi import fetch_certificate_fingerprint
+from tests.fixtures.pools import urls
 from tests.fixtures.processes import free_port
 
 pytestmark = pytest.mark.timeout(90)
@@ -81,7 +82,7 @@ def test_a_refused_address_is_explained(db):
 
 def test_a_member_given_instead_of_the_master_is_refused(xapisim_factory, db):
     sim = xapisim_factory(hosts=2)
-    form = PoolForm(form_data(sim, master_url=sim.member_urls[0]))
+    form = PoolForm(form_data(sim, master_url=urls(sim)[1][0]))
     assert not form.is_valid()
     (error,) = form.errors["master_url"]
     assert "is a pool member, not the master: the master is at" in error
@@ -90,7 +91,7 @@ def test_a_member_given_instead_of_the_master_is_refused(xapisim_factory, db):
 
 def test_tls_is_trusted_on_first_use_and_a_mismatch_is_refused(xapisim_factory, db):
     sim = xapisim_factory(tls=True)
-    actual = fetch_certificate_fingerprint(sim.url)
+    actual = fetch_certificate_fingerprint(urls(sim)[0])
     wrong = ":".join(["AA"] * 32)
     form = PoolForm(form_data(sim, tls_fingerprint=wrong))
     assert not form.is_valid()
@@ -182,14 +183,14 @@ def test_pool_add_list_and_remove(secret_sim, run_manage):
         "pool_add", "lab", "--url", secret_sim.url, "--password-stdin", input=SECRET + "\n"
     )
     assert added.returncode == 0, added.stderr
-    assert f"pool lab added ({secret_sim.url})" in added.stdout
+    assert f"pool lab added ({urls(secret_sim)[0]})" in added.stdout
     assert SECRET not in added.stdout + added.stderr
     assert Pool.objects.get(name="lab").get_password() == SECRET
 
     listed = run_manage("pool_list", "--json")
     assert listed.returncode == 0, listed.stderr
     (row,) = json.loads(listed.stdout)
-    assert row["name"] == "lab" and row["url"] == secret_sim.url
+    assert row["name"] == "lab" and row["url"] == urls(secret_sim)[0]
     assert set(row) >= {
         "status",
         "stale_since",

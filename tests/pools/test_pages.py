@@ -135,6 +135,7 @@ def test_a_dead_watcher_greys_everything(client, db):
     page = client.get("/vms/").content.decode()
     assert "watcher down" in page
     assert page.count('class="vm stale"') == 2
+    assert VM.objects.live().count() == 0 and VM.objects.stale().count() == 2
     assert "watcher down" in client.get("/pools/").content.decode()
 
 

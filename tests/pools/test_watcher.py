@@ -8,7 +8,7 @@ import pytest
 
 from pools.choices import PoolStatus
 from pools.models import VDI, VM, Pool, WatcherHeartbeat, XapiTask
-from tests.fixtures.pools import cache_snapshot, sim_snapshot
+from tests.fixtures.pools import cache_snapshot, failover, sim_snapshot, urls
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -45,7 +45,8 @@ def test_first_sync_equals_the_simulator(
     assert all(vm.power_state for vm in guests)
     pool.refresh_from_db()
     assert pool.xapi_uuid and pool.last_event_at is not None
-    assert sorted(pool.member_urls) == sorted([sim.url, *sim.member_urls])
+    master_url, member_urls = urls(sim)
+    assert sorted(pool.member_urls) == sorted([master_url, *member_urls])
     assert WatcherHeartbeat.objects.get().pid == watcher.pid
 
 
@@ -63,7 +64,7 @@ def test_changes_appear_within_a_second(xapisim, make_pool, start_watcher, sim_c
         message="the rename did not reach the cache within a second",
     )
 
-    new_ref = client.call("VM.clone", vm_ref, "a new VM")
+    new_ref = client.call("sim.vm_create", "a new VM", 2, "4M", "Running")
     wait_for(
         lambda: VM.objects.filter(pool=pool, ref=new_ref, name_label="a new VM").exists(),
         timeout=1.0,
@@ -101,14 +102,14 @@ def test_master_failover_is_survived_without_a_restart(
     watcher = start_watcher()
     wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
 
-    sim.sim("sim.failover")
+    _, member_urls = urls(sim)
+    new_master = failover(sim)
+    assert new_master in member_urls
     wait_for(
-        lambda: connected(pool) and pool.connected_url != sim.url,
+        lambda: connected(pool) and pool.connected_url == new_master,
         timeout=15,
         message="the watcher did not follow the new master",
     )
-    new_master = pool.connected_url
-    assert new_master in sim.member_urls
     client = sim_client(sim, url=new_master)
     vm_ref, _ = guest_vm(client)
     client.call("VM.set_name_label", vm_ref, "after failover")
@@ -138,7 +139,7 @@ def test_toolstack_restart_is_survived_and_ghost_tasks_disappear(
     xapisim.sim("sim.restart_toolstack")
     wait_for(
         lambda: not XapiTask.objects.filter(pool=pool, ref__in=task_refs).exists(),
-        timeout=10,
+        timeout=3,
         message="ghost tasks stayed in the cache after the toolstack restart",
     )
     fresh = sim_client(xapisim)
@@ -229,7 +230,7 @@ def test_restart_after_deletions_removes_them_from_the_cache(
     xapisim.start()
     client = sim_client(xapisim)
     vm_ref, _ = guest_vm(client)
-    client.call("VM.destroy", vm_ref)
+    client.call("sim.vm_destroy", vm_ref)
     assert VM.objects.filter(pool=pool, ref=vm_ref).exists()
 
     Pool.objects.filter(pk=pool.pk).update(enabled=True)
@@ -261,9 +262,86 @@ def test_pools_added_changed_disabled_and_removed_without_a_restart(
     Pool.objects.filter(pk=pool.pk).update(enabled=False)
     wait_for(lambda: status_of(pool) == PoolStatus.DISABLED, timeout=5, message="not disabled")
     assert VM.objects.filter(pool=pool).live().count() == 0
+    Pool.objects.filter(pk=pool.pk).update(enabled=True)
+    wait_for(lambda: connected(pool), timeout=15, message="the pool enabled again never connected")
 
     Pool.objects.filter(pk=pool.pk).delete()
     watcher.wait_for_log("removed: stopping its watcher", timeout=5)
     assert watcher.alive()
     assert "not the password" not in watcher.log()
     assert "Pw-9f3k2-secret" not in watcher.log()
+
+
+def test_a_ghost_in_the_cache_is_noticed_by_the_counts_and_removed(
+    xapisim, make_pool, start_watcher, sim_client, wait_for
+):
+    pool = make_pool(xapisim)
+    watcher = start_watcher()
+    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+    # A task the pool does not have (one that vanished without a del event).
+    XapiTask.objects.create(pool=pool, ref="OpaqueRef:ghost", name_label="ghost", status="pending")
+    client = sim_client(xapisim)
+    vm_ref, _ = guest_vm(client)
+    client.call("VM.set_name_label", vm_ref, "any change")
+    wait_for(
+        lambda: not XapiTask.objects.filter(pool=pool, ref="OpaqueRef:ghost").exists(),
+        timeout=2,
+        message="valid_ref_counts did not reveal the ghost task",
+    )
+    watcher.wait_for_log("re-fetching them", timeout=1)
+    wait_for(
+        lambda: VM.objects.get(pool=pool, ref=vm_ref).name_label == "any change",
+        timeout=1,
+        message="the change was lost",
+    )
+    assert cache_snapshot(pool) == sim_snapshot(client)
+
+
+def test_xapi_tasks_record_their_progress_and_can_be_cancelled(
+    xapisim, make_pool, start_watcher, sim_client, wait_for
+):
+    from pools.services import cancel_xapi_task
+
+    pool = make_pool(xapisim)
+    start_watcher()
+    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+    client = sim_client(xapisim)
+    vm_ref, _ = guest_vm(client)
+    xapisim.sim("set_async_delay", 1.0)
+    done_ref = client.call("Async.VM.snapshot", vm_ref, "watched snapshot")
+    wait_for(
+        lambda: XapiTask.objects.filter(pool=pool, ref=done_ref, status="success").exists(),
+        timeout=4,
+        message="the task never finished in the cache",
+    )
+    task = XapiTask.objects.get(pool=pool, ref=done_ref)
+    assert task.name_label == "Async.VM.snapshot" and task.progress == 1.0
+    assert task.finished is not None and task.created is not None
+    progresses = [progress for _, progress in task.progress_history]
+    assert len(progresses) >= 4 and progresses == sorted(progresses) and progresses[-1] == 1.0
+    times = [moment for moment, _ in task.progress_history]
+    assert times == sorted(times) and times[-1] - times[0] > 0.3
+
+    xapisim.sim("set_async_delay", 5.0)
+    slow_ref = client.call("Async.VM.snapshot", vm_ref, "cancelled snapshot")
+    wait_for(
+        lambda: XapiTask.objects.filter(pool=pool, ref=slow_ref).exists(),
+        timeout=2,
+        message="the slow task never reached the cache",
+    )
+    cancel_xapi_task(XapiTask.objects.get(pool=pool, ref=slow_ref))
+    wait_for(
+        lambda: XapiTask.objects.get(pool=pool, ref=slow_ref).status == "cancelled",
+        timeout=3,
+        message="the cancelled task never showed as cancelled",
+    )
+    assert XapiTask.objects.get(pool=pool, ref=slow_ref).error_info[0] == "TASK_CANCELLED"
+
+
+def test_cancelling_a_task_of_a_lost_pool_says_why(make_pool, xapisim, db):
+    from pools.services import PoolUnavailable, cancel_xapi_task
+
+    pool = make_pool(xapisim, status=PoolStatus.STALE)
+    task = XapiTask.objects.create(pool=pool, ref="OpaqueRef:t", name_label="export")
+    with pytest.raises(PoolUnavailable, match=r"pool pool1 is stale .*: task export cannot be"):
+        cancel_xapi_task(task)

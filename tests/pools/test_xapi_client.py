@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import socket
 import threading
 import time
@@ -18,13 +20,14 @@ from pools.xapi import (
     fetch_certificate_fingerprint,
     find_master,
 )
+from tests.fixtures.pools import failover, urls
 from tests.fixtures.processes import free_port
 
 pytestmark = pytest.mark.timeout(60)
 
 
 def client_for(sim, url=None, **kwargs) -> XapiClient:
-    return XapiClient(url or sim.url, "root", sim.password or "xapisim", timeout=5, **kwargs)
+    return XapiClient(url or sim.master_url, "root", sim.password, timeout=5, **kwargs)
 
 
 def test_login_calls_and_logout(xapisim):
@@ -39,9 +42,9 @@ def test_login_calls_and_logout(xapisim):
 
 def test_a_member_is_followed_to_the_master(xapisim_factory):
     sim = xapisim_factory(hosts=2)
-    member = sim.member_urls[0]
+    master_url, (member,) = urls(sim)
     with client_for(sim, url=member) as client:
-        assert client.url == sim.url
+        assert client.url == master_url
         assert client.get_all_records("host")
     with pytest.raises(HostIsSlave, match="is a pool member, not the master: the master is at"):
         client_for(sim, url=member, follow_master=False).login()
@@ -49,10 +52,11 @@ def test_a_member_is_followed_to_the_master(xapisim_factory):
 
 def test_find_master_probes_members_after_a_failover(xapisim_factory):
     sim = xapisim_factory(hosts=3)
-    sim.sim("sim.failover")
-    client = find_master([sim.url, *sim.member_urls], lambda url: client_for(sim, url=url))
+    old_master, members = urls(sim)
+    new_master = failover(sim)
+    client = find_master([old_master, *members], lambda url: client_for(sim, url=url))
     try:
-        assert client.url in sim.member_urls
+        assert client.url == new_master
         assert client.get_all_records("VM")
     finally:
         client.logout()
@@ -116,8 +120,8 @@ def test_async_calls_wait_on_their_task_with_progress(xapisim):
         assert not pending
 
 
-def test_export_stream_reads_a_close_delimited_body_then_the_task(xapisim):
-    with client_for(xapisim) as client:
+def test_export_stream_reads_a_close_delimited_body_then_the_task(xapisim_factory):
+    with client_for(xapisim_factory(disk_size="4M")) as client:
         vdi_ref, vdi = next(
             (ref, vdi)
             for ref, vdi in client.get_all_records("VDI").items()
@@ -154,20 +158,63 @@ def test_http_handlers_refuse_a_dead_session(xapisim):
 
 def test_tls_fingerprints_are_pinned_and_trusted_on_first_use(xapisim_factory):
     sim = xapisim_factory(tls=True)
-    assert sim.url.startswith("https://")
-    actual = fetch_certificate_fingerprint(sim.url)
+    url, _ = urls(sim)
+    assert url.startswith("https://")
+    actual = fetch_certificate_fingerprint(url)
     learnt = {}
     with client_for(sim, on_new_fingerprint=learnt.__setitem__) as client:
         assert client.get_all_records("host")
-    assert learnt == {sim.url: actual}
+    assert learnt == {url: actual}
 
-    with client_for(sim, fingerprints={sim.url: actual}) as client:
+    with client_for(sim, fingerprints={url: actual}) as client:
         assert client.get_all_records("host")
 
     wrong = ":".join(["00"] * 32)
     with pytest.raises(TlsFingerprintMismatch) as caught:
-        client_for(sim, fingerprints={sim.url: wrong}).login()
+        client_for(sim, fingerprints={url: wrong}).login()
     assert f"has fingerprint {actual}, but {wrong} is pinned" in str(caught.value)
 
     with pytest.raises(XapiConnectionError, match="is not trusted"):
         client_for(sim, tls_mode="ca").login()
+
+
+def _disk_of(client, vm_name: str) -> str:
+    vm = next(r for r in client.get_all_records("VM").values() if r["name_label"] == vm_name)
+    vbds = [client.call("VBD.get_record", vbd) for vbd in vm["VBDs"]]
+    return min((int(v["userdevice"]), v["VDI"]) for v in vbds if v["type"] == "Disk")[1]
+
+
+def test_export_follows_the_redirect_to_the_host_that_sees_the_disk(xapisim_factory):
+    sim = xapisim_factory(vms=4, hosts=2, disk_size="4M")
+    with client_for(sim) as client:
+        vdi = _disk_of(client, "vm-00003")  # on host 1's local SR: the master answers 302
+        transfer = client.export_stream("/export_raw_vdi", {"vdi": vdi, "format": "raw"}, label="x")
+        body = b"".join(transfer)
+        assert transfer.finish() == ""
+    assert hashlib.sha256(body).hexdigest() == sim.sim("vdi_sha256", vdi)
+
+
+def test_import_stream_puts_a_body_and_returns_the_task_result(xapisim_factory):
+    sim = xapisim_factory(vms=1, disk_size="4M")
+    size = 4 * 1024 * 1024
+    data = os.urandom(size)
+    with client_for(sim) as client:
+        source = _disk_of(client, "vm-00000")
+        target = client.call(
+            "VDI.create",
+            {
+                "SR": client.call("VDI.get_SR", source),
+                "virtual_size": str(size),
+                "name_label": "restored",
+                "type": "user",
+                "sharable": False,
+                "read_only": False,
+                "other_config": {},
+            },
+        )
+        chunks = (data[i : i + 65536] for i in range(0, size, 65536))
+        result = client.import_stream(
+            "/import_raw_vdi", {"vdi": target, "format": "raw"}, chunks, size, label="restore"
+        )
+    assert result == target
+    assert sim.sim("vdi_sha256", target) == hashlib.sha256(data).hexdigest()

@@ -245,4 +245,4 @@ def drop_event_streams(call: Call) -> int:
     """Cut the connections of every blocked `event.from`; returns how many were cut."""
     from .events import drop_all
 
-    return drop_all()
+    return drop_all(call.db)

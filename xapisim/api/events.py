@@ -130,8 +130,8 @@ def _result(db: Any, changes: list[tuple[str, str, str, int]]) -> dict[str, Any]
     }
 
 
-def drop_all() -> int:
-    """Cut every blocked `event.from` connection; returns how many."""
+def drop_all(db: Any) -> int:
+    """Cut every blocked `event.from` connection and wake its thread; returns how many."""
     with WAITERS_LOCK:
         waiters = list(WAITERS)
     for waiter in waiters:
@@ -141,6 +141,7 @@ def drop_all() -> int:
                 waiter.connection.shutdown(2)
             except OSError:
                 pass
+    db.wake_waiters()
     return len(waiters)
 
 

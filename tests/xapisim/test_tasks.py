@@ -1,0 +1,116 @@
+"""Async calls and tasks (xapi.md §8.7): progress, result fragments, error_info, cancel, GC."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import XenAPI
+
+from tests.xapisim.helpers import task_value, vm_by_name, wait_task
+from xapisim import tasks
+from xapisim.db import Database
+from xapisim.errors import XapiError
+
+
+def test_async_snapshot_result_is_a_value_fragment(xapisim) -> None:
+    session = xapisim.session()
+    x = session.xenapi
+    vm = vm_by_name(session, "vm-00000")
+    task = x.Async.VM.snapshot(vm, "async")
+    assert task.startswith("OpaqueRef:")
+    record = wait_task(session, task)
+    assert record["status"] == "success"
+    assert record["progress"] == 1.0
+    assert record["result"].startswith("<value>OpaqueRef:") and record["result"].endswith(
+        "</value>"
+    )
+    snap = task_value(record)
+    assert x.VM.get_snapshot_of(snap) == vm
+    assert record["error_info"] == []
+    assert record["finished"].value != "19700101T00:00:00Z"
+    assert record["name_label"] == "Async.VM.snapshot"
+    void = wait_task(session, x.Async.VM.clean_shutdown(vm))
+    assert (void["status"], void["result"]) == ("success", "")
+
+
+def test_async_failure_lands_in_error_info(xapisim) -> None:
+    session = xapisim.session()
+    x = session.xenapi
+    halted = vm_by_name(session, "vm-00002")
+    record = wait_task(session, x.Async.VM.checkpoint(halted, "cp"))
+    assert record["status"] == "failure"
+    assert record["error_info"] == ["VM_BAD_POWER_STATE", halted, "running", "halted"]
+    assert record["result"] == ""
+
+
+def test_async_progress_and_cancel(xapisim) -> None:
+    session = xapisim.session()
+    x = session.xenapi
+    vm = vm_by_name(session, "vm-00000")
+    xapisim.sim("set_async_delay", 2.0)
+    task = x.Async.VM.snapshot(vm, "slow")
+    time.sleep(0.5)
+    record = x.task.get_record(task)
+    assert record["status"] == "pending"
+    assert 0.0 < record["progress"] < 1.0
+    assert record["allowed_operations"] == ["cancel"]
+    x.task.cancel(task)
+    done = wait_task(session, task)
+    assert done["status"] == "cancelled"
+    assert done["error_info"] == ["TASK_CANCELLED", task]
+    assert x.VM.get_snapshots(vm) == []
+
+
+def test_task_create_cancel_destroy(xapisim) -> None:
+    session = xapisim.session()
+    x = session.xenapi
+    task = x.task.create("export vm-00000", "by xoweb")
+    record = x.task.get_record(task)
+    assert (record["status"], record["name_label"], record["name_description"]) == (
+        "pending",
+        "export vm-00000",
+        "by xoweb",
+    )
+    assert record["progress"] == 0.0
+    assert task in x.task.get_all_records()
+    x.task.cancel(task)
+    assert x.task.get_status(task) == "cancelled"
+    with pytest.raises(XenAPI.Failure) as again:
+        x.task.cancel(task)
+    assert again.value.details == ["OPERATION_NOT_ALLOWED", f"Task {task} is not cancellable"]
+    x.task.destroy(task)
+    with pytest.raises(XenAPI.Failure) as gone:
+        x.task.get_record(task)
+    assert gone.value.details == ["HANDLE_INVALID", "task", task]
+
+
+def test_fail_next_applies_once(xapisim) -> None:
+    session = xapisim.session()
+    x = session.xenapi
+    vm = vm_by_name(session, "vm-00000")
+    xapisim.sim("fail_next", "VM.snapshot", ["SR_FULL", "OpaqueRef:sr", "1", "2"])
+    with pytest.raises(XenAPI.Failure) as full:
+        x.VM.snapshot(vm, "first")
+    assert full.value.details == ["SR_FULL", "OpaqueRef:sr", "1", "2"]
+    assert x.VM.get_snapshot_of(x.VM.snapshot(vm, "second")) == vm
+
+
+def test_task_garbage_collection_rules() -> None:
+    db = Database()
+    db.create("session", {"uuid": "s", "originator": ""}, ref="OpaqueRef:s")
+    finished = [tasks.create(db, f"t{i}", "", "OpaqueRef:h", None) for i in range(3)]
+    for ref in finished:
+        tasks.succeed(db, ref, None)
+    pending = tasks.create(db, "pending", "", "OpaqueRef:h", None)
+    now = time.time()
+    assert tasks.garbage_collect(db, now) == 0
+    assert tasks.garbage_collect(db, now + tasks.COMPLETED_TTL + 1) == 3
+    assert list(db.tables["task"]) == [pending]
+    assert tasks.garbage_collect(db, now + tasks.PENDING_TTL + 1) == 1
+    many = [tasks.create(db, f"m{i}", "", "OpaqueRef:h", None) for i in range(tasks.MAX_TASKS + 5)]
+    for ref in many:
+        tasks.fail(db, ref, XapiError("X"))
+    assert tasks.garbage_collect(db, time.time()) == 5
+    assert len(db.tables["task"]) == tasks.MAX_TASKS
+    assert many[0] not in db.tables["task"] and many[-1] in db.tables["task"]
