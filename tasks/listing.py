@@ -15,7 +15,7 @@ from django.utils import timezone
 from pools.choices import XapiTaskStatus
 from pools.models import Pool, XapiTask
 from tasks.models import Task
-from tasks.presenters import TaskView, build_tree, xapi_view
+from tasks.presenters import TaskView, build_tree, watcher_alive, xapi_view
 
 STATUS_FILTERS = {
     "": "all",
@@ -120,9 +120,10 @@ def task_page(
     order = {pk: index for index, pk in enumerate(root_ids)}
     views = sorted(build_tree(rows, now), key=lambda view: order.get(view.id, len(order)))
     xapi_rows = list(filtered_xapi_tasks(filters)[:MAX_XAPI_TASKS]) if page.number == 1 else []
+    watched = watcher_alive(now) if xapi_rows else False
     return TaskPage(
         tasks=[view for view in views if view.id in order],
-        xapi_tasks=[xapi_view(row, now) for row in xapi_rows],
+        xapi_tasks=[xapi_view(row, now, watched=watched) for row in xapi_rows],
         page=page,
         filters=filters,
         pools=list(Pool.objects.order_by("name")),

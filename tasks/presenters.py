@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.urls import reverse
@@ -207,11 +207,26 @@ def _view(
 # --- XAPI tasks ----------------------------------------------------------------------------------
 
 
-def xapi_view(xapi_task, now: datetime | None = None) -> TaskView:
-    """The view of one cached XAPI task (``pools.models.XapiTask``, with its pool loaded)."""
+def watcher_alive(now: datetime | None = None) -> bool:
+    """Whether a pool watcher beats: without one, the cache is a picture, not live (one query)."""
+    from django.conf import settings
+
+    from pools.models import WatcherHeartbeat
+
+    now = now or timezone.now()
+    fresh = now - timedelta(seconds=settings.POOL_WATCHER_HEARTBEAT_TIMEOUT)
+    return WatcherHeartbeat.objects.filter(beat_at__gte=fresh).exists()
+
+
+def xapi_view(xapi_task, now: datetime | None = None, *, watched: bool = True) -> TaskView:
+    """The view of one cached XAPI task (``pools.models.XapiTask``, with its pool loaded).
+
+    ``watched`` says whether a watcher keeps the cache current (:func:`watcher_alive`): a task
+    of a lost pool, or seen by a watcher that died, is stale: greyed, with no estimate.
+    """
     now = now or timezone.now()
     pool = xapi_task.pool
-    stale = xapi_task.stale_since is not None or not pool.is_live
+    stale = xapi_task.stale_since is not None or not pool.is_live or not watched
     status = _XAPI_STATUS.get(xapi_task.status, TaskStatus.RUNNING)
     final = status in TaskStatus.final()
     created = _ts(xapi_task.created)
@@ -233,7 +248,9 @@ def xapi_view(xapi_task, now: datetime | None = None) -> TaskView:
     details = []
     if xapi_task.status == "cancelling":
         details.append("cancelling")
-    if stale:
+    if stale and not watched:
+        details.append("no pool watcher is running: last known state")
+    elif stale:
         details.append(f"pool {pool.name} is {pool.get_status_display().lower()}")
     return TaskView(
         id=xapi_task.pk,

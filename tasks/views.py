@@ -20,7 +20,7 @@ from pools.models import XapiTask
 from tasks import services
 from tasks.listing import MAX_TREE_ROWS, STATUS_FILTERS, BadFilter, TaskFilters, task_page
 from tasks.models import Task
-from tasks.presenters import build_tree, xapi_view
+from tasks.presenters import build_tree, watcher_alive, xapi_view
 
 POLL_SECONDS = 2
 
@@ -131,7 +131,7 @@ def xapi_task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     xapi_task = get_object_or_404(XapiTask.objects.select_related("pool"), pk=pk)
     context = {
         "xapi_task": xapi_task,
-        "view": xapi_view(xapi_task, timezone.now()),
+        "view": xapi_view(xapi_task, timezone.now(), watched=watcher_alive()),
         "poll_seconds": POLL_SECONDS,
     }
     template = "tasks/_xapi_task_body.html" if _is_htmx(request) else "tasks/xapi_task_detail.html"
@@ -143,7 +143,7 @@ def xapi_task_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     from tasks.tasks import cancel_xapi_task
 
     xapi_task = get_object_or_404(XapiTask.objects.select_related("pool"), pk=pk)
-    view = xapi_view(xapi_task)
+    view = xapi_view(xapi_task, watched=watcher_alive())
     if not view.cancellable:
         messages.error(
             request,

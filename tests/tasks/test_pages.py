@@ -196,3 +196,14 @@ def test_cancelling_a_vanished_xapi_task_says_so():
     from tasks.tasks import cancel_xapi_task
 
     assert cancel_xapi_task(999999) == "XAPI task 999999 is gone: nothing to cancel"
+
+
+def test_xapi_tasks_seen_by_a_dead_watcher_are_not_shown_as_live(client, pool_row, make_xapi_task):
+    from pools.models import WatcherHeartbeat
+
+    make_xapi_task(pool_row("lab"), "Export of VM web")
+    WatcherHeartbeat.objects.update(beat_at=timezone.now() - timezone.timedelta(minutes=5))
+    (xapi,) = client.get(reverse("tasks:task_list_json")).json()["xapi_tasks"]
+    assert xapi["stale"] and xapi["remaining_s"] is None and not xapi["cancellable"]
+    html = client.get(reverse("tasks:task_list")).content.decode()
+    assert "no pool watcher is running: last known state" in html
