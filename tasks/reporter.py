@@ -29,6 +29,9 @@ touches the ``updated`` column of every task open in the process every
 process dies the beats stop, and :func:`tasks.services.mark_interrupted` (periodic) or any
 reader (``Task.effective_status``) turns the task interrupted.
 
+A planned task starts once: a redelivered Celery message that starts it again gets
+:class:`TaskNotStartable` (with the task's current status in its message) and should just end.
+
 A task created ``cancellable=True`` can be cancelled from the task page: the next throttled
 write notices it and raises :class:`TaskCancelled` from ``advance()``/``check()``, which ends
 the task as cancelled. Works the same in a Celery worker and in a plain process. Do not open a

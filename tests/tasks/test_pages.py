@@ -207,3 +207,14 @@ def test_xapi_tasks_seen_by_a_dead_watcher_are_not_shown_as_live(client, pool_ro
     assert xapi["stale"] and xapi["remaining_s"] is None and not xapi["cancellable"]
     html = client.get(reverse("tasks:task_list")).content.decode()
     assert "no pool watcher is running: last known state" in html
+
+
+def test_the_admin_lists_and_shows_tasks_with_their_log(admin_client, make_task):
+    run = make_task("nightly run")
+    TaskLogEntry.objects.create(task=run, level="error", message="remote is full")
+    listing = admin_client.get(reverse("admin:tasks_task_changelist"))
+    assert listing.status_code == 200 and "nightly run" in listing.content.decode()
+    detail = admin_client.get(reverse("admin:tasks_task_change", args=[run.pk]))
+    assert detail.status_code == 200 and "remote is full" in detail.content.decode()
+    log = admin_client.get(reverse("admin:tasks_tasklogentry_changelist"))
+    assert "remote is full" in log.content.decode()
