@@ -1,0 +1,416 @@
+"""Fold one child, or a run of children, into their parent in place; resumable.
+
+Why the chain never reads differently, whatever moment the process dies:
+
+* the parent only receives sectors its children hold, and the children still override them;
+* data is written and flushed before the bitmaps and BAT entries that make it visible;
+* a new block goes where the footer was, after a copy of the footer was written past it, so
+  the file always ends with a valid footer;
+* the state file (``.<parent>.merge.json``) says what is merged; ``open_chain`` accepts the
+  one short window where the parent already carries the newest child's UUID but has not yet
+  been renamed over it (the old children then name a UUID that moved);
+* the rename over the newest child's name is atomic, and the other children are deleted
+  only after it.
+
+Cost is proportional to the children's blocks: only their allocated blocks are read, copied
+and accounted for, never the whole disk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .bat import Bat
+from .batmap import Batmap, sectors_for
+from .bitmap import all_sectors, from_mask, is_full, runs, to_mask
+from .chain import compose_block, open_chain
+from .errors import MergeError
+from .fields import CREATOR_TAP, SECTOR, TAP_CREATOR_VERSION, UNUSED, DiskType, ceil_div
+from .footer import FOOTER_SIZE, Footer
+from .mergestate import BLOCKS, FINALIZE, MergeState, state_path, states_in
+from .vhdfile import VhdFile, open_vhd
+from .writer import fsync_directory
+
+#: Bytes copied between two flushes (and state file updates).
+DEFAULT_BATCH_BYTES = 256 * 1024 * 1024
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """The merged file (now named as the newest child) and what the merge did."""
+
+    path: Path
+    merged_blocks: int
+    resumed: bool
+
+
+def merge(
+    children: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    progress: Progress | None = None,
+) -> MergeResult:
+    """Merge ``children`` (one file, or consecutive files oldest first) into their parent.
+
+    If an interrupted merge ending at the same newest child left a state file, it is resumed
+    instead. The merged parent takes the newest child's UUID, time stamp, size and name.
+    """
+    if isinstance(children, (str, os.PathLike)):
+        paths = [Path(children)]
+    else:
+        paths = [Path(child) for child in children]
+    if not paths:
+        raise MergeError("nothing to merge: no child given")
+    directory = paths[-1].parent
+    for _path, state in states_in(directory):
+        if state.children[-1] == paths[-1].name:
+            return _Merger(directory, state, True, batch_bytes, progress).run()
+    return _Merger.start(paths, batch_bytes, progress).run()
+
+
+def resume_merges(directory: str | os.PathLike) -> list[MergeResult]:
+    """Finish every interrupted merge of a directory (the clean-up pass calls this)."""
+    directory = Path(directory)
+    return [
+        _Merger(directory, state, True, DEFAULT_BATCH_BYTES, None).run()
+        for _path, state in states_in(directory)
+    ]
+
+
+class _Merger:
+    """One merge, described by its state; ``run`` carries it on from wherever it stopped."""
+
+    def __init__(
+        self,
+        directory: Path,
+        state: MergeState,
+        resumed: bool,
+        batch_bytes: int,
+        progress: Progress | None,
+    ) -> None:
+        self.directory = directory
+        self.state = state
+        self.resumed = resumed
+        self.batch_bytes = batch_bytes
+        self.progress = progress
+        self.parent_path = directory / state.parent
+        self.newest_path = directory / state.children[-1]
+
+    @classmethod
+    def start(cls, paths: list[Path], batch_bytes: int, progress: Progress | None) -> _Merger:
+        directory = paths[-1].parent
+        count = len(paths)
+        with open_chain(paths[-1]) as chain:
+            if len(chain.layers) <= count:
+                raise MergeError(f"{paths[0]}: has no parent to merge into")
+            layers = chain.layers[:count][::-1]
+            names = [layer.path.name for layer in layers]
+            if names != [path.name for path in paths] or any(
+                layer.path.parent.resolve() != directory.resolve() for layer in layers
+            ):
+                raise MergeError(
+                    f"{', '.join(map(str, paths))} are not consecutive files of one chain "
+                    f"(the chain has {', '.join(str(layer.path) for layer in layers)})"
+                )
+            parent = chain.layers[count]
+            if parent.path.parent.resolve() != directory.resolve():
+                raise MergeError(
+                    f"{parent.path}: a parent must be in its children's directory to be merged"
+                )
+            if parent.disk_type == DiskType.FIXED:
+                raise MergeError(f"{parent.path}: merging into a fixed disk is not supported")
+            state = MergeState(
+                parent=parent.path.name,
+                children=names,
+                parent_uuid=str(parent.uuid),
+                children_uuids=[str(layer.uuid) for layer in layers],
+                extra={"batmap": parent.batmap is not None},
+            )
+        if state_path(parent.path).exists():
+            raise MergeError(
+                f"{state_path(parent.path)}: another merge into {parent.path} is in progress; "
+                "resume it first"
+            )
+        state.save(directory)
+        return cls(directory, state, False, batch_bytes, progress)
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def run(self) -> MergeResult:
+        """Steps: copy blocks (resumable) → batmap → identity → rename → delete the rest."""
+        state = self.state
+        if self.parent_path.exists():
+            with open_vhd(self.parent_path) as parent:
+                current = str(parent.uuid)
+            if current == state.parent_uuid:
+                if state.step == BLOCKS:
+                    self._copy_blocks()
+                self._finalize()
+            elif current == state.child_uuid:
+                self._copy_footer_to_front()
+            else:
+                raise MergeError(
+                    f"{self.parent_path}: footer UUID is {current}, but the merge state "
+                    f"expects {state.parent_uuid} (or {state.child_uuid} once merged); "
+                    "the file changed since the merge started"
+                )
+            self.parent_path.replace(self.newest_path)
+            fsync_directory(self.directory)
+        else:
+            self._check_already_renamed()
+        for name in state.children[:-1]:
+            (self.directory / name).unlink(missing_ok=True)
+        state_path(self.parent_path).unlink(missing_ok=True)
+        fsync_directory(self.directory)
+        return MergeResult(self.newest_path, state.merged_blocks, self.resumed)
+
+    def _open_checked(self):
+        """The chain from the newest child, checked against the UUIDs in the state."""
+        chain = open_chain(self.newest_path)
+        count = len(self.state.children)
+        layers = chain.layers
+        uuids = [str(layer.uuid) for layer in layers[: count + 1]]
+        expected = [*self.state.children_uuids[::-1], self.state.parent_uuid]
+        names = [layer.path.name for layer in layers[: count + 1]]
+        if uuids != expected or names != [*self.state.children[::-1], self.state.parent]:
+            chain.close()
+            raise MergeError(
+                f"{self.newest_path}: chain is {names} with UUIDs {uuids}, but the merge state "
+                f"records {[*self.state.children[::-1], self.state.parent]} with {expected}"
+            )
+        return chain
+
+    def _copy_blocks(self) -> None:
+        state = self.state
+        count = len(state.children)
+        with self._open_checked() as chain:
+            children = chain.layers[:count]
+            needed = ceil_div(chain.size, chain.block_size)
+            todo = sorted({index for child in children for index in child.allocated_blocks()})
+            total = len([index for index in todo if index < needed])
+            todo = [index for index in todo if state.next_block <= index < needed]
+            with _ParentWriter(self.parent_path, keep_batmap=state.extra.get("batmap")) as target:
+                target.prepare(needed)
+                pending = 0
+                for index in todo:
+                    owners = [child for child in children if child.has_block(index)]
+                    mask, data = compose_block(owners, index)
+                    pending += target.stage(index, mask, data)
+                    state.next_block = index + 1
+                    state.merged_blocks += 1
+                    if pending >= self.batch_bytes:
+                        target.commit()
+                        state.save(self.directory)
+                        pending = 0
+                        if self.progress:
+                            self.progress(state.merged_blocks, total)
+                target.commit()
+        state.step = FINALIZE
+        state.save(self.directory)
+        if self.progress:
+            self.progress(state.merged_blocks, total)
+
+    def _finalize(self) -> None:
+        """Batmap, then the newest child's identity in the footer (end first, then copy)."""
+        count = len(self.state.children)
+        with self._open_checked() as chain:
+            children = chain.layers[:count]
+            newest = children[0]
+            merged = sorted({index for child in children for index in child.allocated_blocks()})
+            with _ParentWriter(self.parent_path, keep_batmap=self.state.extra.get("batmap")) as t:
+                if self.state.extra.get("batmap"):
+                    t.update_batmap(merged)
+                footer = t.vhd.footer.replace(
+                    uuid=newest.uuid,
+                    timestamp=newest.footer.timestamp,
+                    current_size=newest.footer.current_size,
+                    original_size=newest.footer.original_size,
+                    geometry=newest.footer.geometry,
+                    creator_app=CREATOR_TAP,
+                    creator_version=TAP_CREATOR_VERSION,
+                )
+                t.write_footer(footer)
+
+    def _copy_footer_to_front(self) -> None:
+        fd = os.open(self.parent_path, os.O_RDWR)
+        try:
+            size = os.fstat(fd).st_size
+            os.pwrite(fd, os.pread(fd, FOOTER_SIZE, size - FOOTER_SIZE), 0)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+
+    def _check_already_renamed(self) -> None:
+        """The parent is gone: only fine if the newest name already holds the merged file."""
+        state = self.state
+        if not self.newest_path.exists():
+            raise MergeError(
+                f"{self.parent_path} and {self.newest_path} are both missing: the merge "
+                "cannot be finished"
+            )
+        with open_vhd(self.newest_path) as newest:
+            linked = newest.header.parent_uuid if newest.header else None
+            ours = {state.parent_uuid, *state.children_uuids}
+            if str(newest.uuid) != state.child_uuid or (
+                newest.disk_type == DiskType.DIFFERENCING and str(linked) in ours
+            ):
+                raise MergeError(
+                    f"{self.parent_path} is missing and {self.newest_path} is not the merged "
+                    "file: the merge cannot be finished"
+                )
+
+
+class _ParentWriter:
+    """Writes into the parent file in the order that keeps every read unchanged."""
+
+    def __init__(self, path: Path, *, keep_batmap: bool | None) -> None:
+        self.vhd: VhdFile = open_vhd(path, writable=True)
+        self.fd = self.vhd.fd
+        self.keep_batmap = bool(keep_batmap)
+        self.spb = self.vhd.sectors_per_block
+        self.span = self.vhd.block_span
+        self.bitmap_size = self.vhd.bitmap_size
+        self.header = self.vhd.header
+        self.bat = Bat(self.vhd.bat.entries[:])
+        self.alloc = self.vhd.file_size - FOOTER_SIZE
+        self.footer_raw = self.vhd.footer.pack()
+        self.changed_bitmaps: dict[int, int] = {}
+        self.new_entries: dict[int, int] = {}
+
+    def __enter__(self) -> _ParentWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.vhd.close()
+
+    def _batmap_slot(self) -> tuple[int, int]:
+        start = self.header.table_offset + self.header.bat_bytes
+        return start, start + SECTOR + sectors_for(self.header.max_table_entries) * SECTOR
+
+    def _used_end(self) -> int:
+        ends = [region.end for region in self.vhd.regions]
+        ends += [offset + self.span for offset, _index in self.bat.by_offset()[-1:]]
+        if self.keep_batmap:
+            ends.append(self._batmap_slot()[1])
+        return max(ends)
+
+    def prepare(self, needed: int) -> None:
+        """Before copying: creator ``tap``, reclaim a dead tail, grow the BAT if too small."""
+        vhd = self.vhd
+        if vhd.footer.creator_app != CREATOR_TAP:
+            # Partial child blocks must not make a caml-stamped file look corrupt.
+            self.write_footer(
+                vhd.footer.replace(creator_app=CREATOR_TAP, creator_version=TAP_CREATOR_VERSION)
+            )
+        used_end = self._used_end()
+        if used_end < self.alloc:
+            # Blocks allocated by an interrupted run but never linked: take the space back.
+            os.pwrite(self.fd, self.footer_raw, used_end)
+            os.fdatasync(self.fd)
+            os.ftruncate(self.fd, used_end + FOOTER_SIZE)
+            os.fdatasync(self.fd)
+            self.alloc = used_end
+        if len(self.bat) < needed:
+            self._grow_bat(needed)
+
+    def _grow_bat(self, needed: int) -> None:
+        """Move the BAT (and the batmap slot) to the end, sized for ``needed`` entries."""
+        bat = Bat(self.bat.entries[:])
+        bat.entries.extend([UNUSED] * (needed - len(bat)))
+        packed = bat.pack()
+        extra = SECTOR + sectors_for(needed) * SECTOR if self.keep_batmap else 0
+        start = self.alloc
+        self._extend_footer(start + len(packed) + extra)
+        os.pwrite(self.fd, packed + bytes(extra), start)
+        os.fdatasync(self.fd)
+        self.header = self.header.replace(table_offset=start, max_table_entries=needed)
+        os.pwrite(self.fd, self.header.pack(), self.vhd.footer.data_offset)
+        os.fdatasync(self.fd)
+        self.bat = bat
+        self.alloc = start + len(packed) + extra
+
+    def _extend_footer(self, new_end: int) -> None:
+        os.pwrite(self.fd, self.footer_raw, new_end)
+
+    def stage(self, index: int, mask: int, data: bytes | bytearray | memoryview) -> int:
+        """Write the sectors of ``mask`` for block ``index``; return the bytes written.
+
+        Bitmaps and BAT entries are only recorded: ``commit`` writes them after a flush.
+        """
+        entry = self.bat.get(index)
+        view = memoryview(data)
+        if entry != UNUSED:
+            base = entry * SECTOR + self.bitmap_size
+            written = 0
+            for start, end in runs(mask, self.spb):
+                os.pwrite(self.fd, view[start * SECTOR : end * SECTOR], base + start * SECTOR)
+                written += (end - start) * SECTOR
+            self.changed_bitmaps[index] = self.changed_bitmaps.get(index, 0) | mask
+            return written
+        position = self.alloc
+        self._extend_footer(position + self.span)
+        os.pwritev(self.fd, [from_mask(mask, self.spb), view], position)
+        self.new_entries[index] = position // SECTOR
+        self.alloc = position + self.span
+        return self.span
+
+    def commit(self) -> None:
+        """Flush data, then make it visible: OR bitmaps, link new blocks, flush again."""
+        if not self.changed_bitmaps and not self.new_entries:
+            return
+        os.fdatasync(self.fd)
+        for index, mask in self.changed_bitmaps.items():
+            offset = self.bat.get(index) * SECTOR
+            bitmap = os.pread(self.fd, self.bitmap_size, offset)
+            merged = to_mask(bitmap, self.spb) | mask
+            if merged != to_mask(bitmap, self.spb):
+                os.pwrite(self.fd, from_mask(merged, self.spb), offset)
+        for index, sector in self.new_entries.items():
+            self.bat.entries[index] = sector
+            os.pwrite(self.fd, sector.to_bytes(4, "big"), self.header.table_offset + 4 * index)
+        os.fdatasync(self.fd)
+        self.changed_bitmaps.clear()
+        self.new_entries.clear()
+
+    def update_batmap(self, merged: list[int]) -> None:
+        """Mark newly full blocks, hiding the batmap while its bits and checksum change."""
+        start, end = self._batmap_slot()
+        bits = bytearray(sectors_for(self.header.max_table_entries) * SECTOR)
+        if self.vhd.batmap is not None and self.vhd.batmap.header_offset == start:
+            bits[:] = self.vhd.batmap.bits
+        else:
+            # Hidden by an interrupted update or moved with the BAT: rebuild from every block.
+            merged = self.bat.allocated()
+        full = all_sectors(self.spb)
+        for index in merged:
+            entry = self.bat.get(index)
+            if entry == UNUSED:
+                continue
+            bitmap = os.pread(self.fd, self.bitmap_size, entry * SECTOR)
+            if is_full(bitmap, self.spb) or to_mask(bitmap, self.spb) == full:
+                bits[index >> 3] |= 0x80 >> (index & 7)
+        batmap = Batmap(start, bytes(bits))
+        if self.vhd.batmap is not None and batmap.bits == self.vhd.batmap.bits:
+            return
+        os.pwrite(self.fd, bytes(8), start)
+        os.fdatasync(self.fd)
+        packed = batmap.pack()
+        os.pwrite(self.fd, packed[SECTOR:], start + SECTOR)
+        os.fdatasync(self.fd)
+        os.pwrite(self.fd, packed[:SECTOR], start)
+        os.fdatasync(self.fd)
+        assert start + len(packed) == end
+
+    def write_footer(self, footer: Footer) -> None:
+        """The footer at the end (authoritative) first, then its copy at offset 0."""
+        raw = footer.pack()
+        os.pwrite(self.fd, raw, self.alloc)
+        os.fdatasync(self.fd)
+        os.pwrite(self.fd, raw, 0)
+        os.fdatasync(self.fd)
+        self.footer_raw = raw
