@@ -106,17 +106,18 @@ class _Merger:
         directory = paths[-1].parent
         count = len(paths)
         with open_chain(paths[-1]) as chain:
-            if len(chain.layers) <= count:
-                raise MergeError(f"{paths[0]}: has no parent to merge into")
             layers = chain.layers[:count][::-1]
             names = [layer.path.name for layer in layers]
             if names != [path.name for path in paths] or any(
                 layer.path.parent.resolve() != directory.resolve() for layer in layers
             ):
                 raise MergeError(
-                    f"{', '.join(map(str, paths))} are not consecutive files of one chain "
-                    f"(the chain has {', '.join(str(layer.path) for layer in layers)})"
+                    f"{', '.join(map(str, paths))} are not consecutive files of one chain, "
+                    f"oldest first (the chain has "
+                    f"{', '.join(str(layer.path) for layer in chain.layers[::-1])})"
                 )
+            if len(chain.layers) <= count:
+                raise MergeError(f"{paths[0]}: has no parent to merge into")
             parent = chain.layers[count]
             if parent.path.parent.resolve() != directory.resolve():
                 raise MergeError(

@@ -15,9 +15,7 @@ import backups.vhd as vhd
 from .histories import histories, read_all, write_history
 from .vhdkit import TrickleReader, reference_read
 
-PROPERTY = settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY
@@ -95,7 +93,14 @@ def test_merge_keeps_every_level_that_remains(history, data):
             assert merged.uuid == identity
         for level in [*range(first - 1), *range(last, len(paths))]:
             assert read_all(paths[level]) == expected[level]
-        assert reference_read([paths[i] for i in [*range(len(paths) - 1, last - 1, -1),
-                                                   *range(first - 2, -1, -1)]]) == expected[-1]
+        assert (
+            reference_read(
+                [
+                    paths[i]
+                    for i in [*range(len(paths) - 1, last - 1, -1), *range(first - 2, -1, -1)]
+                ]
+            )
+            == expected[-1]
+        )
         assert vhd.check_chain(paths[-1]) == []
         assert list(Path(folder).glob(".*")) == []

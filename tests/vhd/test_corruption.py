@@ -68,8 +68,9 @@ def test_flipped_byte_in_the_footer_copy_is_found_by_check(tmp_path):
 def test_flipped_byte_in_the_header(tmp_path):
     path = make(tmp_path)
     flip(path, 512 + 33)  # block size
-    assert re.search(r"a.vhd: header at offset 512: header checksum is 0x\w+, computed",
-                     open_error(path))
+    assert re.search(
+        r"a.vhd: header at offset 512: header checksum is 0x\w+, computed", open_error(path)
+    )
 
 
 def test_flipped_byte_in_the_bat(tmp_path):
@@ -108,8 +109,9 @@ def test_flipped_byte_in_the_batmap(tmp_path):
     with vhd.open_vhd(path) as file:
         where = file.batmap.offset
     flip(path, where)
-    assert re.search(r"batmap header at offset \d+: batmap checksum is 0x\w+, computed",
-                     open_error(path))
+    assert re.search(
+        r"batmap header at offset \d+: batmap checksum is 0x\w+, computed", open_error(path)
+    )
 
 
 @pytest.mark.parametrize("cut", [1, 512, 700, BS, BS + 2048])
@@ -133,8 +135,9 @@ def test_parent_with_wrong_uuid(tmp_path):
         f"{child}: header names parent UUID {expected}, but {tmp_path / 'p.vhd'} has footer "
         f"UUID {actual} (wrong parent file)"
     )
-    assert [str(f) for f in vhd.check_chain(child)] == [str(caught.value).replace(
-        "(wrong parent file)", "(wrong parent)")]
+    assert [str(f) for f in vhd.check_chain(child)] == [
+        str(caught.value).replace("(wrong parent file)", "(wrong parent)")
+    ]
 
 
 def test_missing_parent_lists_where_it_looked(tmp_path):

@@ -59,8 +59,18 @@ def test_reads_qemu_made_dynamic_files(tmp_path, size):
     raw[size - 5000 : size - 1000] = rng.randbytes(4000)
     (tmp_path / "disk.raw").write_bytes(raw)
     subprocess.run(
-        ["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic,force_size=on",
-         str(tmp_path / "disk.raw"), str(tmp_path / "q.vhd")],
+        [
+            "qemu-img",
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "vpc",
+            "-o",
+            "subformat=dynamic,force_size=on",
+            str(tmp_path / "disk.raw"),
+            str(tmp_path / "q.vhd"),
+        ],
         check=True,
     )
     assert chain_bytes(tmp_path / "q.vhd") == raw
@@ -74,8 +84,18 @@ def test_reads_qemu_made_fixed_file(tmp_path):
     raw = random.Random(1).randbytes(3 * MIB + 512)
     (tmp_path / "disk.raw").write_bytes(raw)
     subprocess.run(
-        ["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed,force_size=on",
-         str(tmp_path / "disk.raw"), str(tmp_path / "f.vhd")],
+        [
+            "qemu-img",
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "vpc",
+            "-o",
+            "subformat=fixed,force_size=on",
+            str(tmp_path / "disk.raw"),
+            str(tmp_path / "f.vhd"),
+        ],
         check=True,
     )
     with vhd.open_chain(tmp_path / "f.vhd") as chain:
@@ -115,8 +135,11 @@ def test_reads_partial_bitmaps_sector_precisely(tmp_path):
     size = 2 * BS
     parent_uuid = uuid.uuid4()
     parent = build_vhd(
-        size, {0: (FULL, random_block(rng)), 1: (FULL, random_block(rng))},
-        creator=b"tap\0", table_offset=1536, unique=parent_uuid,
+        size,
+        {0: (FULL, random_block(rng)), 1: (FULL, random_block(rng))},
+        creator=b"tap\0",
+        table_offset=1536,
+        unique=parent_uuid,
     )
     (tmp_path / "parent.vhd").write_bytes(parent)
     bitmap = bytearray(512)
@@ -126,14 +149,18 @@ def test_reads_partial_bitmaps_sector_precisely(tmp_path):
     for sector in range(SPB):
         child_data[sector * 512 : sector * 512 + 2] = sector.to_bytes(2, "big")
     child = build_vhd(
-        size, {0: (bytes(bitmap), bytes(child_data)), 1: (bytes(512), b"\xaa" * BS)},
-        creator=b"tap\0", table_offset=1536, parent_uuid=parent_uuid, parent_name="parent.vhd",
+        size,
+        {0: (bytes(bitmap), bytes(child_data)), 1: (bytes(512), b"\xaa" * BS)},
+        creator=b"tap\0",
+        table_offset=1536,
+        parent_uuid=parent_uuid,
+        parent_name="parent.vhd",
     )
     (tmp_path / "child.vhd").write_bytes(child)
     expected = reference_read([tmp_path / "child.vhd", tmp_path / "parent.vhd"])
     got = chain_bytes(tmp_path / "child.vhd")
     assert got == expected
-    assert got[512 : 1024] == parent[2048 + 512 + 512 : 2048 + 1024 + 512]  # bit 1 of 0x80 unset
+    assert got[512:1024] == parent[2048 + 512 + 512 : 2048 + 1024 + 512]  # bit 1 of 0x80 unset
     assert got[0:2] == b"\x00\x00"  # sector 0: bit set in 0x80
 
 
@@ -148,8 +175,16 @@ def test_written_dynamic_files_agree_with_qemu_and_libvhdi(tmp_path, size):
     expected = chain_bytes(tmp_path / "ours.vhd")
     assert len(expected) == size
     subprocess.run(
-        ["qemu-img", "convert", "-f", "vpc", "-O", "raw", str(tmp_path / "ours.vhd"),
-         str(tmp_path / "q.raw")],
+        [
+            "qemu-img",
+            "convert",
+            "-f",
+            "vpc",
+            "-O",
+            "raw",
+            str(tmp_path / "ours.vhd"),
+            str(tmp_path / "q.raw"),
+        ],
         check=True,
     )
     assert (tmp_path / "q.raw").read_bytes() == expected
@@ -180,9 +215,7 @@ def test_written_chain_agrees_with_libvhdi_and_reference(tmp_path):
 def test_chain_moved_to_another_folder_still_opens(tmp_path):
     base_uuid = uuid.uuid4()
     vhd.write_vhd(tmp_path / "a.vhd", {0: (None, b"a" * BS)}, size=BS, uuid=base_uuid)
-    vhd.write_vhd(
-        tmp_path / "b.vhd", {}, size=BS, parent=vhd.ParentLink(base_uuid, "a.vhd")
-    )
+    vhd.write_vhd(tmp_path / "b.vhd", {}, size=BS, parent=vhd.ParentLink(base_uuid, "a.vhd"))
     moved = tmp_path / "elsewhere"
     shutil.copytree(tmp_path, moved, ignore=shutil.ignore_patterns("elsewhere"))
     os.unlink(tmp_path / "a.vhd")

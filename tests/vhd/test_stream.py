@@ -45,21 +45,28 @@ def test_store_stream_with_new_identity_then_chain_reads_it(tmp_path):
     delta = vhd.parse_stream(
         TrickleReader(
             xapi_export(
-                size, delta_blocks, parent_uuid=uuid.uuid4(),
-                parent_name="/var/run/sr-mount/x/y.vhd", macx_locator=True,
+                size,
+                delta_blocks,
+                parent_uuid=uuid.uuid4(),
+                parent_name="/var/run/sr-mount/x/y.vhd",
+                macx_locator=True,
             )
         )
     )
     hasher = hashlib.sha256()
     path = tmp_path / "20260102T000000Z.vhd"
     result = vhd.write_stream(
-        delta, path, uuid=snap_uuid,
-        parent=vhd.ParentLink(base_uuid, "20260101T000000Z.vhd", timestamp=77), hasher=hasher,
+        delta,
+        path,
+        uuid=snap_uuid,
+        parent=vhd.ParentLink(base_uuid, "20260101T000000Z.vhd", timestamp=77),
+        hasher=hasher,
     )
     assert result.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert result.size == path.stat().st_size
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "20260101T000000Z.vhd", "20260102T000000Z.vhd"
+        "20260101T000000Z.vhd",
+        "20260102T000000Z.vhd",
     ]
     with vhd.open_vhd(path) as file:
         assert file.uuid == snap_uuid
@@ -78,8 +85,11 @@ def test_store_stream_with_new_identity_then_chain_reads_it(tmp_path):
 
 def test_parse_write_parse_round_trip_keeps_every_byte(tmp_path):
     size, blocks = sample(2)
-    vhd.write_stream(vhd.parse_stream(io.BytesIO(xapi_export(size, blocks))),
-                     tmp_path / "a.vhd", uuid=uuid.uuid4())
+    vhd.write_stream(
+        vhd.parse_stream(io.BytesIO(xapi_export(size, blocks))),
+        tmp_path / "a.vhd",
+        uuid=uuid.uuid4(),
+    )
     again = vhd.parse_stream(TrickleReader((tmp_path / "a.vhd").read_bytes()))
     assert {block.index: block.data for block in again.blocks()} == blocks
 
@@ -110,8 +120,9 @@ def test_footer_that_differs_from_the_copy_is_refused():
     other = vhd.Footer.parse(bytes(data[-512:]), "x").replace(current_size=size + 512)
     data[-512:] = other.pack()
     stream = vhd.parse_stream(io.BytesIO(bytes(data)), "export")
-    with pytest.raises(vhd.VhdFormatError, match="differs from the footer copy at offset 0 in "
-                       "current_size"):
+    with pytest.raises(
+        vhd.VhdFormatError, match="differs from the footer copy at offset 0 in current_size"
+    ):
         list(stream.blocks())
 
 
@@ -120,8 +131,11 @@ def test_flipped_bitmap_byte_in_a_xapi_stream_is_refused():
     data = bytearray(xapi_export(size, blocks))
     data[2048 + 512 + 512 + BS + 17] = 0xFE  # bitmap of the second block (index 2)
     stream = vhd.parse_stream(io.BytesIO(bytes(data)), "export")
-    with pytest.raises(vhd.VhdFormatError, match=r"block 2: bitmap at offset \d+ has byte 17 = "
-                       "0xfe, expected 0xff"):
+    with pytest.raises(
+        vhd.VhdFormatError,
+        match=r"block 2: bitmap at offset \d+ has byte 17 = "
+        "0xfe, expected 0xff",
+    ):
         list(stream.blocks())
 
 

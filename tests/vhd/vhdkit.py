@@ -14,6 +14,7 @@ import uuid as uuidlib
 from pathlib import Path
 
 SECTOR = 512
+FULL = b"\xff" * 512
 UNUSED = 0xFFFFFFFF
 
 
