@@ -145,7 +145,7 @@ def test_resume_refuses_a_parent_that_changed(tmp_path):
         vhd.merge(tmp_path / "c.vhd", progress=lambda *_: (_ for _ in ()).throw(RuntimeError))
     vhd.write_vhd(tmp_path / "p.vhd", {}, size=BS)  # replaced behind the merge's back
     with pytest.raises(
-        vhd.MergeError, match="p.vhd: footer UUID is .* but the merge state expects"
+        vhd.MergeError, match=r"p\.vhd: footer UUID is .* but the merge state expects"
     ):
         vhd.merge(tmp_path / "c.vhd")
 
@@ -153,7 +153,7 @@ def test_resume_refuses_a_parent_that_changed(tmp_path):
 def test_merge_refuses_a_full_file_and_non_consecutive_children(tmp_path):
     a = uuid.uuid4()
     vhd.write_vhd(tmp_path / "a.vhd", {}, size=BS, uuid=a)
-    with pytest.raises(vhd.MergeError, match="a.vhd: has no parent to merge into"):
+    with pytest.raises(vhd.MergeError, match=r"a\.vhd: has no parent to merge into"):
         vhd.merge(tmp_path / "a.vhd")
     b, c = uuid.uuid4(), uuid.uuid4()
     vhd.write_vhd(tmp_path / "b.vhd", {}, size=BS, uuid=b, parent=vhd.ParentLink(a, "a.vhd"))

@@ -6,6 +6,7 @@ the sector-by-sector reference reader of vhdkit.py (partial bitmaps).
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import shutil
@@ -36,7 +37,7 @@ def pyvhdi_read(paths: list[Path]) -> bytes:
         handle = pyvhdi.file()
         handle.open(str(path))
         handles.append(handle)
-    for child, parent in zip(handles, handles[1:], strict=False):
+    for child, parent in itertools.pairwise(handles):
         child.set_parent(parent)
     return handles[0].read_buffer_at_offset(handles[0].media_size, 0)
 

@@ -64,7 +64,8 @@ def build_vhd(
     unique = unique or uuidlib.uuid4()
     entries = -(-size // block_size)
     spb = block_size // SECTOR
-    bitmap_size = -(-(-(-spb // 8)) // SECTOR) * SECTOR
+    bitmap_bytes = (spb + 7) // 8
+    bitmap_size = (bitmap_bytes + SECTOR - 1) // SECTOR * SECTOR
     disk_type = 4 if parent_uuid else 3
     footer = pack_footer(size, disk_type, unique, creator)
     header = bytearray(1024)
