@@ -8,17 +8,28 @@ from __future__ import annotations
 
 import sys
 from array import array
+import re
 
 from .fields import SECTOR, UNUSED, round_up
+
+#: After ANDing an entry's four bytes: 0xFF means unused (→ 0), anything else allocated (→ 1).
+_MARK = bytes([1] * 255 + [0])
+_ALLOCATED = re.compile(b"\x01")
 
 
 class Bat:
     """Block allocation table. ``entries[i]`` is block ``i``'s sector offset or ``UNUSED``."""
 
-    __slots__ = ("entries",)
+    __slots__ = ("_allocated", "entries")
 
     def __init__(self, entries: array) -> None:
         self.entries = entries
+        self._allocated: list[int] | None = None
+
+    def set(self, index: int, sector: int) -> None:
+        """Change one entry (use this rather than ``entries[...] =``: it resets the cache)."""
+        self.entries[index] = sector
+        self._allocated = None
 
     @classmethod
     def empty(cls, count: int) -> Bat:
@@ -50,11 +61,25 @@ class Bat:
         return entries[index] if 0 <= index < len(entries) else UNUSED
 
     def allocated(self) -> list[int]:
-        """Indices of allocated blocks, ascending."""
-        return [index for index, entry in enumerate(self.entries) if entry != UNUSED]
+        """Indices of allocated blocks, ascending.
+
+        The scan runs in C: the four bytes of every entry are ANDed as big integers, so an
+        entry is unused exactly when the result byte is 0xFF; a million entries (2 TiB) cost
+        milliseconds, and only allocated entries reach Python. Cached until ``set``.
+        """
+        if self._allocated is None:
+            raw = self.entries.tobytes()
+            count = len(self.entries)
+            combined = -1
+            for lane in range(4):
+                combined &= int.from_bytes(raw[lane::4], "little")
+            marker = (combined & ((1 << (8 * count)) - 1)).to_bytes(count, "little")
+            self._allocated = [
+                match.start() for match in _ALLOCATED.finditer(marker.translate(_MARK))
+            ]
+        return list(self._allocated)
 
     def by_offset(self) -> list[tuple[int, int]]:
         """``(byte offset, index)`` of allocated blocks in file order."""
-        return sorted(
-            (entry * SECTOR, index) for index, entry in enumerate(self.entries) if entry != UNUSED
-        )
+        entries = self.entries
+        return sorted((entries[index] * SECTOR, index) for index in self.allocated())

@@ -277,7 +277,7 @@ class _ParentWriter:
         self.span = self.vhd.block_span
         self.bitmap_size = self.vhd.bitmap_size
         self.header = self.vhd.header
-        self.bat = Bat(self.vhd.bat.entries[:])
+        self.bat = Bat(self.vhd.bat.entries[:])  # a copy: entries change as blocks link
         self.alloc = self.vhd.file_size - FOOTER_SIZE
         self.footer_raw = self.vhd.footer.pack()
         self.changed_bitmaps: dict[int, int] = {}
@@ -372,7 +372,7 @@ class _ParentWriter:
             if merged != to_mask(bitmap, self.spb):
                 os.pwrite(self.fd, from_mask(merged, self.spb), offset)
         for index, sector in self.new_entries.items():
-            self.bat.entries[index] = sector
+            self.bat.set(index, sector)
             os.pwrite(self.fd, sector.to_bytes(4, "big"), self.header.table_offset + 4 * index)
         os.fdatasync(self.fd)
         self.changed_bitmaps.clear()
@@ -398,20 +398,22 @@ class _ParentWriter:
         batmap = Batmap(start, bytes(bits))
         if self.vhd.batmap is not None and batmap.bits == self.vhd.batmap.bits:
             return
+        # Each flush orders the writes on disk too: a checksum never meets half-written bits.
         os.pwrite(self.fd, bytes(8), start)
         os.fdatasync(self.fd)
         packed = batmap.pack()
         os.pwrite(self.fd, packed[SECTOR:], start + SECTOR)
         os.fdatasync(self.fd)
-        os.pwrite(self.fd, packed[:SECTOR], start)
-        os.fdatasync(self.fd)
+        os.pwrite(self.fd, packed[:SECTOR], start)  # flushed with the footer that follows
         assert start + len(packed) == end
 
     def write_footer(self, footer: Footer) -> None:
-        """The footer at the end (authoritative) first, then its copy at offset 0."""
+        """The footer at the end (authoritative) first, then its copy at offset 0.
+
+        One flush for both: a copy that lags behind is reported by ``check`` but never read.
+        """
         raw = footer.pack()
         os.pwrite(self.fd, raw, self.alloc)
-        os.fdatasync(self.fd)
         os.pwrite(self.fd, raw, 0)
         os.fdatasync(self.fd)
         self.footer_raw = raw

@@ -31,11 +31,15 @@ class Readable(Protocol):
 
 @dataclass(frozen=True)
 class Block:
-    """One block of a stream: its index, padded bitmap and data (block-size bytes)."""
+    """One block of a stream: its index, padded bitmap and data (block-size bytes).
+
+    ``bitmap`` and ``data`` are memoryviews over one read buffer (bytes-like, compare equal
+    to bytes); keep ``bytes(block.data)`` if the block must outlive the next one.
+    """
 
     index: int
-    bitmap: bytes
-    data: bytes
+    bitmap: memoryview
+    data: memoryview
 
 
 class VhdStream:
@@ -165,8 +169,8 @@ class VhdStream:
         bmp_size = bitmap_size(spb)
         for offset, index in self._order:
             self._skip_to(offset, f"block {index}")
-            raw = self._read(self.block_span, f"block {index}")
-            bitmap, data = raw[:bmp_size], raw[bmp_size:]
+            raw = memoryview(self._read(self.block_span, f"block {index}"))
+            bitmap, data = raw[:bmp_size], raw[bmp_size:]  # views: no copy of 2 MiB
             if self.whole_blocks and not is_full(bitmap, spb):
                 byte, value = first_partial_byte(bitmap, spb)
                 raise VhdFormatError(

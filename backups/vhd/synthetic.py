@@ -47,7 +47,7 @@ class SyntheticVhd:
         bat = Bat.empty(entries)
         first = TABLE_OFFSET + round_up(entries * 4)
         for position, index in enumerate(self.blocks):
-            bat.entries[index] = (first + position * self.span) // SECTOR
+            bat.set(index, (first + position * self.span) // SECTOR)
         self.prefix = self.footer.pack() + header.pack() + bat.pack()
         self.size = len(self.prefix) + len(self.blocks) * self.span + FOOTER_SIZE
 

@@ -167,7 +167,7 @@ class VhdWriter:
         bat = Bat.empty(entries)
         span = self.bitmap_size + self.block_size
         for position, index in enumerate(self.indices):
-            bat.entries[index] = (cursor + position * span) // SECTOR
+            bat.set(index, (cursor + position * span) // SECTOR)
         if (cursor + len(self.indices) * span) // SECTOR >= 0xFFFFFFFF:
             raise VhdError(f"{self.path}: blocks would lie beyond what the BAT can address")
         prefix = self.footer.pack() + header.pack() + bat.pack()
