@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import backups.vhd as vhd  # noqa: E402
-from backups.vhd.fields import chs_geometry  # noqa: E402
+import backups.vhd as vhd
+from backups.vhd.fields import chs_geometry
 
 BS = 2 * 1024 * 1024
 GOAL = 0.8

@@ -6,9 +6,9 @@ cost 4 MiB and lookups are plain indexing.
 
 from __future__ import annotations
 
+import re
 import sys
 from array import array
-import re
 
 from .fields import SECTOR, UNUSED, round_up
 

@@ -137,7 +137,7 @@ class _Merger:
                 f"{state_path(parent.path)}: another merge into {parent.path} is in progress; "
                 "resume it first"
             )
-        state.save(directory)
+        state.save(directory, first=True)
         return cls(directory, state, False, batch_bytes, progress)
 
     # -- steps ----------------------------------------------------------------------------
@@ -161,12 +161,16 @@ class _Merger:
                     "the file changed since the merge started"
                 )
             self.parent_path.replace(self.newest_path)
-            fsync_directory(self.directory)
+            if len(state.children) > 1:
+                # The rename must be durable before the children it replaces disappear.
+                fsync_directory(self.directory)
         else:
             self._check_already_renamed()
         for name in state.children[:-1]:
             (self.directory / name).unlink(missing_ok=True)
-        state_path(self.parent_path).unlink(missing_ok=True)
+        done = state_path(self.parent_path)
+        done.with_name(done.name + ".tmp").unlink(missing_ok=True)  # a save cut short
+        done.unlink(missing_ok=True)
         fsync_directory(self.directory)
         return MergeResult(self.newest_path, state.merged_blocks, self.resumed)
 
@@ -211,8 +215,9 @@ class _Merger:
                         if self.progress:
                             self.progress(state.merged_blocks, total)
                 target.commit()
+        # Not saved: a resume re-copies the last batch at worst, which is idempotent, and the
+        # finalize step is recognised by the parent's UUID (find_finalizing_merge).
         state.step = FINALIZE
-        state.save(self.directory)
         if self.progress:
             self.progress(state.merged_blocks, total)
 
