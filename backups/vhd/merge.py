@@ -27,7 +27,7 @@ from pathlib import Path
 from .bat import Bat
 from .batmap import Batmap, sectors_for
 from .bitmap import all_sectors, from_mask, is_full, runs, to_mask
-from .chain import compose_block, open_chain
+from .chain import Chain, compose_block, open_chain
 from .errors import MergeError
 from .fields import CREATOR_TAP, SECTOR, TAP_CREATOR_VERSION, UNUSED, DiskType, ceil_div
 from .footer import FOOTER_SIZE, Footer
@@ -101,50 +101,70 @@ class _Merger:
         self.progress = progress
         self.parent_path = directory / state.parent
         self.newest_path = directory / state.children[-1]
+        self._chain: Chain | None = None
 
     @classmethod
     def start(cls, paths: list[Path], batch_bytes: int, progress: Progress | None) -> _Merger:
+        """Check the files form one chain ending in a parent we can write, save the state."""
         directory = paths[-1].parent
+        chain = open_chain(paths[-1])
+        try:
+            state = cls._describe(chain, paths, directory)
+            target = directory / state.parent
+            if state_path(target).exists():
+                raise MergeError(
+                    f"{state_path(target)}: another merge into {target} is in progress; "
+                    "resume it first"
+                )
+            state.save(directory, first=True)
+        except BaseException:
+            chain.close()
+            raise
+        merger = cls(directory, state, False, batch_bytes, progress)
+        merger._chain = chain  # already opened and checked: run() needs it, do not reopen
+        return merger
+
+    @staticmethod
+    def _describe(chain: Chain, paths: list[Path], directory: Path) -> MergeState:
         count = len(paths)
-        with open_chain(paths[-1]) as chain:
-            layers = chain.layers[:count][::-1]
-            names = [layer.path.name for layer in layers]
-            if names != [path.name for path in paths] or any(
-                layer.path.parent.resolve() != directory.resolve() for layer in layers
-            ):
-                raise MergeError(
-                    f"{', '.join(map(str, paths))} are not consecutive files of one chain, "
-                    f"oldest first (the chain has "
-                    f"{', '.join(str(layer.path) for layer in chain.layers[::-1])})"
-                )
-            if len(chain.layers) <= count:
-                raise MergeError(f"{paths[0]}: has no parent to merge into")
-            parent = chain.layers[count]
-            if parent.path.parent.resolve() != directory.resolve():
-                raise MergeError(
-                    f"{parent.path}: a parent must be in its children's directory to be merged"
-                )
-            if parent.disk_type == DiskType.FIXED:
-                raise MergeError(f"{parent.path}: merging into a fixed disk is not supported")
-            state = MergeState(
-                parent=parent.path.name,
-                children=names,
-                parent_uuid=str(parent.uuid),
-                children_uuids=[str(layer.uuid) for layer in layers],
-                extra={"batmap": parent.batmap is not None},
-            )
-        if state_path(parent.path).exists():
+        layers = chain.layers[:count][::-1]
+        names = [layer.path.name for layer in layers]
+        if names != [path.name for path in paths] or any(
+            layer.path.parent.resolve() != directory.resolve() for layer in layers
+        ):
             raise MergeError(
-                f"{state_path(parent.path)}: another merge into {parent.path} is in progress; "
-                "resume it first"
+                f"{', '.join(map(str, paths))} are not consecutive files of one chain, "
+                f"oldest first (the chain has "
+                f"{', '.join(str(layer.path) for layer in chain.layers[::-1])})"
             )
-        state.save(directory, first=True)
-        return cls(directory, state, False, batch_bytes, progress)
+        if len(chain.layers) <= count:
+            raise MergeError(f"{paths[0]}: has no parent to merge into")
+        parent = chain.layers[count]
+        if parent.path.parent.resolve() != directory.resolve():
+            raise MergeError(
+                f"{parent.path}: a parent must be in its children's directory to be merged"
+            )
+        if parent.disk_type == DiskType.FIXED:
+            raise MergeError(f"{parent.path}: merging into a fixed disk is not supported")
+        return MergeState(
+            parent=parent.path.name,
+            children=names,
+            parent_uuid=str(parent.uuid),
+            children_uuids=[str(layer.uuid) for layer in layers],
+            extra={"batmap": parent.batmap is not None},
+        )
 
     # -- steps ----------------------------------------------------------------------------
 
     def run(self) -> MergeResult:
         """Steps: copy blocks (resumable) → batmap → identity → rename → delete the rest."""
+        try:
+            return self._run()
+        finally:
+            if self._chain is not None:
+                self._chain.close()
+
+    def _run(self) -> MergeResult:
         state = self.state
         if self.parent_path.exists():
             current = str(footer_uuid(self.parent_path))
@@ -172,9 +192,11 @@ class _Merger:
         fsync_directory(self.directory)
         return MergeResult(self.newest_path, state.merged_blocks, self.resumed)
 
-    def _open_checked(self):
+    def _open_checked(self) -> Chain:
         """The chain from the newest child, checked against the UUIDs in the state."""
-        chain = open_chain(self.newest_path)
+        chain, self._chain = self._chain, None
+        if chain is None:
+            chain = open_chain(self.newest_path)
         count = len(self.state.children)
         layers = chain.layers
         uuids = [str(layer.uuid) for layer in layers[: count + 1]]
@@ -197,7 +219,9 @@ class _Merger:
         count = len(self.state.children)
         with (
             self._open_checked() as chain,
-            _ParentWriter(self.parent_path, keep_batmap=self.state.extra.get("batmap")) as target,
+            _ParentWriter(
+                chain.layers[count], keep_batmap=self.state.extra.get("batmap")
+            ) as target,
         ):
             children = chain.layers[:count]
             needed = ceil_div(chain.size, chain.block_size)
@@ -295,9 +319,13 @@ def footer_uuid(path: Path) -> uuidlib.UUID:
 class _ParentWriter:
     """Writes into the parent file in the order that keeps every read unchanged."""
 
-    def __init__(self, path: Path, *, keep_batmap: bool | None) -> None:
-        self.vhd: VhdFile = open_vhd(path, writable=True)
-        self.fd = self.vhd.fd
+    def __init__(self, parent: VhdFile, *, keep_batmap: bool | None) -> None:
+        # The chain already parsed and validated the parent: reuse that, open it for writing.
+        self.vhd = parent
+        self.fd = os.open(parent.path, os.O_RDWR)
+        if os.fstat(self.fd).st_ino != os.fstat(parent.fd).st_ino:
+            os.close(self.fd)
+            raise MergeError(f"{parent.path}: the file was replaced while the merge opened it")
         self.keep_batmap = bool(keep_batmap)
         self.spb = self.vhd.sectors_per_block
         self.span = self.vhd.block_span
@@ -314,7 +342,7 @@ class _ParentWriter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.vhd.close()
+        os.close(self.fd)
 
     def _batmap_slot(self) -> tuple[int, int]:
         start = self.header.table_offset + self.header.bat_bytes
