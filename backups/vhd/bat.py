@@ -26,6 +26,12 @@ class Bat:
         self.entries = entries
         self._allocated: list[int] | None = None
 
+    def copy(self) -> Bat:
+        """An independent copy (keeping the scan already done)."""
+        twin = Bat(self.entries[:])
+        twin._allocated = self._allocated
+        return twin
+
     def set(self, index: int, sector: int) -> None:
         """Change one entry (use this rather than ``entries[...] =``: it resets the cache)."""
         self.entries[index] = sector

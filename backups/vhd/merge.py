@@ -331,7 +331,7 @@ class _ParentWriter:
         self.span = self.vhd.block_span
         self.bitmap_size = self.vhd.bitmap_size
         self.header = self.vhd.header
-        self.bat = Bat(self.vhd.bat.entries[:])  # a copy: entries change as blocks link
+        self.bat = self.vhd.bat.copy()  # entries change as blocks get linked
         self.alloc = self.vhd.file_size - FOOTER_SIZE
         self.footer = self.vhd.footer
         self.footer_raw = self.footer.pack()
@@ -350,7 +350,10 @@ class _ParentWriter:
 
     def _used_end(self) -> int:
         ends = [region.end for region in self.vhd.regions]
-        ends += [offset + self.span for offset, _index in self.bat.by_offset()[-1:]]
+        entries = self.bat.entries
+        last = max((entries[index] for index in self.bat.allocated()), default=None)
+        if last is not None:
+            ends.append(last * SECTOR + self.span)
         if self.keep_batmap:
             ends.append(self._batmap_slot()[1])
         return max(ends)
