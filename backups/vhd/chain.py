@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+from array import array
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -20,6 +21,9 @@ from .errors import ChainError
 from .fields import SECTOR, UNUSED, DiskType, ceil_div
 from .mergestate import find_finalizing_merge
 from .vhdfile import VhdFile, open_vhd
+
+#: "No layer holds this block" in ``Chain.newest_owner`` (chains are far shorter than this).
+_NOBODY = 0xFFFF
 
 
 def parent_candidates(child: VhdFile) -> list[Path]:
@@ -59,6 +63,7 @@ class Chain:
         self.spb = self.block_size // SECTOR
         self.block_count = ceil_div(self.size, self.block_size)
         self._zero = bytes(self.block_size)
+        self._newest_owner: array | None = None
         # (entries array, layer) per dynamic layer; fixed layers own every block.
         self._tables = [(layer.bat.entries if layer.bat else None, layer) for layer in layers]
 
@@ -88,12 +93,32 @@ class Chain:
             present.update(layer.allocated_blocks())
         return sorted(index for index in present if index < self.block_count)
 
+    @property
+    def newest_owner(self) -> array:
+        """Per block, the position in ``layers`` of the newest layer holding it (or none).
+
+        Built once from each layer's allocated blocks (cost: the allocated blocks, not the
+        disk), so reading a block asks one layer instead of scanning the whole chain.
+        """
+        if self._newest_owner is None:
+            table = array("H", [_NOBODY]) * self.block_count
+            for position in range(len(self.layers) - 1, -1, -1):
+                for index in self.layers[position].allocated_blocks():
+                    if index < self.block_count:
+                        table[index] = position
+            self._newest_owner = table
+        return self._newest_owner
+
     def read_block(self, index: int) -> bytes | bytearray | memoryview:
         """The disk's content of block ``index`` (block-size bytes, zeros past the end)."""
-        owners = self.owners(index)
-        if not owners:
+        position = self.newest_owner[index] if 0 <= index < self.block_count else _NOBODY
+        if position == _NOBODY:
             return self._zero
-        return compose_block(owners, index)[1]
+        newest = self.layers[position]
+        bitmap, data = newest.read_block(index)
+        if is_full(bitmap, self.spb):
+            return data
+        return compose_block(self.owners(index), index)[1]
 
     def read(self, offset: int, length: int) -> bytes:
         """Random read of ``length`` bytes at ``offset`` (clipped to the disk size)."""
@@ -219,6 +244,9 @@ def open_chain(path: str | os.PathLike) -> Chain:
 
 
 def _append(layers: list[VhdFile], layer: VhdFile) -> None:
+    if len(layers) >= _NOBODY:
+        layer.close()
+        raise ChainError(f"{layers[0].path}: chain longer than {_NOBODY} files")
     here = os.path.realpath(layer.path)
     for other in layers:
         if os.path.realpath(other.path) == here or other.uuid == layer.uuid:
