@@ -160,3 +160,24 @@ def test_merge_refuses_a_full_file_and_non_consecutive_children(tmp_path):
     vhd.write_vhd(tmp_path / "c.vhd", {}, size=BS, uuid=c, parent=vhd.ParentLink(b, "b.vhd"))
     with pytest.raises(vhd.MergeError, match="are not consecutive files of one chain"):
         vhd.merge([tmp_path / "c.vhd", tmp_path / "b.vhd"])
+
+
+def test_merged_chain_agrees_with_libvhdi(tmp_path):
+    pyvhdi = pytest.importorskip("pyvhdi")
+    rng = random.Random(5)
+    ids = [uuid.uuid4() for _ in range(4)]
+    for level in range(4):
+        blocks = {i: (None, block(rng)) for i in range(5) if rng.random() < 0.5}
+        link = vhd.ParentLink(ids[level - 1], f"{level - 1}.vhd") if level else None
+        vhd.write_vhd(tmp_path / f"{level}.vhd", blocks, size=5 * BS, uuid=ids[level], parent=link)
+    expected = read_all(tmp_path / "3.vhd")
+    vhd.merge([tmp_path / "1.vhd", tmp_path / "2.vhd"])
+    handles = []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2.vhd", "3.vhd"]  # 0 took 2's name
+    for name in ("3.vhd", "2.vhd"):
+        handle = pyvhdi.file()
+        handle.open(str(tmp_path / name))
+        handles.append(handle)
+    assert handles[1].disk_type == 3
+    handles[0].set_parent(handles[1])  # libvhdi checks the parent's UUID
+    assert handles[0].read_buffer_at_offset(5 * BS, 0) == expected

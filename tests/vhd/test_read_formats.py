@@ -255,3 +255,66 @@ def test_bitmaps_written_by_mask_round_trip(tmp_path):
     data = chain_bytes(tmp_path / "m.vhd")
     assert data == b"z" * 5120 + bytes(BS - 10240) + b"z" * 5120
     assert data == reference_read([tmp_path / "m.vhd"])
+
+
+def test_two_tib_disk_is_written_read_and_checked(tmp_path):
+    size = vhd.MAX_DISK_SIZE
+    last = size // BS - 1
+    rng = random.Random(8)
+    blocks = {0: (None, random_block(rng)), last: (None, random_block(rng))}
+    vhd.write_vhd(tmp_path / "big.vhd", blocks, size=size)
+    with vhd.open_chain(tmp_path / "big.vhd") as chain:
+        assert chain.size == size and chain.block_count == 2**20
+        assert chain.read(size - 4096, 8192) == blocks[last][1][-4096:]
+        assert chain.read(BS * 1000, 16) == bytes(16)
+    assert vhd.check_chain(tmp_path / "big.vhd") == []
+    pyvhdi = pytest.importorskip("pyvhdi")
+    handle = pyvhdi.file()
+    handle.open(str(tmp_path / "big.vhd"))
+    assert handle.media_size == size
+    assert handle.read_buffer_at_offset(4096, size - 4096) == blocks[last][1][-4096:]
+    with pytest.raises(vhd.VhdError, match="at most 2 TiB"):
+        vhd.write_vhd(tmp_path / "huge.vhd", {}, size=size + 512)
+
+
+@needs_qemu
+def test_synthetic_full_of_a_partial_bitmap_chain_agrees_with_qemu_and_libvhdi(tmp_path):
+    rng = random.Random(9)
+    size = 3 * BS + 1024
+    base = uuid.uuid4()
+    vhd.write_vhd(
+        tmp_path / "a.vhd",
+        {0: (None, random_block(rng)), 3: (None, random_block(rng))},
+        size=size,
+        uuid=base,
+    )
+    mask = int("10" * (SPB // 2), 2)
+    vhd.write_vhd(
+        tmp_path / "b.vhd",
+        {
+            0: (from_mask(mask, SPB), random_block(rng)),
+            1: (from_mask(mask, SPB), random_block(rng)),
+        },
+        size=size,
+        parent=vhd.ParentLink(base, "a.vhd"),
+    )
+    expected = reference_read([tmp_path / "b.vhd", tmp_path / "a.vhd"])
+    with vhd.open_chain(tmp_path / "b.vhd") as chain:
+        synthetic = vhd.synthetic_vhd(chain)
+        (tmp_path / "full.vhd").write_bytes(synthetic.stream().read())
+        assert (tmp_path / "full.vhd").stat().st_size == synthetic.size
+    subprocess.run(
+        [
+            "qemu-img",
+            "convert",
+            "-f",
+            "vpc",
+            "-O",
+            "raw",
+            str(tmp_path / "full.vhd"),
+            str(tmp_path / "full.raw"),
+        ],
+        check=True,
+    )
+    assert (tmp_path / "full.raw").read_bytes() == expected
+    assert pyvhdi_read([tmp_path / "full.vhd"]) == expected
