@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import io
 import os
+import uuid as uuidlib
 from array import array
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .bitmap import all_sectors, is_full, runs, to_mask
-from .errors import ChainError
+from .errors import ChainError, VhdFormatError
 from .fields import SECTOR, UNUSED, DiskType, ceil_div
 from .mergestate import find_finalizing_merge
-from .vhdfile import VhdFile, open_vhd
+from .vhdfile import VhdFile, footer_uuid, open_vhd
 
 #: "No layer holds this block" in ``Chain.newest_owner`` (chains are far shorter than this).
 _NOBODY = 0xFFFF
@@ -72,7 +73,7 @@ class Chain:
         return self.layers[0]
 
     @property
-    def uuid(self):
+    def uuid(self) -> uuidlib.UUID:
         return self.layers[0].uuid
 
     def owners(self, index: int) -> list[VhdFile]:
@@ -274,6 +275,15 @@ def _open_parent(layers: list[VhdFile]) -> VhdFile:
         raise ChainError(
             f"{child.path}: parent {child.header.parent_uuid} not found (tried {tried})"
         )
+    # The first existing candidate with the right UUID wins (an absolute XAPI path may name
+    # another file on this host); failing that, the first one, which may be mid-merge.
+    for candidate in existing[1:]:
+        try:
+            if footer_uuid(candidate) == child.header.parent_uuid:
+                existing = [candidate]
+                break
+        except (OSError, VhdFormatError):
+            continue
     parent = open_vhd(existing[0])
     if parent.uuid == child.header.parent_uuid:
         return parent

@@ -11,8 +11,6 @@ hidden (cookie cleared) while its bits and checksum change.
 from __future__ import annotations
 
 import os
-import uuid as uuidlib
-from pathlib import Path
 
 from .batmap import Batmap, sectors_for
 from .bitmap import all_sectors, from_mask, is_full, runs, to_mask
@@ -20,16 +18,6 @@ from .errors import MergeError
 from .fields import CREATOR_TAP, SECTOR, TAP_CREATOR_VERSION, UNUSED
 from .footer import FOOTER_SIZE, Footer
 from .vhdfile import VhdFile
-
-
-def footer_uuid(path: Path) -> uuidlib.UUID:
-    """The UUID in a file's (end) footer, without reading the rest of the file."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        raw = os.pread(fd, FOOTER_SIZE, max(0, os.fstat(fd).st_size - FOOTER_SIZE))
-    finally:
-        os.close(fd)
-    return Footer.parse(raw, f"{path}: footer").uuid
 
 
 class ParentWriter:

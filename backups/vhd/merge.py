@@ -27,9 +27,9 @@ from .chain import Chain, compose_block, open_chain
 from .errors import MergeError
 from .fields import CREATOR_TAP, TAP_CREATOR_VERSION, DiskType, ceil_div
 from .footer import FOOTER_SIZE
-from .inplace import ParentWriter, footer_uuid
+from .inplace import ParentWriter
 from .mergestate import BLOCKS, FINALIZE, MergeState, state_path, states_in
-from .vhdfile import VhdFile, open_vhd
+from .vhdfile import VhdFile, footer_uuid, open_vhd
 from .writer import fsync_directory
 
 #: Bytes copied between two flushes (and state file updates).

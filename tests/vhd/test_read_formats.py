@@ -318,3 +318,16 @@ def test_synthetic_full_of_a_partial_bitmap_chain_agrees_with_qemu_and_libvhdi(t
     )
     assert (tmp_path / "full.raw").read_bytes() == expected
     assert pyvhdi_read([tmp_path / "full.vhd"]) == expected
+
+
+def test_parent_found_by_uuid_when_an_absolute_path_names_another_file(tmp_path):
+    """XAPI-style absolute parent names may exist on this host: the UUID decides."""
+    other = tmp_path / "host" / "full.vhd"
+    other.parent.mkdir()
+    vhd.write_vhd(other, {0: (None, b"x" * BS)}, size=BS)
+    base = uuid.uuid4()
+    vhd.write_vhd(tmp_path / "full.vhd", {0: (None, b"y" * BS)}, size=BS, uuid=base)
+    (tmp_path / "delta.vhd").write_bytes(
+        build_vhd(BS, {}, parent_uuid=base, parent_name=str(other))
+    )
+    assert chain_bytes(tmp_path / "delta.vhd") == b"y" * BS
