@@ -185,6 +185,7 @@ class IteratorReader(io.RawIOBase):
         return count
 
     def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (one chunk at most, so large reads cost no extra copy)."""
         if size is None or size < 0:
             return self.readall()
         if not self._pending:
@@ -192,10 +193,7 @@ class IteratorReader(io.RawIOBase):
                 self._pending = memoryview(next(self._chunks)).cast("B")
             except StopIteration:
                 return b""
-        if len(self._pending) <= size and self._pending.obj is not None:
-            chunk, self._pending = self._pending, memoryview(b"")
-        else:
-            chunk, self._pending = self._pending[:size], self._pending[size:]
+        chunk, self._pending = self._pending[:size], self._pending[size:]
         self.position += len(chunk)
         return bytes(chunk)
 

@@ -432,6 +432,7 @@ def open_vhd(path: str | os.PathLike, *, writable: bool = False, strict: bool = 
     if strict and fatal:
         vhd.close()
         more = f" (and {len(fatal) - 1} more problems)" if len(fatal) > 1 else ""
+        # Messages say "truncated" exactly when the file ends before what it announces.
         error = TruncatedError if "truncated" in fatal[0].message else VhdFormatError
         raise error(f"{path}: {fatal[0].message}{more}")
     return vhd
