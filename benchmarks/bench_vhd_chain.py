@@ -67,19 +67,16 @@ def read_raw(path: Path) -> int:
     return total
 
 
-def best(function, path: Path, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        function(path)
-        times.append(time.perf_counter() - start)
-    return min(times)
+def timed(function, path: Path) -> float:
+    start = time.perf_counter()
+    function(path)
+    return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mib", type=int, default=2048)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args()
     size = args.size_mib * 1024 * 1024
@@ -93,9 +90,12 @@ def main() -> None:
             with open(folder / "disk.raw", "wb") as raw:
                 for chunk in chain.iter_raw():
                     raw.write(chunk)
-        chain_time = best(read_chain, newest, args.rounds)
-        single_time = best(read_chain, single, args.rounds)
-        raw_time = best(read_raw, folder / "disk.raw", args.rounds)
+        times: dict[str, list[float]] = {"chain": [], "single": [], "raw": []}
+        for _ in range(args.rounds):  # interleaved, so all three see the same machine load
+            times["chain"].append(timed(read_chain, newest))
+            times["single"].append(timed(read_chain, single))
+            times["raw"].append(timed(read_raw, folder / "disk.raw"))
+        chain_time, single_time, raw_time = (min(times[key]) for key in times)
         mib = size / 2**20
         print(
             f"read {args.size_mib} MiB as raw: chain of 1 full + {DELTAS} deltas {chain_time:.2f} s "
