@@ -7,6 +7,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import pyvhdi
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -104,3 +105,29 @@ def test_merge_keeps_every_level_that_remains(history, data):
         )
         assert vhd.check_chain(paths[-1]) == []
         assert list(Path(folder).glob(".*")) == []
+
+
+def _pyvhdi_chain(paths: list[Path]) -> bytes:
+    """libvhdi's view of a chain given oldest first (exact for full bitmaps only)."""
+    handles = []
+    for path in paths:
+        handle = pyvhdi.file()
+        handle.open(str(path))
+        if handles:
+            handle.set_parent(handles[-1])
+        handles.append(handle)
+    return handles[-1].read_buffer_at_offset(handles[-1].media_size, 0)
+
+
+@PROPERTY
+@given(histories(max_layers=4), st.booleans())
+def test_libvhdi_agrees_on_whole_block_chains_and_their_merges(history, merge_first):
+    for layer in history.layers:
+        layer.whole = True
+    with tempfile.TemporaryDirectory() as folder:
+        paths, expected = write_history(Path(folder), history)
+        assert _pyvhdi_chain(paths) == expected[-1] == read_all(paths[-1])
+        if merge_first and len(paths) > 1:
+            vhd.merge(paths[1])
+            remaining = [paths[1], *paths[2:]]
+            assert _pyvhdi_chain(remaining) == expected[-1]

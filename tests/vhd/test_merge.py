@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
+import subprocess
 import uuid
 
 import pytest
@@ -43,6 +45,21 @@ def test_merge_takes_the_newest_childs_identity_size_and_name(tmp_path):
         assert merged.batmap is not None and merged.batmap.is_full(6)
     assert read_all(tmp_path / "b.vhd") == expected
     assert vhd.check_chain(tmp_path / "b.vhd") == []
+    if shutil.which("qemu-img"):  # the merged file is dynamic: qemu-img can read it alone
+        subprocess.run(
+            [
+                "qemu-img",
+                "convert",
+                "-f",
+                "vpc",
+                "-O",
+                "raw",
+                str(tmp_path / "b.vhd"),
+                str(tmp_path / "b.raw"),
+            ],
+            check=True,
+        )
+        assert (tmp_path / "b.raw").read_bytes() == expected
 
 
 def test_merge_into_a_xapi_written_parent_keeps_grandchildren_readable(tmp_path):

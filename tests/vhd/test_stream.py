@@ -81,6 +81,12 @@ def test_store_stream_with_new_identity_then_chain_reads_it(tmp_path):
     with vhd.open_chain(path) as chain:
         assert b"".join(bytes(c) for c in chain.iter_raw()) == expected
     assert reference_read([path, tmp_path / "20260101T000000Z.vhd"]) == expected
+    pyvhdi = pytest.importorskip("pyvhdi")
+    full_handle, delta_handle = pyvhdi.file(), pyvhdi.file()
+    full_handle.open(str(tmp_path / "20260101T000000Z.vhd"))
+    delta_handle.open(str(path))
+    delta_handle.set_parent(full_handle)  # checks our rewritten parent UUID
+    assert delta_handle.read_buffer_at_offset(size, 0) == expected
 
 
 def test_parse_write_parse_round_trip_keeps_every_byte(tmp_path):
