@@ -107,12 +107,14 @@ class _Merger:
         chain = open_chain(paths[-1])
         try:
             state = cls._describe(chain, paths, directory)
-            target = directory / state.parent
-            if state_path(target).exists():
-                raise MergeError(
-                    f"{state_path(target)}: another merge into {target} is in progress; "
-                    "resume it first"
-                )
+            ours = {state.parent, *state.children}
+            for path, other in states_in(directory):
+                if ours & {other.parent, *other.children}:
+                    # Its files would change under it: finish it first (resume_merges).
+                    raise MergeError(
+                        f"{path}: an interrupted merge of {', '.join(other.children)} into "
+                        f"{other.parent} involves the same files; resume it first"
+                    )
             state.save(directory, first=True)
         except BaseException:
             chain.close()

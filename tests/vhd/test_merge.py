@@ -198,3 +198,27 @@ def test_merged_chain_agrees_with_libvhdi(tmp_path):
     assert handles[1].disk_type == 3
     handles[0].set_parent(handles[1])  # libvhdi checks the parent's UUID
     assert handles[0].read_buffer_at_offset(5 * BS, 0) == expected
+
+
+def test_a_new_merge_refuses_files_of_an_interrupted_one(tmp_path):
+    ids = [uuid.uuid4() for _ in range(3)]
+    for level in range(3):
+        link = vhd.ParentLink(ids[level - 1], f"{level - 1}.vhd") if level else None
+        vhd.write_vhd(
+            tmp_path / f"{level}.vhd",
+            {level: (None, b"z" * BS)},
+            size=3 * BS,
+            uuid=ids[level],
+            parent=link,
+        )
+    with pytest.raises(RuntimeError):
+        vhd.merge(tmp_path / "1.vhd", progress=lambda *_: (_ for _ in ()).throw(RuntimeError))
+    with pytest.raises(
+        vhd.MergeError,
+        match=r"\.0\.vhd\.merge\.json: an interrupted merge of "
+        r"1\.vhd into 0\.vhd involves the same files; resume it first",
+    ):
+        vhd.merge(tmp_path / "2.vhd")
+    assert [result.path.name for result in vhd.resume_merges(tmp_path)] == ["1.vhd"]
+    vhd.merge(tmp_path / "2.vhd")
+    assert read_all(tmp_path / "2.vhd") == b"z" * 3 * BS
