@@ -110,6 +110,8 @@ class ParentWriter:
 
         Bitmaps and BAT entries are only recorded: ``commit`` writes them after a flush.
         """
+        if not mask:
+            return 0  # a child block with an empty bitmap holds nothing
         entry = self.bat.get(index)
         view = memoryview(data)
         if entry != UNUSED:

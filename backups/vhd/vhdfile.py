@@ -24,6 +24,7 @@ from .fields import (
     CREATOR_TAP,
     CREATOR_XAPI,
     DEFAULT_BLOCK_SIZE,
+    FOOTER_COOKIE,
     SECTOR,
     DiskType,
     ceil_div,
@@ -109,12 +110,14 @@ class VhdFile:
             copy_ok = self.file_size >= 2 * FOOTER_SIZE and not footer_problems(
                 self._pread(FOOTER_SIZE, 0)
             )
-            hint = (
-                "; the footer copy at offset 0 is valid, so the file is truncated or its end "
-                "is corrupted"
-                if copy_ok
-                else ""
-            )
+            hint = ""
+            if copy_ok and raw[:8] != FOOTER_COOKIE:
+                hint = (
+                    "; the footer copy at offset 0 is valid, so the file is truncated "
+                    "(or its end was overwritten)"
+                )
+            elif copy_ok:
+                hint = "; the footer copy at offset 0 is valid"
             for problem in problems:
                 self._problem(f"footer at offset {end}: {problem}{hint}")
             return False
