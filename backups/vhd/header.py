@@ -17,6 +17,7 @@ from .errors import VhdFormatError
 from .fields import (
     DEFAULT_BLOCK_SIZE,
     HEADER_COOKIE,
+    MAX_DISK_SIZE,
     NO_OFFSET,
     SECTOR,
     checksum,
@@ -192,5 +193,13 @@ def header_problems(raw: bytes) -> list[str]:
     if block_size < 8 * SECTOR or block_size & (block_size - 1):
         problems.append(
             f"header block size {block_size} is not a power of two of at least 4096 bytes"
+        )
+    entries = struct.unpack_from(">I", raw, 28)[0]
+    if block_size and entries * block_size > 2 * MAX_DISK_SIZE:
+        # Twice the limit leaves room for tools that reserve entries for growth; beyond, the
+        # field is garbage, and a stream parser must not try to read a gigantic BAT.
+        problems.append(
+            f"header max table entries {entries} with blocks of {block_size} bytes address "
+            f"more than the format's 2 TiB limit"
         )
     return problems

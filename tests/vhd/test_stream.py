@@ -193,3 +193,16 @@ def test_memory_stays_bounded_by_blocks():
     stream = vhd.parse_stream(Recording(data))
     assert sum(1 for _ in stream.blocks()) == 14
     assert 0 < Recording.largest <= BS + 512
+
+
+def test_garbage_table_size_is_refused_before_reading_the_bat():
+    size, blocks = sample(10)
+    data = bytearray(xapi_export(size, blocks))
+    header = vhd.Header.parse(bytes(data[512:1536]), "h").replace(max_table_entries=0x7FFFFFFF)
+    data[512:1536] = header.pack()
+    with pytest.raises(
+        vhd.VhdFormatError,
+        match="max table entries 2147483647 with blocks of "
+        "2097152 bytes address more than the format's 2 TiB limit",
+    ):
+        vhd.parse_stream(io.BytesIO(bytes(data)), "export")
