@@ -206,3 +206,19 @@ def test_garbage_table_size_is_refused_before_reading_the_bat():
         "2097152 bytes address more than the format's 2 TiB limit",
     ):
         vhd.parse_stream(io.BytesIO(bytes(data)), "export")
+
+
+def test_blocks_in_file_order_not_index_order(tmp_path):
+    """qemu appends blocks in write order: the parser follows offsets, not indices."""
+    size = 4 * BS
+    writer = vhd.VhdWriter(tmp_path / "q.vhd", size=size, blocks=[3, 0, 2], uuid=uuid.uuid4())
+    with writer:
+        for index in (3, 0, 2):
+            writer.write_block(index, None, bytes([65 + index]) * BS)
+        writer.close()
+    stream = vhd.parse_stream(io.BytesIO((tmp_path / "q.vhd").read_bytes()))
+    assert stream.block_order == [3, 0, 2] and stream.block_indices == [0, 2, 3]
+    vhd.write_stream(stream, tmp_path / "copy.vhd", uuid=uuid.uuid4())
+    expected = b"A" * BS + bytes(BS) + b"C" * BS + b"D" * BS
+    assert reference_read([tmp_path / "copy.vhd"]) == expected
+    assert reference_read([tmp_path / "q.vhd"]) == expected
