@@ -172,3 +172,32 @@ def test_not_a_vhd(tmp_path):
     path = tmp_path / "x.vhd"
     path.write_bytes(bytes(4096))
     assert "footer cookie is '\\x00\\x00" in open_error(path)
+
+
+def rewrite_header(path: Path, **changes) -> None:
+    with open(path, "r+b") as handle:
+        handle.seek(512)
+        header = vhd.Header.parse(handle.read(1024), "h").replace(**changes)
+        handle.seek(512)
+        handle.write(header.pack())
+
+
+def test_table_too_small_for_the_disk_size(tmp_path):
+    path = make(tmp_path)
+    rewrite_header(path, max_table_entries=2)
+    assert open_error(path) == (
+        f"{path}: header max table entries is 2, but a disk of {SIZE} bytes in blocks of "
+        f"{BS} bytes needs 4"
+    )
+
+
+def test_block_pointing_into_the_metadata(tmp_path):
+    path = make(tmp_path)
+    with open(path, "r+b") as handle:
+        handle.seek(1536 + 8)
+        handle.write((1).to_bytes(4, "big"))  # block 2 → sector 1, the dynamic header
+    assert open_error(path) == (
+        f"{path}: block 2 at offset 512 overlaps dynamic header (512..1536) (BAT or header "
+        "corrupted) (and 3 more problems)"
+    )
+    assert len(vhd.check_file(path)) == 4
