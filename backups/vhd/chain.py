@@ -40,12 +40,12 @@ def parent_candidates(child: VhdFile) -> list[Path]:
     for name in names:
         if not name:
             continue
-        name = name.replace("\\", "/")
-        pure = PureWindowsPath(name) if ":" in name[:3] else PurePosixPath(name)
-        if pure.is_absolute() or ":" in name[:3]:
-            options = [Path(name), folder / pure.name]
+        if ":" in name[:3]:  # a Windows path with a drive: only its file name means anything
+            options = [folder / PureWindowsPath(name).name]
+        elif PurePosixPath(name.replace("\\", "/")).is_absolute():
+            options = [Path(name), folder / PurePosixPath(name).name]
         else:
-            options = [folder / name]
+            options = [folder / name.replace("\\", "/")]
         for option in options:
             if option not in found:
                 found.append(option)
