@@ -92,3 +92,29 @@ def test_errors_go_to_stderr_with_exit_2(tmp_path):
     result = run("info", str(tmp_path / "bad.vhd"))
     assert result.returncode == 2
     assert result.stderr.decode().startswith(f"error: {tmp_path / 'bad.vhd'}: footer at offset")
+
+
+def test_merge_resumes_an_interrupted_merge(tmp_path):
+    base = uuid.uuid4()
+    vhd.write_vhd(tmp_path / "a.vhd", {0: (None, b"a" * BS)}, size=3 * BS, uuid=base)
+    vhd.write_vhd(
+        tmp_path / "b.vhd",
+        {i: (None, bytes([66 + i]) * BS) for i in range(3)},
+        size=3 * BS,
+        parent=vhd.ParentLink(base, "a.vhd"),
+    )
+
+    def interrupt(done, total):
+        raise KeyboardInterrupt
+
+    try:
+        vhd.merge(tmp_path / "b.vhd", batch_bytes=1, progress=interrupt)
+    except KeyboardInterrupt:
+        pass
+    assert (tmp_path / ".a.vhd.merge.json").exists()
+    result = run("merge", str(tmp_path / "b.vhd"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode() == (
+        f"resumed and merged 3 blocks; the merged file is {tmp_path / 'b.vhd'}\n"
+    )
+    assert run("cat", str(tmp_path / "b.vhd")).stdout == b"B" * BS + b"C" * BS + b"D" * BS
