@@ -13,7 +13,6 @@ import pathlib
 import random
 import shutil
 import signal
-import uuid
 from pathlib import Path
 
 import pytest
@@ -47,13 +46,17 @@ def grown_history() -> History:
     return base
 
 
-def finish(directory: Path, children: list[str]) -> None:
-    """What the clean-up pass does: resume a started merge, else (re)start it if needed."""
-    if not vhd.resume_merges(directory) and (directory / children[0]).exists():
+def finish(directory: Path, parent: str, children: list[str]) -> None:
+    """What the clean-up pass does: resume a started merge, else start it if not done.
+
+    A finished merge renamed the parent away; a merge killed before its state file was
+    complete left the parent in place and must start again.
+    """
+    if not vhd.resume_merges(directory) and (directory / parent).exists():
         vhd.merge([directory / name for name in children], batch_bytes=2 * BS)
 
 
-def run_killed(directory: Path, children: list[str], kill_at: int | None) -> bool:
+def run_killed(directory: Path, parent: str, children: list[str], kill_at: int | None) -> bool:
     """Merge (or resume) in a forked child killed at operation ``kill_at``; True if done."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
@@ -61,7 +64,7 @@ def run_killed(directory: Path, children: list[str], kill_at: int | None) -> boo
         try:
             if kill_at is not None:
                 _arm(kill_at)
-            finish(directory, children)
+            finish(directory, parent, children)
             code = 0
         except BaseException:
             import traceback
@@ -100,44 +103,51 @@ def _arm(kill_at: int) -> None:
         wrap(pathlib.Path, name)
 
 
-@pytest.mark.parametrize("make_history", [history, grown_history])
-def test_killed_merges_never_change_what_the_chain_reads(tmp_path, make_history):
+@pytest.mark.parametrize(
+    ("make_history", "first", "last"),
+    [(history, 1, 2), (grown_history, 1, 2), (history, 2, 2), (grown_history, 1, 1)],
+)
+def test_killed_merges_never_change_what_the_chain_reads(tmp_path, make_history, first, last):
     original = tmp_path / "original"
     original.mkdir()
     paths, expected = write_history(original, make_history())
     names = [path.name for path in paths]
-    newest, children = names[-1], names[1:3]
-    with vhd.open_vhd(paths[2]) as c2:
-        identity = c2.uuid
+    newest, parent, children = names[-1], names[first - 1], names[first : last + 1]
+    with vhd.open_vhd(paths[last]) as merged_child:
+        identity = merged_child.uuid
     rng = random.Random(7)
     kill_at, finished = 1, False
     while not finished:
         work = tmp_path / f"kill{kill_at}"
         shutil.copytree(original, work)
-        finished = run_killed(work, children, kill_at)
+        finished = run_killed(work, parent, children, kill_at)
         assert read_all(work / newest) == expected[-1], f"after a kill at operation {kill_at}"
         if not finished and rng.random() < 0.5:
-            run_killed(work, children, rng.randrange(1, 40))
+            run_killed(work, parent, children, rng.randrange(1, 40))
             assert read_all(work / newest) == expected[-1], f"after a second kill ({kill_at})"
-        finish(work, children)
-        assert sorted(p.name for p in work.iterdir()) == [names[2], newest]
+        finish(work, parent, children)
+        kept = [*names[: first - 1], *names[last:]]
+        assert sorted(p.name for p in work.iterdir()) == kept
         assert read_all(work / newest) == expected[-1]
-        assert read_all(work / names[2]) == expected[2]
+        assert read_all(work / names[last]) == expected[last]
         with vhd.open_chain(work / newest) as chain:
-            assert [layer.uuid for layer in chain.layers][1] == identity
-            assert len(chain.layers) == 2
+            assert chain.layers[len(names) - 1 - last].uuid == identity
+            assert len(chain.layers) == len(kept)
         assert vhd.check_chain(work / newest) == []
         shutil.rmtree(work)
         kill_at += 1
     assert kill_at > 20  # the merge really went through many kill points
 
 
-def test_a_kill_before_anything_happened_leaves_no_state(tmp_path):
+def test_a_garbled_first_state_file_is_dropped_and_the_merge_restarts(tmp_path):
+    """A first save cut short (no byte of the parent written yet) must not block merges."""
     paths, expected = write_history(tmp_path, history())
-    assert not run_killed(tmp_path, [paths[1].name], 1)
+    with vhd.open_vhd(paths[1]) as child:
+        identity = child.uuid
+    (tmp_path / f".{paths[0].name}.merge.json").write_text('{"parent": "2026')
+    result = vhd.merge(paths[1])
+    assert not result.resumed and result.path == paths[1]
+    assert not paths[0].exists() and list(tmp_path.glob(".*")) == []
+    with vhd.open_vhd(paths[1]) as merged:
+        assert merged.uuid == identity
     assert read_all(paths[-1]) == expected[-1]
-    leftovers = [p.name for p in tmp_path.glob(".*")]
-    assert all(name.endswith(".tmp") or name.endswith(".merge.json") for name in leftovers)
-    vhd.merge(paths[1])
-    assert read_all(paths[-1]) == expected[-1]
-    assert uuid.UUID(int=0) != vhd.open_vhd(paths[1]).uuid
