@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from .bat import Bat
 from .bitmap import bitmap_size, first_partial_byte, is_full
@@ -56,22 +56,40 @@ class VhdStream:
 
     # -- reading --------------------------------------------------------------------------
 
-    def _read(self, size: int, what: str) -> bytes:
-        """Exactly ``size`` bytes, looping over short reads; precise error at the end."""
+    def _read(self, size: int, what: str) -> bytes | bytearray:
+        """Exactly ``size`` bytes, looping over short reads; precise error at the end.
+
+        Bodies with ``readinto`` (files, urllib3 responses) fill one buffer in place, so a
+        socket's short reads cost no extra copy.
+        """
+        readinto = getattr(self._body, "readinto", None)
+        if readinto is not None:
+            buffer = bytearray(size)
+            view = memoryview(buffer)
+            got = 0
+            while got < size:
+                count = readinto(view[got:])
+                if not count:
+                    self._truncated(size, got, what)
+                got += count
+            self.offset += size
+            return buffer
         chunks, missing = [], size
         while missing:
             chunk = self._body.read(missing)
             if not chunk:
-                got = size - missing
-                raise TruncatedError(
-                    f"{self.name}: stream ended at offset {self.offset + got} inside {what} "
-                    f"(expected {size} bytes from offset {self.offset}, got {got})"
-                )
+                self._truncated(size, size - missing, what)
             chunks.append(chunk)
             missing -= len(chunk)
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self.offset += size
         return data
+
+    def _truncated(self, size: int, got: int, what: str) -> NoReturn:
+        raise TruncatedError(
+            f"{self.name}: stream ended at offset {self.offset + got} inside {what} "
+            f"(expected {size} bytes from offset {self.offset}, got {got})"
+        )
 
     def _skip_to(self, offset: int, what: str) -> None:
         if offset < self.offset:

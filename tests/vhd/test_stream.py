@@ -110,10 +110,11 @@ def test_parse_write_parse_round_trip_keeps_every_byte(tmp_path):
         (-1, "stream ended at offset"),
     ],
 )
-def test_truncated_stream_says_where_and_what(cut, message):
+@pytest.mark.parametrize("body_type", [TrickleReader, io.BytesIO])
+def test_truncated_stream_says_where_and_what(cut, message, body_type):
     size, blocks = sample(3)
     data = xapi_export(size, blocks)
-    body = TrickleReader(data[:cut])
+    body = body_type(data[:cut])
     with pytest.raises(vhd.TruncatedError, match=message.replace("(", r"\(")):
         stream = vhd.parse_stream(body, "export")
         for _block in stream.blocks():
@@ -189,6 +190,10 @@ def test_memory_stays_bounded_by_blocks():
         def read(self, n=-1):
             Recording.largest = max(Recording.largest, n)
             return super().read(n)
+
+        def readinto(self, buffer):
+            Recording.largest = max(Recording.largest, len(buffer))
+            return super().readinto(buffer)
 
     stream = vhd.parse_stream(Recording(data))
     assert sum(1 for _ in stream.blocks()) == 14
