@@ -16,6 +16,7 @@ from pathlib import Path
 from .chain import parent_candidates
 from .errors import VhdError
 from .fields import DiskType
+from .mergestate import find_finalizing_merge
 from .vhdfile import VhdFile, open_vhd
 
 
@@ -59,6 +60,7 @@ def check_chain(path: str | os.PathLike) -> list[Finding]:
     """Every problem of the file at ``path`` and of each of its ancestors, and of the links."""
     findings: list[Finding] = []
     seen: dict[str, Path] = {}
+    merged_into = None
     current = Path(path)
     while True:
         vhd, found = _inspect(current)
@@ -67,7 +69,7 @@ def check_chain(path: str | os.PathLike) -> list[Finding]:
             return findings
         with vhd:
             real = os.path.realpath(current)
-            if real in seen or str(vhd.uuid) in seen:
+            if real in seen or (str(vhd.uuid) in seen and vhd.uuid != merged_into):
                 findings.append(
                     Finding(
                         current,
@@ -90,7 +92,18 @@ def check_chain(path: str | os.PathLike) -> list[Finding]:
             parent_path = existing[0]
             try:
                 with open_vhd(parent_path) as parent:
-                    if parent.uuid != vhd.header.parent_uuid:
+                    merge = find_finalizing_merge(parent_path, parent.uuid, vhd.header.parent_uuid)
+                    if merge is not None:
+                        merged_into = parent.uuid  # it carries a child's UUID: not a loop
+                        findings.append(
+                            Finding(
+                                parent_path,
+                                "an interrupted merge already gave this file the identity of "
+                                f"{merge.children[-1]}; finish it with `python -m backups.vhd "
+                                f"merge {parent_path.parent / merge.children[-1]}`",
+                            )
+                        )
+                    elif parent.uuid != vhd.header.parent_uuid:
                         findings.append(
                             Finding(
                                 current,

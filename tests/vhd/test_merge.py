@@ -222,3 +222,31 @@ def test_a_new_merge_refuses_files_of_an_interrupted_one(tmp_path):
     assert [result.path.name for result in vhd.resume_merges(tmp_path)] == ["1.vhd"]
     vhd.merge(tmp_path / "2.vhd")
     assert read_all(tmp_path / "2.vhd") == b"z" * 3 * BS
+
+
+def test_check_names_a_merge_interrupted_before_its_rename(tmp_path, monkeypatch):
+    parent = uuid.uuid4()
+    vhd.write_vhd(tmp_path / "p.vhd", {0: (None, b"p" * BS)}, size=2 * BS, uuid=parent)
+    vhd.write_vhd(
+        tmp_path / "c.vhd",
+        {1: (None, b"c" * BS)},
+        size=2 * BS,
+        parent=vhd.ParentLink(parent, "p.vhd"),
+    )
+    expected = read_all(tmp_path / "c.vhd")
+
+    def crash(self, target):
+        raise OSError("power cut")
+
+    monkeypatch.setattr(type(tmp_path), "replace", crash)
+    with pytest.raises(OSError, match="power cut"):
+        vhd.merge(tmp_path / "c.vhd")
+    monkeypatch.undo()
+    assert read_all(tmp_path / "c.vhd") == expected  # the window open_chain accepts
+    assert [str(f) for f in vhd.check_chain(tmp_path / "c.vhd")] == [
+        f"{tmp_path / 'p.vhd'}: an interrupted merge already gave this file the identity of "
+        f"c.vhd; finish it with `python -m backups.vhd merge {tmp_path / 'c.vhd'}`"
+    ]
+    vhd.merge(tmp_path / "c.vhd")
+    assert vhd.check_chain(tmp_path / "c.vhd") == []
+    assert read_all(tmp_path / "c.vhd") == expected
