@@ -5,4 +5,10 @@ from tasks import views
 app_name = "tasks"
 urlpatterns = [
     path("tasks/", views.task_list, name="task_list"),
+    path("tasks/api/", views.task_list_json, name="task_list_json"),
+    path("tasks/<int:pk>/", views.task_detail, name="task_detail"),
+    path("tasks/<int:pk>/json/", views.task_detail_json, name="task_detail_json"),
+    path("tasks/<int:pk>/cancel/", views.task_cancel, name="task_cancel"),
+    path("tasks/xapi/<int:pk>/", views.xapi_task_detail, name="xapi_task_detail"),
+    path("tasks/xapi/<int:pk>/cancel/", views.xapi_task_cancel, name="xapi_task_cancel"),
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from xoweb.env import envbool, envint, envlist, envstr
 from xoweb.secrets import read_or_create_secret
@@ -174,3 +175,17 @@ POOL_WATCHER_POLL_SECONDS = envint("POOL_WATCHER_POLL_SECONDS", 2, minimum=1)
 POOL_WATCHER_HEARTBEAT_TIMEOUT = envint("POOL_WATCHER_HEARTBEAT_TIMEOUT", 15, minimum=1)
 # Longest wait between two reconnection attempts (the backoff doubles up to it).
 POOL_RECONNECT_MAX_SECONDS = envint("POOL_RECONNECT_MAX_SECONDS", 30, minimum=1)
+
+# --- Tasks: heartbeat, interruption and retention of the task tree (tasks app) -------------------
+# A process running tasks touches them every TASK_HEARTBEAT_SECONDS; a running task whose last
+# heartbeat is older than TASK_INTERRUPTED_AFTER_SECONDS belonged to a process that died, and
+# is shown (then swept) as interrupted. The timeout must leave room for two missed beats.
+TASK_HEARTBEAT_SECONDS = envint("TASK_HEARTBEAT_SECONDS", 10, minimum=1)
+TASK_INTERRUPTED_AFTER_SECONDS = envint("TASK_INTERRUPTED_AFTER_SECONDS", 60, minimum=2)
+if TASK_INTERRUPTED_AFTER_SECONDS < 2 * TASK_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        f"TASK_INTERRUPTED_AFTER_SECONDS={TASK_INTERRUPTED_AFTER_SECONDS} must be at least twice "
+        f"TASK_HEARTBEAT_SECONDS={TASK_HEARTBEAT_SECONDS}, or live tasks would turn interrupted"
+    )
+# Finished task trees older than this are deleted by the periodic prune.
+TASK_RETENTION_DAYS = envint("TASK_RETENTION_DAYS", 30, minimum=1)

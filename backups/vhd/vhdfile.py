@@ -1,0 +1,441 @@
+"""One VHD file on disk, opened and validated before anything is read from it.
+
+Opening reads the footer (the one at the end is authoritative), the dynamic header, the BAT,
+blktap's batmap and the parent locators, and checks that every block lies inside the file and
+overlaps nothing else. A fault that could make a read wrong stops the open with a message
+naming the file, the structure and the field; faults that cannot (a footer copy at offset 0
+that differs, a locator payload outside the file) are kept in ``problems`` for ``check``.
+
+Blocks are read with one ``os.pread`` of bitmap + data, returned as memoryviews.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid as uuidlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .bat import Bat
+from .batmap import BATMAP_VERSION, Batmap, batmap_checksum, parse_batmap_header, sectors_for
+from .bitmap import bitmap_size, first_partial_byte, full_bitmap, is_full
+from .errors import TruncatedError, VhdFormatError
+from .fields import (
+    CREATOR_TAP,
+    CREATOR_XAPI,
+    DEFAULT_BLOCK_SIZE,
+    FOOTER_COOKIE,
+    SECTOR,
+    DiskType,
+    ceil_div,
+)
+from .footer import FOOTER_SIZE, Footer, footer_problems
+from .header import HEADER_SIZE, Header, ParentLocator, header_problems
+
+#: Locator payloads longer than this are not paths; do not read megabytes for them.
+_MAX_LOCATOR_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One fault found in a file. ``fatal`` faults could make a read wrong."""
+
+    message: str
+    fatal: bool = True
+
+
+@dataclass(frozen=True)
+class Region:
+    """A byte range of the file that one structure owns."""
+
+    start: int
+    end: int
+    what: str
+
+
+class VhdFile:
+    """An open, validated VHD file (fixed, dynamic or differencing).
+
+    Use ``open_vhd(path)``; close it (or use ``with``) to release the descriptor.
+    """
+
+    def __init__(self, path: Path, fd: int, *, writable: bool = False) -> None:
+        self.path = path
+        self.fd = fd
+        self.writable = writable
+        self.file_size = os.fstat(fd).st_size
+        self.footer: Footer | None = None
+        self.header: Header | None = None
+        self.bat: Bat | None = None
+        self.batmap: Batmap | None = None
+        self.locator_paths: list[tuple[ParentLocator, str | None]] = []
+        self.regions: list[Region] = []
+        self.problems: list[Problem] = []
+
+    # -- loading --------------------------------------------------------------------------
+
+    def _problem(self, message: str, *, fatal: bool = True) -> None:
+        self.problems.append(Problem(message, fatal))
+
+    @property
+    def fatal(self) -> list[Problem]:
+        return [problem for problem in self.problems if problem.fatal]
+
+    def _load(self) -> None:
+        """Read and validate every structure, recording problems instead of raising."""
+        if not self._load_footer():
+            return
+        if self.footer.disk_type == DiskType.FIXED:
+            self._load_fixed()
+            return
+        if not self._load_header():
+            return
+        if not self._load_bat():
+            return
+        self._load_batmap()
+        self._load_locators()
+        self._check_regions()
+
+    def _pread(self, size: int, offset: int) -> bytes:
+        return os.pread(self.fd, size, offset)
+
+    def _load_footer(self) -> bool:
+        if self.file_size < FOOTER_SIZE:
+            self._problem(f"file is {self.file_size} bytes, too short to hold a VHD footer")
+            return False
+        end = self.file_size - FOOTER_SIZE
+        raw = self._pread(FOOTER_SIZE, end)
+        problems = footer_problems(raw)
+        if problems:
+            copy_ok = self.file_size >= 2 * FOOTER_SIZE and not footer_problems(
+                self._pread(FOOTER_SIZE, 0)
+            )
+            hint = ""
+            if copy_ok and raw[:8] != FOOTER_COOKIE:
+                hint = (
+                    "; the footer copy at offset 0 is valid, so the file is truncated "
+                    "(or its end was overwritten)"
+                )
+            elif copy_ok:
+                hint = "; the footer copy at offset 0 is valid"
+            for problem in problems:
+                self._problem(f"footer at offset {end}: {problem}{hint}")
+            return False
+        self.footer = Footer.unpack(raw)
+        if self.footer.disk_type != DiskType.FIXED:
+            copy = self._pread(FOOTER_SIZE, 0)
+            if copy != raw:
+                self._problem(_copy_difference(copy, self.footer, end), fatal=False)
+        return True
+
+    def _load_fixed(self) -> None:
+        needed = self.footer.current_size + FOOTER_SIZE
+        if self.file_size < needed:
+            self._problem(
+                f"fixed disk of {self.footer.current_size} bytes needs a file of {needed} bytes, "
+                f"file is {self.file_size} bytes (truncated)"
+            )
+
+    def _load_header(self) -> bool:
+        offset = self.footer.data_offset
+        if offset + HEADER_SIZE > self.file_size - FOOTER_SIZE:
+            self._problem(
+                f"dynamic header at offset {offset} (footer data offset) lies past the end of "
+                f"the data ({self.file_size - FOOTER_SIZE} bytes)"
+            )
+            return False
+        raw = self._pread(HEADER_SIZE, offset)
+        problems = header_problems(raw)
+        for problem in problems:
+            self._problem(f"header at offset {offset}: {problem}")
+        if problems:
+            return False
+        self.header = Header.unpack(raw)
+        self.regions.append(Region(0, FOOTER_SIZE, "footer copy"))
+        self.regions.append(Region(offset, offset + HEADER_SIZE, "dynamic header"))
+        if self.footer.disk_type == DiskType.DIFFERENCING and self.header.parent_uuid.int == 0:
+            self._problem("header parent UUID is zero in a differencing disk")
+        return True
+
+    def _load_bat(self) -> bool:
+        header = self.header
+        needed = ceil_div(self.footer.current_size, header.block_size)
+        if header.max_table_entries < needed:
+            self._problem(
+                f"header max table entries is {header.max_table_entries}, but a disk of "
+                f"{self.footer.current_size} bytes in blocks of {header.block_size} bytes "
+                f"needs {needed}"
+            )
+            return False
+        start, end = header.table_offset, header.table_offset + header.bat_bytes
+        if end > self.file_size - FOOTER_SIZE:
+            self._problem(
+                f"BAT at offset {start} ({header.max_table_entries} entries, {end - start} "
+                f"bytes) extends past the end of the data at {self.file_size - FOOTER_SIZE} "
+                "(file truncated or header table offset / max table entries corrupted)"
+            )
+            return False
+        self.bat = Bat.unpack(self._pread(end - start, start), header.max_table_entries)
+        self.regions.append(Region(start, end, "BAT"))
+        return True
+
+    def _load_batmap(self) -> None:
+        footer = self.footer
+        if footer.creator_app != CREATOR_TAP or footer.creator_version < BATMAP_VERSION:
+            return
+        header_offset = self.header.table_offset + self.header.bat_bytes
+        if header_offset + SECTOR > self.file_size - FOOTER_SIZE:
+            return
+        parsed = parse_batmap_header(self._pread(SECTOR, header_offset))
+        if parsed is None:
+            return
+        offset, size, version, stored = parsed
+        where = f"batmap header at offset {header_offset}"
+        expected = sectors_for(self.header.max_table_entries)
+        if offset != header_offset + SECTOR:
+            self._problem(f"{where}: batmap offset is {offset}, expected {header_offset + SECTOR}")
+            return
+        if size != expected:
+            self._problem(f"{where}: batmap size is {size} sectors, expected {expected}")
+            return
+        if version != BATMAP_VERSION:
+            self._problem(f"{where}: batmap version is 0x{version:08x}, expected 0x00010002")
+            return
+        if offset + size * SECTOR > self.file_size - FOOTER_SIZE:
+            self._problem(f"{where}: batmap extends past the end of the data (truncated)")
+            return
+        bits = self._pread(size * SECTOR, offset)
+        computed = batmap_checksum(bits)
+        if computed != stored:
+            self._problem(
+                f"{where}: batmap checksum is 0x{stored:08x}, computed 0x{computed:08x} "
+                "(batmap corrupted)"
+            )
+            return
+        self.batmap = Batmap(header_offset, bits)
+        self.regions.append(Region(header_offset, offset + size * SECTOR, "batmap"))
+
+    def _load_locators(self) -> None:
+        for slot, locator in enumerate(self.header.locators):
+            length = min(locator.data_length, _MAX_LOCATOR_BYTES)
+            start = locator.data_offset
+            if not length:
+                self.locator_paths.append((locator, None))
+                continue
+            if start + length > self.file_size - FOOTER_SIZE or start < SECTOR:
+                self._problem(
+                    f"parent locator {slot} ({locator.platform}) data at offset {start}, "
+                    f"{length} bytes, lies outside the file",
+                    fatal=False,
+                )
+                self.locator_paths.append((locator, None))
+                continue
+            payload = self._pread(length, start)
+            self.locator_paths.append((locator, locator.decode(payload)))
+            space = max(locator.space_bytes, length)
+            self.regions.append(
+                Region(start, start + space, f"parent locator {slot} ({locator.platform})")
+            )
+
+    def _check_regions(self) -> None:
+        """Every block inside the data area, and no two structures sharing a byte."""
+        data_end = self.file_size - FOOTER_SIZE
+        span = self.block_span
+        regions = list(self.regions)
+        for offset, index in self.bat.by_offset():
+            if offset + span > data_end:
+                self._problem(
+                    f"block {index}: BAT entry points to offset {offset}, and its {span} bytes "
+                    f"(bitmap + data) extend past the end of the data at {data_end} "
+                    "(file truncated or BAT corrupted)"
+                )
+                continue
+            regions.append(Region(offset, offset + span, f"block {index}"))
+        regions.sort(key=lambda region: (region.start, region.end))
+        furthest: Region | None = None
+        for region in regions:
+            if furthest is not None and region.start < furthest.end:
+                # Locator payloads reserve space loosely; only data that really overlaps counts.
+                self._problem(
+                    f"{region.what} at offset {region.start} overlaps {furthest.what} "
+                    f"({furthest.start}..{furthest.end}) (BAT or header corrupted)",
+                    fatal=not (
+                        region.what.startswith("parent locator")
+                        or furthest.what.startswith("parent locator")
+                    ),
+                )
+            if furthest is None or region.end > furthest.end:
+                furthest = region
+
+    # -- geometry -------------------------------------------------------------------------
+
+    @property
+    def disk_type(self) -> DiskType:
+        return self.footer.disk_type
+
+    @property
+    def size(self) -> int:
+        """Virtual disk size (footer current size)."""
+        return self.footer.current_size
+
+    @property
+    def uuid(self) -> uuidlib.UUID:
+        return self.footer.uuid
+
+    @property
+    def block_size(self) -> int:
+        return self.header.block_size if self.header else DEFAULT_BLOCK_SIZE
+
+    @property
+    def sectors_per_block(self) -> int:
+        return self.block_size // SECTOR
+
+    @property
+    def bitmap_size(self) -> int:
+        return bitmap_size(self.sectors_per_block)
+
+    @property
+    def block_span(self) -> int:
+        """Bytes a block takes in the file: its bitmap and its data."""
+        return self.bitmap_size + self.block_size
+
+    @property
+    def block_count(self) -> int:
+        """Blocks of the virtual disk (the BAT may have more entries)."""
+        return ceil_div(self.size, self.block_size)
+
+    @property
+    def whole_blocks_only(self) -> bool:
+        """XAPI's stream writer (creator ``caml``) only ever writes full bitmaps."""
+        return self.footer.creator_app == CREATOR_XAPI
+
+    # -- blocks ---------------------------------------------------------------------------
+
+    def has_block(self, index: int) -> bool:
+        if self.header is None:
+            return 0 <= index < self.block_count
+        return self.bat.get(index) != 0xFFFFFFFF
+
+    def allocated_blocks(self) -> list[int]:
+        if self.header is None:
+            return list(range(self.block_count))
+        return self.bat.allocated()
+
+    def block_offset(self, index: int) -> int | None:
+        """File offset of block ``index``'s bitmap, or None when the block is absent."""
+        entry = self.bat.get(index)
+        return None if entry == 0xFFFFFFFF else entry * SECTOR
+
+    def read_block(self, index: int) -> tuple[memoryview, memoryview]:
+        """``(bitmap, data)`` of an allocated block, validated against the batmap.
+
+        A fixed disk's blocks are all present with full bitmaps; its last block is padded with
+        zeros to the block size.
+        """
+        if self.header is None:
+            start = index * self.block_size
+            data = self._pread(min(self.block_size, self.size - start), start)
+            if len(data) < self.block_size:
+                data += bytes(self.block_size - len(data))
+            return memoryview(full_bitmap(self.sectors_per_block)), memoryview(data)
+        offset = self.block_offset(index)
+        raw = memoryview(self._pread(self.block_span, offset))
+        if len(raw) != self.block_span:
+            raise TruncatedError(
+                f"{self.path}: block {index} at offset {offset}: read {len(raw)} of "
+                f"{self.block_span} bytes (file truncated while open)"
+            )
+        bitmap = raw[: self.bitmap_size]
+        self._check_bitmap(index, offset, bitmap)
+        return bitmap, raw[self.bitmap_size :]
+
+    def read_bitmap(self, index: int) -> memoryview:
+        if self.header is None:
+            return memoryview(full_bitmap(self.sectors_per_block))
+        offset = self.block_offset(index)
+        bitmap = memoryview(self._pread(self.bitmap_size, offset))
+        self._check_bitmap(index, offset, bitmap)
+        return bitmap
+
+    def _check_bitmap(self, index: int, offset: int, bitmap: memoryview) -> None:
+        spb = self.sectors_per_block
+        if is_full(bitmap, spb):
+            return
+        if self.batmap is not None and self.batmap.is_full(index):
+            reason = "the batmap marks the block fully allocated"
+        elif self.whole_blocks_only:
+            reason = "files written by XAPI (creator 'caml') only hold whole blocks"
+        else:
+            return
+        byte, value = first_partial_byte(bitmap, spb)
+        raise VhdFormatError(
+            f"{self.path}: block {index}: bitmap at offset {offset} has byte {byte} = "
+            f"0x{value:02x}, expected 0xff because {reason} (bitmap corrupted)"
+        )
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> VhdFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        kind = self.footer.disk_type.name.lower() if self.footer else "unreadable"
+        return f"<VhdFile {self.path} {kind}>"
+
+
+def _copy_difference(copy: bytes, footer: Footer, end: int) -> str:
+    problems = footer_problems(copy)
+    if problems:
+        return f"footer copy at offset 0: {problems[0]}"
+    other = Footer.unpack(copy)
+    fields = [
+        name
+        for name in footer.__dataclass_fields__
+        if getattr(other, name) != getattr(footer, name)
+    ]
+    return (
+        f"footer copy at offset 0 differs from the footer at offset {end} in "
+        f"{', '.join(fields) or 'reserved bytes'}"
+    )
+
+
+def footer_uuid(path: str | os.PathLike) -> uuidlib.UUID:
+    """The UUID in a file's end footer, reading nothing else (a cheap identity probe)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        raw = os.pread(fd, FOOTER_SIZE, max(0, os.fstat(fd).st_size - FOOTER_SIZE))
+    finally:
+        os.close(fd)
+    return Footer.parse(raw, f"{path}: footer").uuid
+
+
+def open_vhd(path: str | os.PathLike, *, writable: bool = False, strict: bool = True) -> VhdFile:
+    """Open and validate a VHD file.
+
+    With ``strict`` (the default) a fatal problem raises ``VhdFormatError`` naming the file,
+    the structure and the field; otherwise problems are left in ``.problems`` (for ``check``).
+    """
+    path = Path(path)
+    fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
+    vhd = VhdFile(path, fd, writable=writable)
+    try:
+        vhd._load()
+    except BaseException:
+        vhd.close()
+        raise
+    fatal = vhd.fatal
+    if strict and fatal:
+        vhd.close()
+        more = f" (and {len(fatal) - 1} more problems)" if len(fatal) > 1 else ""
+        # Messages say "truncated" exactly when the file ends before what it announces.
+        error = TruncatedError if "truncated" in fatal[0].message else VhdFormatError
+        raise error(f"{path}: {fatal[0].message}{more}")
+    return vhd

@@ -1,0 +1,129 @@
+"""Merging a delta of K blocks into a 2 GiB parent, against copying K blocks.
+
+Goal (issue 4): time grows with K, not with the disk size, and ratio >= 0.7, where ratio =
+time to copy K blocks (read K blocks from the delta, pwrite them into a file, fsync) / merge
+time, best of ``--rounds`` for each. Each merge runs on a fresh copy of the parent. A last line merges the same K into a
+sparse parent 256 times larger to show the disk size does not matter.
+
+    /work/main/.venv/bin/python benchmarks/bench_vhd_merge.py [--size-mib 2048]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import backups.vhd as vhd
+
+BS = 2 * 1024 * 1024
+GOAL = 0.7
+
+
+def write_full(path: Path, size: int, allocated: list[int], parent_uuid: uuid.UUID) -> None:
+    block = os.urandom(BS)
+    writer = vhd.VhdWriter(path, size=size, blocks=allocated, uuid=parent_uuid, validate=False)
+    with writer:
+        for index in allocated:
+            writer.write_block(index, None, block)
+        writer.close()
+
+
+def write_delta(path: Path, size: int, indices: list[int], parent: uuid.UUID) -> None:
+    block = os.urandom(BS)
+    writer = vhd.VhdWriter(
+        path,
+        size=size,
+        blocks=indices,
+        uuid=uuid.uuid4(),
+        parent=vhd.ParentLink(parent, "parent.vhd"),
+    )
+    with writer:
+        for index in indices:
+            writer.write_block(index, None, block)
+        writer.close()
+
+
+def copy_blocks(delta: Path, target: Path, count: int) -> float:
+    """The baseline: read ``count`` blocks of the delta and write them into another file."""
+    start = time.perf_counter()
+    source = os.open(delta, os.O_RDONLY)
+    out = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        offset = 4 * 1024 * 1024
+        for number in range(count):
+            data = os.pread(source, BS + 512, offset + number * (BS + 512))
+            os.pwrite(out, data, number * (BS + 512))
+        os.fsync(out)
+    finally:
+        os.close(source)
+        os.close(out)
+    return time.perf_counter() - start
+
+
+def merge_once(folder: Path, master: Path, size: int, indices: list[int], base: uuid.UUID):
+    work = folder / "work"
+    work.mkdir()
+    shutil.copyfile(master, work / "parent.vhd")
+    write_delta(work / "delta.vhd", size, indices, base)
+    os.sync()
+    start = time.perf_counter()
+    vhd.merge(work / "delta.vhd")
+    elapsed = time.perf_counter() - start
+    baseline = copy_blocks(work / "delta.vhd", work / "copy.bin", len(indices))
+    shutil.rmtree(work)
+    return elapsed, baseline
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size-mib", type=int, default=2048)
+    parser.add_argument("--k", type=int, nargs="*", default=[16, 64, 256])
+    parser.add_argument("--rounds", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--dir", type=Path, default=None)
+    args = parser.parse_args()
+    size = args.size_mib * 1024 * 1024
+    blocks = size // BS
+    rng = random.Random(1)
+    with tempfile.TemporaryDirectory(dir=args.dir) as name:
+        folder = Path(name)
+        base = uuid.uuid4()
+        master = folder / "master.vhd"
+        write_full(master, size, list(range(blocks)), base)
+        for k in args.k:
+            k = min(k, blocks)
+            indices = sorted(rng.sample(range(blocks), k))
+            runs = [merge_once(folder, master, size, indices, base) for _ in range(args.rounds)]
+            merged, copied = min(run[0] for run in runs), min(run[1] for run in runs)
+            print(
+                f"merge K={k} blocks into a {args.size_mib} MiB parent: {merged:.3f} s "
+                f"({merged / k * 1000:.2f} ms/block); copy K blocks {copied:.3f} s; "
+                f"ratio {copied / merged:.2f} (goal >= {GOAL})"
+            )
+        k = min(args.k[0], blocks)
+        sparse_size = size * 256
+        sparse = folder / "sparse.vhd"
+        indices = sorted(rng.sample(range(sparse_size // BS), k))
+        # The same shape as the dense case: the parent already holds the delta's blocks.
+        held = sorted(set(range(0, sparse_size // BS, 256)) | set(indices))
+        write_full(sparse, sparse_size, held, base)
+        merged = min(
+            merge_once(folder, sparse, sparse_size, indices, base)[0] for _ in range(args.rounds)
+        )
+        print(
+            f"merge K={k} blocks into a {sparse_size // 2**30} GiB sparse parent: {merged:.3f} s "
+            f"({merged / k * 1000:.2f} ms/block), to compare with K={k} above: the disk "
+            "size only adds its larger BAT read"
+        )
+
+
+if __name__ == "__main__":
+    main()

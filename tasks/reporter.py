@@ -1,0 +1,515 @@
+"""The progress reporter: how every long operation of xoweb shows up in the task tree.
+
+Use it as a context manager; the task succeeds when the block ends, fails with the exception's
+message when it raises (the exception goes on), and is the implicit parent of the tasks started
+inside the block::
+
+    from tasks.reporter import task
+
+    with task("Backup run of job nightly", kind="run", about=job) as run:
+        # Plan the children up front, so that the run's estimate covers those not started.
+        planned = [run.plan(vm.name_label, kind="vm", total=vm_size(vm), about=vm) for vm in vms]
+        for child in planned:
+            backup_vm.delay(child.id)            # another worker process picks it up
+
+    # in the worker process:
+    with task(vm_task_id) as vm:                 # starts the planned row (only once)
+        with task("snapshot", kind="snapshot"):  # parent: the current task, `vm`
+            ...
+        with vm.subtask("transfer xvda", kind="transfer", total=disk_size) as transfer:
+            for block in export_stream:
+                transfer.advance(len(block))     # cheap: writes are throttled
+        vm.warning("disk xvdb skipped: its name contains [NOBAK]")
+        vm.set_result({"size": transfer.done})
+
+Writes to the database are throttled: a task's row is written at most about once a second
+(``FLUSH_SECONDS``), plus once on each whole percent, never once per block. A daemon thread
+touches the ``updated`` column of every task open in the process every
+``TASK_HEARTBEAT_SECONDS``, even while the work blocks (a snapshot, a slow XAPI call); when the
+process dies the beats stop, and :func:`tasks.services.mark_interrupted` (periodic) or any
+reader (``Task.effective_status``) turns the task interrupted.
+
+A planned task starts once: a redelivered Celery message that starts it again gets
+:class:`TaskNotStartable` (with the task's current status in its message) and should just end.
+
+A task created ``cancellable=True`` can be cancelled from the task page: the next throttled
+write notices it and raises :class:`TaskCancelled` from ``advance()``/``check()``, which ends
+the task as cancelled. Works the same in a Celery worker and in a plain process. Do not open a
+task inside ``transaction.atomic()``: its rows must be visible to other processes as they change.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+from tasks.choices import LogLevel, TaskStatus, TaskUnit
+from tasks.estimates import append_sample
+from tasks.models import Task, TaskLogEntry
+
+logger = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 1.0
+LOG_MAX_ENTRIES = 200
+
+_current: contextvars.ContextVar[TaskReporter | None] = contextvars.ContextVar(
+    "xoweb_current_task", default=None
+)
+
+
+class TaskCancelled(Exception):
+    """A person asked to cancel the task; raised in the code doing its work."""
+
+
+class TaskInterrupted(Exception):
+    """The task's row was marked interrupted (its heartbeat stopped) while this process ran it."""
+
+
+class TaskNotStartable(Exception):
+    """A planned task cannot be started: it is gone or was already started (a redelivery)."""
+
+
+def current_task() -> TaskReporter | None:
+    """The task whose ``with`` block is running in this context, if any."""
+    return _current.get()
+
+
+def task(
+    name_or_id: str | int | Task,
+    *,
+    parent: TaskReporter | Task | int | None = None,
+    kind: str = "",
+    total: float | None = None,
+    unit: str = TaskUnit.BYTES,
+    about: Any = None,
+    cancellable: bool = False,
+) -> TaskReporter:
+    """A task to run in a ``with`` block: a new one named ``name_or_id``, or a planned one.
+
+    Given a name, the task is created when the block starts, under ``parent`` (by default the
+    current task). Given the id (or row) of a task created by :meth:`TaskReporter.plan`, that
+    task is started instead, once: a second start raises :class:`TaskNotStartable`.
+
+    ``about`` is the object the task is about: its ``str()`` is shown, its
+    ``get_absolute_url()`` linked, and its pool (a ``Pool``, or anything with a ``pool_id``)
+    used by the page's pool filter. A string is only a label.
+    """
+    if isinstance(name_or_id, Task | int):
+        return TaskReporter(planned=name_or_id)
+    if parent is None:
+        parent = current_task()
+    return TaskReporter(
+        name=name_or_id,
+        parent=parent,
+        kind=kind,
+        total=total,
+        unit=unit,
+        about=about,
+        cancellable=cancellable,
+    )
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _at(moment: float) -> datetime:
+    return datetime.fromtimestamp(moment, tz=UTC)
+
+
+def _about_fields(about: Any) -> dict[str, Any]:
+    if about is None:
+        return {}
+    if isinstance(about, str):
+        return {"about_label": about[:255]}
+    fields: dict[str, Any] = {"about_label": str(about)[:255]}
+    if hasattr(about, "get_absolute_url"):
+        try:
+            fields["about_url"] = about.get_absolute_url()[:500]
+        except Exception:  # a model without a page: keep the label only
+            pass
+    if type(about).__name__ == "Pool" and getattr(about, "pk", None):
+        fields["pool_id"] = about.pk
+    elif getattr(about, "pool_id", None):
+        fields["pool_id"] = about.pool_id
+    return fields
+
+
+def _error_message(error: BaseException) -> str:
+    message = str(error).strip()
+    return message or type(error).__name__
+
+
+class TaskReporter:
+    """A handle on one task row, used by the code doing the task's work (see the module doc)."""
+
+    def __init__(
+        self,
+        *,
+        name: str = "",
+        planned: Task | int | None = None,
+        parent: TaskReporter | Task | int | None = None,
+        kind: str = "",
+        total: float | None = None,
+        unit: str = TaskUnit.BYTES,
+        about: Any = None,
+        cancellable: bool = False,
+    ) -> None:
+        self.id: int | None = None
+        self.root_id: int | None = None
+        self.name = name
+        self._planned = planned
+        self._parent = parent
+        self._kind = kind
+        self._about = about
+        self.cancellable = cancellable
+        self.unit = unit
+        self.total = None if total is None else float(total)
+        self.done = 0.0
+        self.status = TaskStatus.PENDING
+        self._result: Any = None
+        self._history: list[tuple[float, float]] = []
+        self._last_flush = 0.0
+        self._last_percent = -1
+        self._log_count = 0
+        self._token: contextvars.Token | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<TaskReporter {self.id} {self.name!r} {self.status}>"
+
+    # --- life cycle -----------------------------------------------------------------------------
+
+    def __enter__(self) -> TaskReporter:
+        self.start()
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+        if error is None:
+            self.succeed()
+        elif isinstance(error, TaskCancelled):
+            self._end(TaskStatus.CANCELLED, _error_message(error))
+        elif isinstance(error, TaskInterrupted):
+            # This task's row, or a sub-task's, was declared dead: stop, and say why.
+            self._end(TaskStatus.INTERRUPTED, _error_message(error))
+        elif isinstance(error, Exception):
+            self.fail(error)
+        else:  # KeyboardInterrupt, SystemExit, a worker being terminated
+            self._end(TaskStatus.INTERRUPTED, f"interrupted: {_error_message(error)}")
+        return False
+
+    def start(self) -> TaskReporter:
+        """Create the row (or claim the planned one) as running. ``with`` calls it."""
+        now = _now()
+        host = f"{socket.gethostname()}:{os.getpid()}"[:255]
+        if self._planned is not None:
+            self._claim(now, host)
+        else:
+            parent_id, root_id = self._parent_ids()
+            row = Task.objects.create(
+                name=self.name[:255],
+                kind=self._kind,
+                parent_id=parent_id,
+                root_id=root_id,
+                status=TaskStatus.RUNNING,
+                unit=self.unit,
+                total=self.total,
+                progress=0.0 if self.total else None,
+                history=[],
+                created=_at(now),
+                started=_at(now),
+                updated=_at(now),
+                cancellable=self.cancellable,
+                host=host,
+                **_about_fields(self._about),
+            )
+            self.id, self.root_id = row.pk, root_id or row.pk
+        self.status = TaskStatus.RUNNING
+        self._last_flush = now
+        _heartbeat.register(self)
+        return self
+
+    def _claim(self, now: float, host: str) -> None:
+        planned_id = self._planned.pk if isinstance(self._planned, Task) else int(self._planned)
+        claimed = Task.objects.filter(pk=planned_id, status=TaskStatus.PENDING).update(
+            status=TaskStatus.RUNNING, started=_at(now), updated=_at(now), host=host
+        )
+        row = Task.objects.filter(pk=planned_id).first()
+        if row is None:
+            raise TaskNotStartable(f"task {planned_id} does not exist (pruned or never planned)")
+        if not claimed:
+            raise TaskNotStartable(
+                f"task {planned_id} ({row.name}) is already {row.get_status_display().lower()}: "
+                "a task is started only once"
+            )
+        self.id, self.root_id = row.pk, row.root_id or row.pk
+        self.name, self.unit, self.cancellable = row.name, row.unit, row.cancellable
+        self.total, self.done = row.total, row.done
+        self._history = [tuple(sample) for sample in row.history]
+
+    def _parent_ids(self) -> tuple[int | None, int | None]:
+        parent = self._parent
+        if parent is None:
+            return None, None
+        if isinstance(parent, TaskReporter):
+            if parent.id is None:
+                raise ValueError(f"parent task {parent.name!r} has not started")
+            return parent.id, parent.root_id
+        row = parent if isinstance(parent, Task) else Task.objects.get(pk=int(parent))
+        return row.pk, row.root_id or row.pk
+
+    def succeed(self, result: Any = None) -> None:
+        """End the task as a success (``with`` calls it when the block ends normally)."""
+        if result is not None:
+            self._result = result
+        self._end(TaskStatus.SUCCESS, "")
+
+    def fail(self, error: BaseException | str) -> None:
+        """End the task as a failure, with the error's message (logged as an error too)."""
+        message = error if isinstance(error, str) else _error_message(error)
+        self.error(message)
+        self._end(TaskStatus.FAILURE, message)
+
+    def _end(self, status: str, message: str) -> None:
+        _heartbeat.forget(self)
+        now = _now()
+        self.status = status
+        self._history = append_sample(self._history, now, self.done)
+        fields: dict[str, Any] = {
+            "status": status,
+            "done": self.done,
+            "history": self._history,
+            "updated": _at(now),
+            "ended": _at(now),
+            "error": message,
+        }
+        if status == TaskStatus.SUCCESS:
+            fields["progress"] = 1.0
+        elif self.total:
+            fields["progress"] = min(1.0, self.done / self.total)
+        if self._result is not None:
+            fields["result"] = self._result
+        Task.objects.filter(pk=self.id).update(**fields)
+        left = Task.objects.filter(parent_id=self.id, status=TaskStatus.PENDING)
+        left.update(
+            status=TaskStatus.CANCELLED,
+            ended=_at(now),
+            updated=_at(now),
+            error=f"not started: {self.name} ended ({status})",
+        )
+
+    # --- progress -------------------------------------------------------------------------------
+
+    def advance(self, units: float) -> None:
+        """Count ``units`` more done (bytes for a transfer). Cheap: writes are throttled."""
+        self.done += units
+        self._maybe_flush()
+
+    def update(self, *, done: float | None = None, total: float | None = None) -> None:
+        """Set the units done and/or the total (e.g. when the size becomes known)."""
+        if total is not None:
+            self.total = float(total)
+        if done is not None:
+            self.done = float(done)
+        self._maybe_flush(force=total is not None)
+
+    def set_progress(self, ratio: float) -> None:
+        """For work that only knows a ratio (0..1), like an XAPI task's ``progress``."""
+        self.unit, self.total = TaskUnit.RATIO, 1.0
+        self.done = max(0.0, min(1.0, float(ratio)))
+        self._maybe_flush()
+
+    def set_result(self, result: Any) -> None:
+        """A JSON-serialisable result, stored when the task ends."""
+        self._result = result
+
+    def check(self) -> None:
+        """Write now if due, and raise :class:`TaskCancelled` if a cancel was requested."""
+        self._maybe_flush()
+
+    @property
+    def progress(self) -> float | None:
+        if not self.total:
+            return None
+        return max(0.0, min(1.0, self.done / self.total))
+
+    def _maybe_flush(self, *, force: bool = False) -> None:
+        now = _now()
+        progress = self.progress
+        percent = -1 if progress is None else int(progress * 100)
+        if force or now - self._last_flush >= FLUSH_SECONDS or percent > self._last_percent:
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        """Write the progress now. The update is conditional on the row still running without a
+        cancel request: when it matches nothing, the reason is read and raised."""
+        if self.id is None or self.status != TaskStatus.RUNNING:
+            return
+        now = _now() if now is None else now
+        progress = self.progress
+        with self._lock:
+            self._history = append_sample(self._history, now, self.done)
+            written = Task.objects.filter(
+                pk=self.id, status=TaskStatus.RUNNING, cancel_requested=False
+            ).update(
+                done=self.done,
+                total=self.total,
+                unit=self.unit,
+                progress=progress,
+                history=self._history,
+                updated=_at(now),
+            )
+        self._last_flush = now
+        self._last_percent = -1 if progress is None else int(progress * 100)
+        if not written:
+            self._raise_why_not_written()
+
+    def _raise_why_not_written(self) -> None:
+        row = Task.objects.filter(pk=self.id).values("status", "cancel_requested").first()
+        if row is None:
+            raise TaskInterrupted(f"task {self.id} ({self.name}) was deleted while it ran")
+        if row["cancel_requested"]:
+            raise TaskCancelled(f"{self.name}: cancelled on request")
+        raise TaskInterrupted(
+            f"task {self.id} ({self.name}) was marked {row['status']} while this process ran it "
+            f"(no heartbeat for {settings.TASK_INTERRUPTED_AFTER_SECONDS} s): stopping"
+        )
+
+    # --- log ------------------------------------------------------------------------------------
+
+    def info(self, message: str) -> None:
+        self._log(LogLevel.INFO, message)
+
+    def warning(self, message: str) -> None:
+        self._log(LogLevel.WARNING, message)
+
+    def error(self, message: str) -> None:
+        self._log(LogLevel.ERROR, message)
+
+    def _log(self, level: str, message: str) -> None:
+        logger.log(
+            {"info": logging.INFO, "warning": logging.WARNING}.get(level, logging.ERROR),
+            "task %s (%s): %s",
+            self.id,
+            self.name,
+            message,
+        )
+        if self.id is None:
+            return
+        self._log_count += 1
+        if self._log_count > LOG_MAX_ENTRIES + 1:
+            return
+        if self._log_count == LOG_MAX_ENTRIES + 1:
+            level, message = LogLevel.WARNING, f"log full: messages after {LOG_MAX_ENTRIES} dropped"
+        TaskLogEntry.objects.create(task_id=self.id, level=level, message=message)
+
+    # --- children -------------------------------------------------------------------------------
+
+    def subtask(self, name: str, **options: Any) -> TaskReporter:
+        """A child task to run in a ``with`` block (same options as :func:`task`)."""
+        return task(name, parent=self, **options)
+
+    def plan(
+        self,
+        name: str,
+        *,
+        kind: str = "",
+        total: float | None = None,
+        unit: str = TaskUnit.BYTES,
+        about: Any = None,
+        cancellable: bool = False,
+    ) -> Task:
+        """Create a pending child now, to be started later with ``task(child.id)``.
+
+        Planned children count in this task's progress and estimate before they start. Those
+        still pending when this task ends are cancelled ("not started").
+        """
+        if self.id is None:
+            raise ValueError(f"task {self.name!r} must start before it plans children")
+        return Task.objects.create(
+            name=name[:255],
+            kind=kind,
+            parent_id=self.id,
+            root_id=self.root_id,
+            status=TaskStatus.PENDING,
+            unit=unit,
+            total=None if total is None else float(total),
+            progress=0.0 if total else None,
+            cancellable=cancellable,
+            **_about_fields(about),
+        )
+
+
+@contextmanager
+def no_current_task() -> Iterator[None]:
+    """Run a block with no implicit parent (a new root task inside another task's block)."""
+    token = _current.set(None)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+class _Heartbeat:
+    """One daemon thread per process touching the ``updated`` column of its open tasks."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, TaskReporter] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._wake = threading.Event()
+
+    def register(self, reporter: TaskReporter) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child inherits no thread
+                self._open, self._thread, self._pid = {}, None, os.getpid()
+            self._open[reporter.id] = reporter
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="xoweb-task-heartbeat", daemon=True
+                )
+                self._thread.start()
+
+    def forget(self, reporter: TaskReporter) -> None:
+        with self._lock:
+            self._open.pop(reporter.id, None)
+
+    def open_ids(self) -> list[int]:
+        with self._lock:
+            return list(self._open)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(settings.TASK_HEARTBEAT_SECONDS)
+            self._wake.clear()
+            ids = self.open_ids()
+            if not ids:
+                continue
+            try:
+                close_old_connections()
+                Task.objects.filter(pk__in=ids, status=TaskStatus.RUNNING).update(
+                    updated=_at(_now())
+                )
+            except Exception:
+                logger.exception("task heartbeat failed for tasks %s", ids)
+            finally:
+                connection.close()
+
+
+_heartbeat = _Heartbeat()
