@@ -25,9 +25,9 @@ operation = st.one_of(
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(operations=st.lists(operation, max_size=10))
+@given(operations=st.lists(operation, max_size=8))
 def test_deltas_between_any_two_snapshots_rebuild_the_newer(tmp_path: Path, operations) -> None:
     """Whatever the history, applying delta(new, base) blocks over base's content gives new's
     content, snapshots keep their bytes, and a full export lists every allocated block."""
