@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import schema
 from .errors import XapiError
-from .wire import EPOCH, now, value_fragment
+from .wire import now, value_fragment
 
 if TYPE_CHECKING:
     from .db import Database
@@ -147,4 +147,4 @@ class TaskGc(threading.Thread):
             garbage_collect(self.db)
 
 
-__all__ = ["EPOCH", "cancel", "create", "fail", "garbage_collect", "set_progress", "succeed"]
+__all__ = ["cancel", "create", "fail", "garbage_collect", "set_progress", "succeed"]
