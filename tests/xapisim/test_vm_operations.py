@@ -258,3 +258,23 @@ def test_restore_shapes_clone_create_and_vifs(xapisim) -> None:
     assert x.VIF.get_MAC(vif) == "aa:bb:cc:dd:ee:ff"
     x.VIF.destroy(vif)
     assert x.VM.get_VIFs(created) == [] and vif not in x.network.get_VIFs(network)
+
+
+def test_deleting_a_snapshot_the_way_xo_does(xapisim) -> None:
+    """XO destroys the snapshot's Disk VDIs (VBDs with `owner`) first, then the VM."""
+    session = xapisim.session()
+    x = session.xenapi
+    vm = vm_by_name(session, "vm-00000")
+    snap = x.VM.snapshot(vm, "old")
+    owned = [
+        x.VBD.get_VDI(vbd)
+        for vbd in x.VM.get_VBDs(snap)
+        if "owner" in x.VBD.get_other_config(vbd) and x.VBD.get_type(vbd) == "Disk"
+    ]
+    assert len(owned) == len(disk_vdis(session, vm))
+    for vdi in owned:
+        x.VDI.destroy(vdi)
+    assert [x.VBD.get_type(v) for v in x.VM.get_VBDs(snap)] == ["CD"]
+    x.VM.destroy(snap)
+    assert x.VM.get_snapshots(vm) == []
+    assert all(x.VDI.get_snapshots(v) == [] for v in disk_vdis(session, vm))
