@@ -1,6 +1,6 @@
 """Export throughput of xapisim, against baselines measured in the same run.
 
-Usage: python benchmarks/bench_xapisim_export.py [--size 2G]
+Usage: python benchmarks/bench_xapisim_export.py [--size 2G] [--scale-vms 10000]
 
 Steps: start `python -m xapisim` on a free port → create a VDI of SIZE and fill every block with
 random bytes through `PUT /import_raw_vdi` → time `cat` of the same bytes to /dev/null (best of
@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import xmlrpc.client
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_simulator(data: Path, port: int) -> subprocess.Popen[str]:
+def start_simulator(data: Path, port: int, vms: int = 1) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -49,7 +50,7 @@ def start_simulator(data: Path, port: int) -> subprocess.Popen[str]:
             "--data",
             str(data),
             "--vms",
-            "1",
+            str(vms),
             "--disk-size",
             "64M",
         ],
@@ -119,9 +120,49 @@ def time_cat(path: Path) -> float:
     return time.perf_counter() - began
 
 
+def xml_call(port: int, method: str, *params: object) -> tuple[float, bytes]:
+    body = xmlrpc.client.dumps(params, method).encode()
+    began = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    conn.request("POST", "/", body=body, headers={"Content-Type": "text/xml"})
+    answer = conn.getresponse().read()
+    conn.close()
+    return time.perf_counter() - began, answer
+
+
+def scale(vms: int) -> None:
+    """Start an N-VM pool; time VM.get_all_records (best of 3) and the first event.from."""
+    with tempfile.TemporaryDirectory(prefix="bench-xapisim-scale-") as scratch:
+        port = free_port()
+        began = time.perf_counter()
+        process = start_simulator(Path(scratch) / "data", port, vms)
+        started = time.perf_counter() - began
+        try:
+            session = XenAPI.Session(f"http://127.0.0.1:{port}/")
+            session.login_with_password("root", "xapisim", "1.0", "bench")
+            time.sleep(2)  # the background record encoder, as in a long-lived pool
+            records = min(xml_call(port, "VM.get_all_records", session.handle) for _ in range(3))
+            seconds, answer = xml_call(port, "event.from", session.handle, ["*"], "", 5.0)
+            events = answer.count(b"<name>operation</name>")
+            session.logout()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(120)
+    print(f"pool of {vms} VMs: ready in {started:.2f} s")
+    print(
+        f"VM.get_all_records     {records[0]:7.3f} s  ({len(records[1]) / 1024 / 1024:.0f} MiB of XML)"
+    )
+    print(
+        f"first event.from       {seconds:7.3f} s  {events} events, {events / seconds:,.0f} events/s"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="2G", help="disk size (default 2G)")
+    parser.add_argument(
+        "--scale-vms", type=int, default=0, help="also measure a pool of this many VMs"
+    )
     args = parser.parse_args()
     size = parse_size(args.size)
     with tempfile.TemporaryDirectory(prefix="bench-xapisim-") as scratch:
@@ -159,6 +200,8 @@ def main() -> int:
         f"ratio raw export / cat {(size / raw) / (size / cat):7.3f}  (throughput, 1.0 = as fast as cat)"
     )
     print(f"ratio vhd / raw export {(vhd_bytes / vhd) / (raw_bytes / raw):7.3f}  (throughput)")
+    if args.scale_vms:
+        scale(args.scale_vms)
     return 0
 
 

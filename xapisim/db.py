@@ -21,7 +21,7 @@ from .wire import CachedRecord, encode_record
 # Change-log operations.
 ADD, MOD, DEL = "add", "mod", "del"
 # Beyond this many log entries the oldest half is dropped; older tokens get a full resync.
-LOG_LIMIT = 2_000_000
+LOG_LIMIT = 500_000
 
 
 class Database:

@@ -149,7 +149,7 @@ def export_raw_vdi(handler: Handler) -> None:
             _stream_export(handler, task, vdi, base, fmt)
         except XapiError as error:
             tasks.fail(db, task, error)
-        except OSError:
+        except Exception:  # a cut connection, or the VDI destroyed under the export
             tasks.fail(db, task, XapiError(*VDI_IO_ERROR))
         else:
             tasks.succeed(db, task, None)
@@ -260,7 +260,7 @@ def import_raw_vdi(handler: Handler) -> None:
             _apply_import(handler, task, record["uuid"], fmt, length)
         except XapiError as error:
             tasks.fail(db, task, error)
-        except (OSError, ValueError, vhdstream.VhdFormatError):
+        except Exception:  # bad VHD, short body, cut connection, VDI destroyed meanwhile
             tasks.fail(db, task, XapiError(*VDI_IO_ERROR))
         else:
             tasks.succeed(db, task, vdi)

@@ -25,6 +25,7 @@ from .errors import XapiError
 
 STATE_FILE = "state.pickle"
 SAVE_INTERVAL = 0.3
+INACTIVE_SESSION_TIMEOUT = 86400  # xapi_globs.ml
 
 
 @dataclass
@@ -69,8 +70,9 @@ class Simulator:
         self.stopping = threading.Event()
         self.store_dirty = False
         self.save_lock = threading.Lock()
+        self.session_used: dict[str, float] = {}
         self._load_or_seed(seed.SeedOptions(vms=vms, hosts=hosts, disk_size=disk_size))
-        self.task_gc = tasks.TaskGc(self.db)
+        self.task_gc = tasks.TaskGc(self.db, also=self.expire_sessions)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -185,6 +187,21 @@ class Simulator:
     def check_session(self, session: str) -> None:
         if session not in self.db.tables["session"]:
             raise XapiError("SESSION_INVALID", session)
+        self.session_used[session] = time.time()
+
+    def expire_sessions(self, clock: float | None = None) -> int:
+        """Destroy sessions idle for longer than XAPI's inactive_session_timeout (24 h)."""
+        clock = time.time() if clock is None else clock
+        with self.db.lock:
+            idle = [
+                ref
+                for ref in self.db.tables["session"]
+                if clock - self.session_used.setdefault(ref, clock) > INACTIVE_SESSION_TIMEOUT
+            ]
+            for ref in idle:
+                self.db.delete("session", ref)
+                self.session_used.pop(ref, None)
+        return len(idle)
 
     def call(self, host: str, name: str, params: list[Any], connection: Any = None) -> Any:
         is_async = name[:6].lower() == "async."

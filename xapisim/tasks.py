@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import schema
 from .errors import XapiError
-from .wire import EPOCH, now, value_fragment
+from .wire import now, value_fragment
 
 if TYPE_CHECKING:
     from .db import Database
@@ -135,16 +136,19 @@ def garbage_collect(db: Database, clock: float | None = None) -> int:
 
 
 class TaskGc(threading.Thread):
-    """Runs `garbage_collect` every minute."""
+    """Runs `garbage_collect` (and `also`, the session expiry) every minute."""
 
-    def __init__(self, db: Database) -> None:
-        super().__init__(name="xapisim-task-gc", daemon=True)
+    def __init__(self, db: Database, also: Callable[[], object] | None = None) -> None:
+        super().__init__(name="xapisim-gc", daemon=True)
         self.db = db
+        self.also = also
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.wait(60):
             garbage_collect(self.db)
+            if self.also is not None:
+                self.also()
 
 
-__all__ = ["EPOCH", "cancel", "create", "fail", "garbage_collect", "set_progress", "succeed"]
+__all__ = ["cancel", "create", "fail", "garbage_collect", "set_progress", "succeed"]

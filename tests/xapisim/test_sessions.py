@@ -131,3 +131,14 @@ def test_members_without_coordinator_answer_host_still_booting(xapisim_factory) 
     assert booting.value.details == ["HOST_STILL_BOOTING"]
     with pytest.raises((ConnectionRefusedError, http.client.RemoteDisconnected)):
         XenAPI.Session(sim.url).login_with_password("root", "xapisim")
+
+
+def test_coordinator_down_and_back(xapisim_factory) -> None:
+    sim = xapisim_factory(vms=1, hosts=2)
+    x = sim.session().xenapi
+    master = x.pool.get_master(x.pool.get_all()[0])
+    sim.sim("host_down", master)
+    with pytest.raises(ConnectionRefusedError):
+        XenAPI.Session(sim.url).login_with_password("root", "xapisim")
+    sim.sim("host_up", master)  # goes through the member while the coordinator is down
+    assert sim.session().xenapi.pool.get_master(x.pool.get_all()[0]) == master

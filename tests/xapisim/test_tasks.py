@@ -1,4 +1,5 @@
-"""Async calls and tasks (xapi.md §8.7): progress, result fragments, error_info, cancel, GC."""
+"""Async calls and tasks (xapi.md §8.7): progress, result fragments, error_info, cancel, GC;
+and the session expiry that runs with the task GC (xapi.md §2.1)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from tests.xapisim.helpers import task_value, vm_by_name, wait_task
 from xapisim import tasks
 from xapisim.db import Database
 from xapisim.errors import XapiError
+from xapisim.pool import INACTIVE_SESSION_TIMEOUT, Simulator
 
 
 def test_async_snapshot_result_is_a_value_fragment(xapisim) -> None:
@@ -114,3 +116,18 @@ def test_task_garbage_collection_rules() -> None:
     assert tasks.garbage_collect(db, time.time()) == 5
     assert len(db.tables["task"]) == tasks.MAX_TASKS
     assert many[0] not in db.tables["task"] and many[-1] in db.tables["task"]
+
+
+def test_idle_sessions_expire_after_24_hours(tmp_path) -> None:
+    sim = Simulator(tmp_path, vms=0)
+    host = sim.master_ref
+    idle = sim.call(host, "session.login_with_password", ["root", "xapisim"])
+    busy = sim.call(host, "session.login_with_password", ["root", "xapisim"])
+    now = time.time()
+    sim.session_used[idle] = now - INACTIVE_SESSION_TIMEOUT - 5
+    sim.call(host, "pool.get_all", [busy])
+    assert sim.expire_sessions(now) == 1
+    with pytest.raises(XapiError) as expired:
+        sim.call(host, "pool.get_all", [idle])
+    assert expired.value.details == ["SESSION_INVALID", idle]
+    assert sim.call(host, "pool.get_all", [busy]) == [sim.pool_ref]

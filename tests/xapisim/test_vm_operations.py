@@ -188,3 +188,93 @@ def test_vdi_snapshot_create_destroy_and_vbds(xapisim) -> None:
     with pytest.raises(XenAPI.Failure) as in_use:
         x.VDI.destroy(attached)
     assert in_use.value.details == ["VDI_IN_USE", attached, "destroy"]
+
+
+def test_restore_shapes_clone_create_and_vifs(xapisim) -> None:
+    """What a restore uses: VM.clone of a snapshot (writable disks with the snapshot's bytes),
+    VM.create from a record, VIF.create / VIF.destroy."""
+    session = xapisim.session()
+    x = session.xenapi
+    vm = vm_by_name(session, "vm-00000")
+    snap = x.VM.snapshot(vm, "base")
+    restored = x.VM.clone(snap, "restored")
+    record = x.VM.get_record(restored)
+    assert (record["is_a_snapshot"], record["is_a_template"], record["power_state"]) == (
+        False,
+        True,
+        "Halted",
+    )
+    assert record["snapshot_of"] == NULL and restored not in x.VM.get_snapshots(vm)
+    for vbd in record["VBDs"]:
+        if x.VBD.get_type(vbd) == "Disk":
+            vdi = x.VBD.get_VDI(vbd)
+            assert x.VDI.get_is_a_snapshot(vdi) is False and x.VDI.get_read_only(vdi) is False
+    snap_disks = disk_vdis(session, snap)
+    clone_disks = disk_vdis(session, restored)
+    assert [xapisim.sim("vdi_sha256", v) for v in clone_disks] == [
+        xapisim.sim("vdi_sha256", v) for v in snap_disks
+    ]
+    x.VM.set_is_a_template(restored, False)
+    x.VM.start(restored, False, False)
+    assert x.VM.get_power_state(restored) == "Running"
+    with pytest.raises(XenAPI.Failure) as running:
+        x.VM.clone(vm, "from-running")
+    assert running.value.details == ["VM_BAD_POWER_STATE", vm, "halted", "running"]
+
+    created = x.VM.create(
+        {
+            "name_label": "from-record",
+            "memory_static_max": "2147483648",
+            "VCPUs_max": "4",
+            "other_config": {"restored-from": "backup"},
+            "power_state": "Running",
+            "unknown": "x",
+        }
+    )
+    record = x.VM.get_record(created)
+    assert (record["name_label"], record["memory_static_max"], record["VCPUs_max"]) == (
+        "from-record",
+        "2147483648",
+        "4",
+    )
+    assert (record["power_state"], record["other_config"]) == (
+        "Halted",
+        {"restored-from": "backup"},
+    )
+    network = x.network.get_all()[0]
+    vif = x.VIF.create(
+        {
+            "VM": created,
+            "network": network,
+            "device": "0",
+            "MAC": "aa:bb:cc:dd:ee:ff",
+            "MTU": "1500",
+            "other_config": {},
+            "qos_algorithm_type": "",
+            "qos_algorithm_params": {},
+        }
+    )
+    assert x.VM.get_VIFs(created) == [vif] and vif in x.network.get_VIFs(network)
+    assert x.VIF.get_MAC(vif) == "aa:bb:cc:dd:ee:ff"
+    x.VIF.destroy(vif)
+    assert x.VM.get_VIFs(created) == [] and vif not in x.network.get_VIFs(network)
+
+
+def test_deleting_a_snapshot_the_way_xo_does(xapisim) -> None:
+    """XO destroys the snapshot's Disk VDIs (VBDs with `owner`) first, then the VM."""
+    session = xapisim.session()
+    x = session.xenapi
+    vm = vm_by_name(session, "vm-00000")
+    snap = x.VM.snapshot(vm, "old")
+    owned = [
+        x.VBD.get_VDI(vbd)
+        for vbd in x.VM.get_VBDs(snap)
+        if "owner" in x.VBD.get_other_config(vbd) and x.VBD.get_type(vbd) == "Disk"
+    ]
+    assert len(owned) == len(disk_vdis(session, vm))
+    for vdi in owned:
+        x.VDI.destroy(vdi)
+    assert [x.VBD.get_type(v) for v in x.VM.get_VBDs(snap)] == ["CD"]
+    x.VM.destroy(snap)
+    assert x.VM.get_snapshots(vm) == []
+    assert all(x.VDI.get_snapshots(v) == [] for v in disk_vdis(session, vm))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import control, events, generic, session, storage, tasks, vm  # noqa: F401  (registration)
+from . import control, events, generic, network, session, storage, tasks, vm  # noqa: F401  (registration)
 from .registry import REGISTRY, Call, Method, lookup
 
 __all__ = ["REGISTRY", "Call", "Method", "lookup"]

@@ -3,9 +3,11 @@ destroy. Snapshot records are built like xapi_vm_clone.ml's copy_vm_record (xapi
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import schema
 from ..errors import XapiError, bad_power_state
-from ..wire import now
+from ..wire import EPOCH, now
 from .registry import Call, api
 from .storage import destroy_vbd, destroy_vdi, new_vdi, snapshot_vdi
 
@@ -41,17 +43,23 @@ def allowed_operations(power_state: str) -> list[str]:
     return list(RUNNING_OPS if power_state == "Running" else HALTED_OPS)
 
 
-def _snapshot(call: Call, vm: str, new_name: str, ignore_vdis: list[str], checkpoint: bool) -> str:
-    """Steps: copy the VM record; snapshot each non-ignored Disk VDI one by one and give it a
-    VBD with `owner`; keep CD VBDs on their ISO; copy VIFs; link the snapshot to the VM."""
+def _copy_vm(call: Call, vm: str, new_name: str, ignore_vdis: list[str], mode: str) -> str:
+    """Snapshot, checkpoint or clone a VM (`mode`), like xapi_vm_clone.ml.
+
+    Steps: copy the VM record; snapshot (or clone) each non-ignored Disk VDI one by one and give
+    it a VBD with `owner`; keep CD VBDs on their ISO; copy VIFs; link a snapshot to its VM."""
     db = call.db
     sim = call.sim
+    checkpoint = mode == "checkpoint"
+    clone = mode == "clone"
     with db.lock:
         source = db.get("VM", vm)
         if source["is_control_domain"]:
-            raise XapiError("OPERATION_NOT_ALLOWED", "Snapshot of a control domain")
+            raise XapiError("OPERATION_NOT_ALLOWED", f"{mode} of a control domain")
         if checkpoint and source["power_state"] != "Running":
             raise bad_power_state(vm, "running", source["power_state"])
+        if clone and source["power_state"] not in ("Halted", "Suspended"):
+            raise bad_power_state(vm, "halted", source["power_state"])
         ignored = set(ignore_vdis)
         for ref in ignored:
             db.get("VDI", ref)
@@ -81,6 +89,16 @@ def _snapshot(call: Call, vm: str, new_name: str, ignore_vdis: list[str], checkp
             metrics=schema.NULL,
             guest_metrics=schema.NULL,
         )
+        if clone:
+            record.update(
+                is_a_snapshot=False,
+                is_a_template=source["is_a_template"],
+                power_state="Halted",
+                snapshot_of=schema.NULL,
+                snapshot_time=EPOCH,
+                snapshot_info={},
+                allowed_operations=allowed_operations("Halted"),
+            )
         if checkpoint:
             record["suspend_VDI"] = new_vdi(
                 sim,
@@ -98,7 +116,7 @@ def _snapshot(call: Call, vm: str, new_name: str, ignore_vdis: list[str], checkp
             if vbd_record["type"] == "Disk" and not vbd_record["empty"]:
                 if vdi in ignored:
                     continue
-                vdi = snapshot_vdi(sim, vdi, when=when)
+                vdi = snapshot_vdi(sim, vdi, clone=clone, when=when)
             other_config = dict(vbd_record["other_config"])
             if vbd_record["type"] == "Disk":
                 other_config["owner"] = ""
@@ -130,18 +148,51 @@ def _snapshot(call: Call, vm: str, new_name: str, ignore_vdis: list[str], checkp
             new_vif = db.create("VIF", copy)
             db.add_to_set("VM", snap, "VIFs", new_vif)
             db.add_to_set("network", copy["network"], "VIFs", new_vif)
-        db.add_to_set("VM", vm, "snapshots", snap)
+        if not clone:
+            db.add_to_set("VM", vm, "snapshots", snap)
         return snap
 
 
 @api("VM.snapshot", asyncable=True)
 def snapshot(call: Call, vm: str, new_name: str, ignore_vdis: list[str] | None = None) -> str:
-    return _snapshot(call, vm, new_name, list(ignore_vdis or []), checkpoint=False)
+    return _copy_vm(call, vm, new_name, list(ignore_vdis or []), "snapshot")
 
 
 @api("VM.checkpoint", asyncable=True)
 def checkpoint(call: Call, vm: str, new_name: str) -> str:
-    return _snapshot(call, vm, new_name, [], checkpoint=True)
+    return _copy_vm(call, vm, new_name, [], "checkpoint")
+
+
+@api("VM.clone", asyncable=True)
+def clone(call: Call, vm: str, new_name: str) -> str:
+    """A halted VM (or a snapshot, as a restore does) copied with writable clones of its disks."""
+    return _copy_vm(call, vm, new_name, [], "clone")
+
+
+# Fields a client may not set through VM.create.
+_NOT_CREATABLE = _NOT_COPIED | {
+    "power_state",
+    "resident_on",
+    "domid",
+    "is_a_snapshot",
+    "snapshot_of",
+    "snapshot_time",
+    "is_control_domain",
+    "allowed_operations",
+}
+
+
+@api("VM.create", asyncable=True)
+def create(call: Call, record: dict[str, Any]) -> str:
+    """A Halted VM from a record (as a restore builds one); unknown fields are ignored."""
+    fields = {
+        name: schema.coerce("VM", name, value)
+        for name, value in dict(record).items()
+        if name in schema.DEFAULTS["VM"] and name not in _NOT_CREATABLE
+    }
+    return call.db.create(
+        "VM", schema.new_record("VM", allowed_operations=allowed_operations("Halted"), **fields)
+    )
 
 
 def set_running(call: Call, vm: str, running: bool, host: str | None = None) -> None:
