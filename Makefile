@@ -15,6 +15,7 @@ FLOWER_PORT ?= 5555
 
 run: setup
 	@$(PY) manage.py ensure_admin
+	@$(PY) manage.py demo_pool
 	@echo
 	@echo "  xoweb     http://127.0.0.1:$(WEB_PORT)/"
 	@echo "  admin     http://127.0.0.1:$(WEB_PORT)/admin/   (user admin, password in var/admin_password)"

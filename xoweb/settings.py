@@ -113,6 +113,9 @@ LOGIN_URL = "admin:login"
 REDIS_PORT = envint("XOWEB_REDIS_PORT", 6380, minimum=1)
 FLOWER_PORT = envint("XOWEB_FLOWER_PORT", 5555, minimum=1)
 FLOWER_URL = envstr("FLOWER_URL", f"http://127.0.0.1:{FLOWER_PORT}/")
+# The simulated pool `make run` starts as its demo (Procfile `simulator`, `manage.py demo_pool`).
+DEMO_POOL_PORT = envint("XOWEB_DEMO_POOL_PORT", 8480, minimum=1)
+DEMO_POOL_PASSWORD = envstr("XOWEB_DEMO_POOL_PASSWORD", "xapisim")
 
 # --- Celery -------------------------------------------------------------------------------------
 # Redelivery and worker-loss policy (README, "Workers and redelivery"):

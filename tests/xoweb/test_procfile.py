@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -51,25 +53,43 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_procfile_brings_up_web_admin_worker_and_flower_and_ctrl_c_stops_them(tmp_path):
-    ports = {"web": free_port(), "flower": free_port(), "redis": free_port()}
+def two_free_ports() -> int:
+    """A port P such that P and P+1 are free: the demo pool's master and its member."""
+    while True:
+        port = free_port()
+        if not port_open(port + 1):
+            return port
+
+
+def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_procfile_brings_up_every_process_with_the_demo_pool_and_ctrl_c_stops_them(tmp_path):
+    ports = {
+        "web": free_port(),
+        "flower": free_port(),
+        "redis": free_port(),
+        "simulator": two_free_ports(),
+    }
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env.update(
         XOWEB_VAR_DIR=str(tmp_path / "var"),
         XOWEB_WEB_PORT=str(ports["web"]),
         XOWEB_FLOWER_PORT=str(ports["flower"]),
         XOWEB_REDIS_PORT=str(ports["redis"]),
+        XOWEB_DEMO_POOL_PORT=str(ports["simulator"]),
         DJANGO_SETTINGS_MODULE="xoweb.settings",
     )
-    for command in (["migrate", "--noinput", "-v", "0"], ["ensure_admin"]):
-        done = subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+    for command in (["migrate", "--noinput", "-v", "0"], ["ensure_admin"], ["demo_pool"]):
+        done = manage(env, *command)
         assert done.returncode == 0, done.stderr
 
     honcho = start_process(
@@ -97,17 +117,27 @@ def test_procfile_brings_up_web_admin_worker_and_flower_and_ctrl_c_stops_them(tm
             message="Flower refused its own credentials",
         )
 
-        done = subprocess.run(
-            [sys.executable, "manage.py", "check_workers", "--timeout", "60"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
+        done = manage(env, "check_workers", "--timeout", "60")
         assert "answered" in done.stdout, done.stderr + honcho.log()[-3000:]
+
+        last_seen = []
+
+        def demo_pool_synced() -> dict | None:
+            time.sleep(0.5)  # each look is a whole manage.py process
+            listing = manage(env, "pool_list", "--json")
+            last_seen[:] = [listing.stdout, listing.stderr]
+            demo = (json.loads(listing.stdout) or [{}])[0] if listing.returncode == 0 else {}
+            return demo if demo.get("status") == "connected" and demo.get("vms") else None
+
+        try:
+            demo = wait_until(demo_pool_synced, timeout=60, message="no demo pool")
+        except AssertionError:
+            raise AssertionError(f"the watcher never synced the demo pool: {last_seen}") from None
+        assert demo["name"] == "demo" and demo["vms"] == 12 and demo["hosts"] == 2
+        assert "vm-00000" in http_get(web + "/vms/")[1]
+
         started = process_tree(honcho.pid)
-        assert len(started) >= 5, f"expected redis, web, worker, beat, flower; got {started}"
+        assert len(started) >= 7, f"expected every process of the Procfile, got {started}"
     finally:
         os.kill(honcho.pid, signal.SIGINT)  # what Ctrl-C sends to honcho
         honcho.popen.wait(30)
