@@ -30,10 +30,40 @@ def test_navigation_works_in_a_real_browser(live_server, browser_page):
     browser_page.goto(live_server.url + "/")
     assert browser_page.locator("h1").inner_text() == "Dashboard"
 
-    browser_page.get_by_role("link", name="Tasks").click()
+    browser_page.locator("nav.topnav").get_by_role("link", name="Tasks", exact=True).click()
     browser_page.wait_for_url("**/tasks/")
 
     current = browser_page.locator('nav a[aria-current="page"]').inner_text()
     assert current == "Tasks"
     assert "htmx" in browser_page.evaluate("typeof htmx === 'object' ? 'htmx' : 'missing'")
     save_screenshot(browser_page, "navigation")
+
+
+def test_the_dashboard_counts_running_and_failed_work_and_greys_a_lost_pool(client, pool_row):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tasks.choices import TaskStatus
+    from tasks.models import Task
+
+    pool_row("lab", status="connected")
+    pool_row("lost", status="stale")
+    Task.objects.create(name="backup run", kind="run", status=TaskStatus.RUNNING)
+    Task.objects.create(name="old run", kind="run", status=TaskStatus.FAILURE)
+
+    with CaptureQueriesContext(connection) as few:
+        response = client.get(reverse("dashboard"))
+    html = response.content.decode()
+
+    assert "<strong>1</strong> running task<" in html
+    assert "<strong>1</strong> failed in the last 24 h" in html
+    # The watcher is not running in this test: no pool may be shown as live.
+    assert html.count('<tr class="stale">') == 2
+    assert "watcher not running" in html
+
+    for index in range(30):
+        pool_row(f"more-{index}")
+        Task.objects.create(name=f"run {index}", kind="run", status=TaskStatus.RUNNING)
+    with CaptureQueriesContext(connection) as many:
+        client.get(reverse("dashboard"))
+    assert len(many) == len(few)
