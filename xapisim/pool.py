@@ -268,11 +268,25 @@ class Simulator:
         self.db.wipe("task")
         self.bound_tasks.clear()
 
-    def restart_toolstack(self, keep: Any = None) -> None:
+    def restart_toolstack(self, keep: Any = None, down_seconds: float = 0.0) -> None:
+        """Forget sessions and tasks and cut connections; with `down_seconds`, every live host
+        also refuses connections for that long, as while xapi restarts."""
         self.wipe_volatile()
         drop_all(self.db)
         for server in self.servers.values():
             server.drop_connections(keep=keep)
+        if down_seconds > 0:
+            live = [host for host, up in self.host_up.items() if up]
+            for host in live:
+                self.set_host_up(host, False, keep=keep)
+
+            def come_back() -> None:
+                for host in live:
+                    self.set_host_up(host, True)
+
+            timer = threading.Timer(down_seconds, come_back)
+            timer.daemon = True
+            timer.start()
 
     def failover(self, new_master: str, keep: Any = None) -> None:
         old = self.master_ref
