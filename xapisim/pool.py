@@ -24,6 +24,17 @@ from .disks import BlockStore
 from .errors import XapiError
 
 STATE_FILE = "state.pickle"
+# VM methods that take the VM's operation lock (VM.current_operations) while they run.
+VM_OPERATIONS = {
+    "VM.snapshot": "snapshot",
+    "VM.checkpoint": "checkpoint",
+    "VM.clone": "clone",
+    "VM.start": "start",
+    "VM.start_on": "start_on",
+    "VM.clean_shutdown": "clean_shutdown",
+    "VM.hard_shutdown": "hard_shutdown",
+    "VM.destroy": "destroy",
+}
 SAVE_INTERVAL = 0.3
 INACTIVE_SESSION_TIMEOUT = 86400  # xapi_globs.ml
 
@@ -221,9 +232,20 @@ class Simulator:
             raise XapiError("MESSAGE_PARAMETER_COUNT_MISMATCH", name, method.total, len(args))
         self.inject_fault(name)
         call = Call(self, host, session, method.name, connection=connection)
+        operation = VM_OPERATIONS.get(method.name)
+        if operation is not None:
+            self.assert_no_operation(args[0])
         if is_async:
-            return self._start_async(call, method, args)
+            return self._start_async(call, method, args, operation)
         return method.fn(call, *args)
+
+    def assert_no_operation(self, vm: str) -> None:
+        """XAPI refuses a VM operation while an `Async.` one is pending on the same VM."""
+        with self.db.lock:
+            record = self.db.tables["VM"].get(vm)
+            if record and record["current_operations"]:
+                task, op = next(iter(record["current_operations"].items()))
+                raise XapiError("OTHER_OPERATION_IN_PROGRESS", "VM", vm, op, task)
 
     def inject_fault(self, name: str) -> None:
         """Raise the error queued by `sim.fail_next` for this method name, once."""
@@ -234,12 +256,17 @@ class Simulator:
                 del self.faults.fail_next[name.lower()]
             raise XapiError(*details)
 
-    def _start_async(self, call: Call, method: Any, args: list[Any]) -> str:
+    def _start_async(self, call: Call, method: Any, args: list[Any], operation: str | None) -> str:
         task = tasks.create(self.db, f"Async.{method.name}", "", self.master_ref, call.session)
         self.bound_tasks.add(task)
         call = replace(call, task=task)
+        locked = args[0] if operation is not None else None
+        if locked is not None:
+            self._mark_operation(locked, {task: operation})
 
         def run() -> None:
+            error: XapiError | None = None
+            result = None
             try:
                 steps = 10
                 for step in range(steps if self.faults.async_delay else 0):
@@ -249,16 +276,28 @@ class Simulator:
                     time.sleep(self.faults.async_delay / steps)
                 if tasks.is_cancelling(self.db, task):
                     raise XapiError("TASK_CANCELLED", task)
-                tasks.succeed(self.db, task, method.fn(call, *args))
-            except XapiError as error:
+                result = method.fn(call, *args)
+            except XapiError as failure:
+                error = failure
+            except Exception as failure:  # a simulator bug must still end the task
+                error = XapiError("INTERNAL_ERROR", repr(failure))
+            # Release the VM before the task completes: a client that starts the next
+            # operation as soon as it sees the task end must not find the VM still busy.
+            self.bound_tasks.discard(task)
+            if locked is not None:
+                self._mark_operation(locked, {})
+            if error is None:
+                tasks.succeed(self.db, task, result)
+            else:
                 tasks.fail(self.db, task, error)
-            except Exception as error:  # a simulator bug must still end the task
-                tasks.fail(self.db, task, XapiError("INTERNAL_ERROR", repr(error)))
-            finally:
-                self.bound_tasks.discard(task)
 
         threading.Thread(target=run, name=f"xapisim-{method.name}", daemon=True).start()
         return task
+
+    def _mark_operation(self, vm: str, operations: dict[str, str]) -> None:
+        with self.db.lock:
+            if self.db.exists("VM", vm):
+                self.db.update("VM", vm, current_operations=operations)
 
     # -- pool-level events (toolstack restart, failover, host power) -------------------------
 
@@ -268,11 +307,25 @@ class Simulator:
         self.db.wipe("task")
         self.bound_tasks.clear()
 
-    def restart_toolstack(self, keep: Any = None) -> None:
+    def restart_toolstack(self, keep: Any = None, down_seconds: float = 0.0) -> None:
+        """Forget sessions and tasks and cut connections; with `down_seconds`, every live host
+        also refuses connections for that long, as while xapi restarts."""
         self.wipe_volatile()
         drop_all(self.db)
         for server in self.servers.values():
             server.drop_connections(keep=keep)
+        if down_seconds > 0:
+            live = [host for host, up in self.host_up.items() if up]
+            for host in live:
+                self.set_host_up(host, False, keep=keep)
+
+            def come_back() -> None:
+                for host in live:
+                    self.set_host_up(host, True)
+
+            timer = threading.Timer(down_seconds, come_back)
+            timer.daemon = True
+            timer.start()
 
     def failover(self, new_master: str, keep: Any = None) -> None:
         old = self.master_ref

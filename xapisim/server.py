@@ -8,6 +8,7 @@ Paths dispatch by longest prefix like XAPI's http_svr, so XO's `POST /xmlrpc` an
 
 from __future__ import annotations
 
+import functools
 import socket
 import ssl
 import threading
@@ -30,8 +31,10 @@ def route(path: str) -> str:
     return max((prefix for prefix in ROUTES if path.startswith(prefix)), key=len, default="/")
 
 
+@functools.cache
 def list_methods() -> list[str]:
-    """`system.listMethods`: every public method and its `Async.` twin (no `sim.` ones)."""
+    """`system.listMethods`: every public method and its `Async.` twin (no `sim.` ones). The
+    registry is complete once the package is imported, so the list is built once."""
     names = [
         name for name, method in REGISTRY.items() if method.listed and not name.startswith("sim.")
     ]

@@ -119,6 +119,7 @@ def test_blocked_call_wakes_on_a_change(xapisim) -> None:
     timer.start()
     started = time.monotonic()
     result = event_from(session, ["VM"], token, 10.0)
+    timer.join()
     assert time.monotonic() - started < 5
     assert [e["snapshot"]["name_label"] for e in result["events"]] == ["wake"]
 
@@ -160,9 +161,11 @@ def test_session_destroyed_while_waiting(xapisim) -> None:
     session = xapisim.session()
     handle = session.handle
     token = event_from(session, ["vm"], "")["token"]
-    threading.Timer(0.3, lambda: post_xml(xapisim.url, call_xml("session.logout", handle))).start()
+    logout = threading.Timer(0.3, lambda: post_xml(xapisim.url, call_xml("session.logout", handle)))
+    logout.start()
     started = time.monotonic()
     _, _, body = post_xml(xapisim.url, call_xml("event.from", handle, ["vm"], token, 10.0))
+    logout.join()  # its answer may come after ours: do not stop the simulator under it
     assert b"<value>SESSION_INVALID</value><value>" + handle.encode() + b"</value>" in body
     assert time.monotonic() - started < 5
 
@@ -170,9 +173,11 @@ def test_session_destroyed_while_waiting(xapisim) -> None:
 def test_toolstack_restart_cuts_waiting_event_streams(xapisim) -> None:
     session = xapisim.session()
     token = event_from(session, ["vm"], "")["token"]
-    threading.Timer(0.3, lambda: xapisim.sim("restart_toolstack")).start()
+    restart = threading.Timer(0.3, lambda: xapisim.sim("restart_toolstack"))
+    restart.start()
     with pytest.raises(ConnectionError):
         post_xml(xapisim.url, call_xml("event.from", session.handle, ["vm"], token, 10.0))
+    restart.join()
 
 
 def test_drop_event_streams_cuts_the_connection(xapisim) -> None:

@@ -261,8 +261,10 @@ def test_rate_limit_and_cancel(pool) -> None:
     sim.sim("set_rate_limit", str(4 * MIB))
     task = session.xenapi.task.create("slow export", "")
 
-    threading.Timer(0.5, lambda: sim.session().xenapi.task.cancel(task)).start()
+    canceller = threading.Timer(0.5, lambda: sim.session().xenapi.task.cancel(task))
+    canceller.start()
     status, _, body = export(sim.url, session.handle, vdi, "raw", extra=f"&task_id={task}")
+    canceller.join()
     assert status == 200 and len(body) < SIZE
     record = wait_task(session, task)
     assert (record["status"], record["error_info"]) == ("cancelled", ["TASK_CANCELLED", task])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import time
 import xmlrpc.client
 
 import pytest
@@ -142,3 +143,18 @@ def test_coordinator_down_and_back(xapisim_factory) -> None:
         XenAPI.Session(sim.url).login_with_password("root", "xapisim")
     sim.sim("host_up", master)  # goes through the member while the coordinator is down
     assert sim.session().xenapi.pool.get_master(x.pool.get_all()[0]) == master
+
+
+def test_toolstack_restart_with_downtime(xapisim) -> None:
+    session = xapisim.session()
+    xapisim.sim("restart_toolstack", 1.0)
+    with pytest.raises(ConnectionRefusedError):
+        XenAPI.Session(xapisim.url).login_with_password("root", "xapisim")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert session.xenapi.pool.get_all()  # the SDK logs in again by itself
+            break
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline, "the pool did not come back"
+            time.sleep(0.1)

@@ -131,3 +131,22 @@ def test_idle_sessions_expire_after_24_hours(tmp_path) -> None:
         sim.call(host, "pool.get_all", [idle])
     assert expired.value.details == ["SESSION_INVALID", idle]
     assert sim.call(host, "pool.get_all", [busy]) == [sim.pool_ref]
+
+
+def test_a_pending_async_operation_locks_its_vm(xapisim) -> None:
+    session = xapisim.session()
+    x = session.xenapi
+    vm = vm_by_name(session, "vm-00000")
+    xapisim.sim("set_async_delay", 1.0)
+    task = x.Async.VM.snapshot(vm, "slow")
+    assert x.VM.get_current_operations(vm) == {task: "snapshot"}
+    with pytest.raises(XenAPI.Failure) as busy:
+        x.VM.clean_shutdown(vm)
+    assert busy.value.details == ["OTHER_OPERATION_IN_PROGRESS", "VM", vm, "snapshot", task]
+    other = vm_by_name(session, "vm-00001")
+    assert x.VM.get_snapshot_of(x.VM.snapshot(other, "elsewhere")) == other  # other VMs are free
+    assert wait_task(session, task)["status"] == "success"
+    assert x.VM.get_current_operations(vm) == {}
+    xapisim.sim("set_async_delay", 0)
+    x.VM.clean_shutdown(vm)
+    assert x.VM.get_power_state(vm) == "Halted"

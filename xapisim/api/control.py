@@ -206,9 +206,10 @@ def set_async_delay(call: Call, seconds: Any) -> None:
 
 
 @api("sim.restart_toolstack")
-def restart_toolstack(call: Call) -> None:
-    """Forget every session and task, cut every other open connection (event streams too)."""
-    call.sim.restart_toolstack(keep=call.connection)
+def restart_toolstack(call: Call, down_seconds: Any = 0) -> None:
+    """Forget every session and task, cut every other open connection (event streams too);
+    with `down_seconds`, every host refuses connections for that long, then comes back."""
+    call.sim.restart_toolstack(keep=call.connection, down_seconds=float(down_seconds))
 
 
 def _host(call: Call, host: str) -> str:
