@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .server import Handler
 
 SEND_SLICE = 256 * 1024
+SMALL = 64 * 1024
 
 
 class Throttle:
@@ -70,6 +71,10 @@ class Sender:
                 chunk = view[start : start + SEND_SLICE]
                 self.handler.wfile.write(chunk)
                 self.throttle.account(len(chunk))
+        elif self.plain and len(view) <= SMALL:
+            # A bitmap sector before a block sent by sendfile: MSG_MORE lets the kernel put it
+            # in the same segments as the block instead of a tiny packet of its own.
+            self.handler.connection.sendall(view, socket.MSG_MORE)
         else:
             self.handler.wfile.write(view)
         self.sent += len(view)

@@ -278,3 +278,30 @@ def test_deleting_a_snapshot_the_way_xo_does(xapisim) -> None:
     x.VM.destroy(snap)
     assert x.VM.get_snapshots(vm) == []
     assert all(x.VDI.get_snapshots(v) == [] for v in disk_vdis(session, vm))
+
+
+def test_memory_limits_and_allowed_operations(xapisim) -> None:
+    session = xapisim.session()
+    x = session.xenapi
+    vm = vm_by_name(session, "vm-00002")  # halted
+    x.VM.set_memory_limits(vm, str(2**30), str(2**33), str(2**31), str(2**32))
+    record = x.VM.get_record(vm)
+    assert [
+        record[f]
+        for f in (
+            "memory_static_min",
+            "memory_dynamic_min",
+            "memory_dynamic_max",
+            "memory_static_max",
+        )
+    ] == [str(2**30), str(2**31), str(2**32), str(2**33)]
+    with pytest.raises(XenAPI.Failure) as order:
+        x.VM.set_memory_limits(vm, str(2**33), str(2**30), str(2**31), str(2**32))
+    assert order.value.details == [
+        "MEMORY_CONSTRAINT_VIOLATION",
+        "Memory limits must satisfy: static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max",
+    ]
+    x.VM.add_to_blocked_operations(vm, "start", "restored replica")
+    x.VM.update_allowed_operations(vm)
+    allowed = x.VM.get_allowed_operations(vm)
+    assert "start" not in allowed and "snapshot" in allowed

@@ -297,3 +297,35 @@ def destroy(call: Call, vm: str) -> None:
         if record["suspend_VDI"] != schema.NULL and db.exists("VDI", record["suspend_VDI"]):
             destroy_vdi(call.sim, record["suspend_VDI"])
         db.delete("VM", vm)
+
+
+@api("VM.update_allowed_operations", asyncable=True)
+def update_allowed_operations(call: Call, vm: str) -> None:
+    """Recompute `allowed_operations` from the power state (XO calls it after changing
+    `blocked_operations`)."""
+    with call.db.lock:
+        record = call.db.get("VM", vm)
+        ops = SNAPSHOT_OPS if record["is_a_snapshot"] else allowed_operations(record["power_state"])
+        blocked = set(record["blocked_operations"])
+        call.db.update("VM", vm, allowed_operations=[op for op in ops if op not in blocked])
+
+
+@api("VM.set_memory_limits", asyncable=True)
+def set_memory_limits(
+    call: Call, vm: str, static_min: Any, static_max: Any, dynamic_min: Any, dynamic_max: Any
+) -> None:
+    """Set the four memory fields at once, checking XAPI's ordering constraint."""
+    values = [int(static_min), int(dynamic_min), int(dynamic_max), int(static_max)]
+    if values != sorted(values):
+        raise XapiError(
+            "MEMORY_CONSTRAINT_VIOLATION",
+            "Memory limits must satisfy: static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max",
+        )
+    call.db.update(
+        "VM",
+        vm,
+        memory_static_min=values[0],
+        memory_dynamic_min=values[1],
+        memory_dynamic_max=values[2],
+        memory_static_max=values[3],
+    )
