@@ -10,10 +10,7 @@ the ratio large/small: the query count must not grow, the time should grow far s
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -21,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_pools_sync import setup_django  # noqa: E402
+from throwaway_site import throwaway_site, time_pages  # noqa: E402
 
 PAGES = ["/vms/", "/vms/?q=vm-00042", "/vms/?sort=pool&page=3"]
 
@@ -75,24 +72,8 @@ def fill(count: int) -> None:
 
 
 def measure(count: int) -> dict[str, tuple[float, int]]:
-    from django.db import connection
-    from django.test import Client
-    from django.test.utils import CaptureQueriesContext
-
     fill(count)
-    client = Client()
-    results = {}
-    for url in PAGES:
-        client.get(url)  # warm up
-        times = []
-        for _ in range(7):
-            with CaptureQueriesContext(connection) as queries:
-                started = time.perf_counter()
-                response = client.get(url)
-                times.append(time.perf_counter() - started)
-            assert response.status_code == 200
-        results[url] = (statistics.median(times), len(queries.captured_queries))
-    return results
+    return time_pages(PAGES, warm_up=True)
 
 
 def main() -> None:
@@ -100,11 +81,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=100)
     parser.add_argument("--large", type=int, default=10_000)
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-pages-") as tmp:
-        setup_django(Path(tmp))
-        from django.conf import settings
-
-        settings.ALLOWED_HOSTS = ["testserver"]
+    with throwaway_site("bench-pages-"):
         small = measure(options.small)
         large = measure(options.large)
     for url in PAGES:

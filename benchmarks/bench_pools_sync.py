@@ -14,35 +14,23 @@ Starts ``python -m xapisim`` with ``--vms N`` and a throwaway SQLite database, t
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from throwaway_site import throwaway_site  # noqa: E402
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def setup_django(var_dir: Path) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "xoweb.settings")
-    os.environ["XOWEB_VAR_DIR"] = str(var_dir)
-    os.environ["DATABASE_URL"] = f"sqlite:///{var_dir / 'bench.sqlite3'}"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def start_simulator(data_dir: Path, vms: int) -> tuple[subprocess.Popen, str]:
@@ -82,9 +70,7 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=2_000)
     options = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="bench-pools-") as tmp:
-        tmp_path = Path(tmp)
-        setup_django(tmp_path)
+    with throwaway_site("bench-pools-") as tmp_path:
         started = time.perf_counter()
         simulator, url = start_simulator(tmp_path / "sim", options.vms)
         print(f"simulator with {options.vms} VMs up in {time.perf_counter() - started:.1f} s")

@@ -13,28 +13,16 @@ Prints, each against a baseline measured in the same run:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def setup_django(var_dir: Path) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "xoweb.settings")
-    os.environ["XOWEB_VAR_DIR"] = str(var_dir)
-    os.environ["DATABASE_URL"] = f"sqlite:///{var_dir / 'bench.sqlite3'}"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+from throwaway_site import throwaway_site, time_pages  # noqa: E402
 
 
 def bench_reporter(blocks: int) -> None:
@@ -121,43 +109,20 @@ def fill(count: int) -> None:
             )
 
 
-def measure(paths: list[str]) -> dict[str, tuple[float, int]]:
-    from django.db import connection
-    from django.test import Client
-    from django.test.utils import CaptureQueriesContext
-
-    client = Client()
-    result = {}
-    for path in paths:
-        samples = []
-        for _ in range(7):
-            with CaptureQueriesContext(connection) as queries:
-                started = time.perf_counter()
-                response = client.get(path)
-                samples.append(time.perf_counter() - started)
-            assert response.status_code == 200, response.status_code
-        result[path] = (statistics.median(samples), len(queries.captured_queries))
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--blocks", type=int, default=200_000)
     parser.add_argument("--small", type=int, default=10)
     parser.add_argument("--large", type=int, default=10_000)
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="xoweb-bench-tasks-") as var_dir:
-        setup_django(Path(var_dir))
-        from django.conf import settings
-
-        settings.ALLOWED_HOSTS = ["testserver"]
+    with throwaway_site("xoweb-bench-tasks-"):
         bench_reporter(options.blocks)
         bench_estimate()
         paths = ["/tasks/", "/tasks/?status=running", "/tasks/api/"]
         fill(options.small)
-        small = measure(paths)
+        small = time_pages(paths)
         fill(options.large)
-        large = measure(paths)
+        large = time_pages(paths)
         for path in paths:
             (t_small, q_small), (t_large, q_large) = small[path], large[path]
             print(

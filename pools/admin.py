@@ -71,22 +71,26 @@ class PoolAdmin(admin.ModelAdmin):
     ]
 
 
-class CachedObjectAdmin(admin.ModelAdmin):
-    """The cache belongs to the watcher: people look, never add or edit.
+class WrittenByWatcherAdmin(admin.ModelAdmin):
+    """Rows the watcher writes: people look, never add or edit.
 
     Deleting stays allowed, so that removing a pool in the admin can cascade to its cache (a
     deleted row comes back at the next resync if the pool still has it).
     """
-
-    list_select_related = ["pool"]
-    list_filter = ["pool"]
-    search_fields = ["name_label", "uuid", "ref"]
 
     def has_add_permission(self, request) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class CachedObjectAdmin(WrittenByWatcherAdmin):
+    """The cache of a pool's XAPI objects, filtered by pool."""
+
+    list_select_related = ["pool"]
+    list_filter = ["pool"]
+    search_fields = ["name_label", "uuid", "ref"]
 
 
 @admin.register(Host)
@@ -131,11 +135,5 @@ class XapiTaskAdmin(CachedObjectAdmin):
 
 
 @admin.register(WatcherHeartbeat)
-class WatcherHeartbeatAdmin(admin.ModelAdmin):
+class WatcherHeartbeatAdmin(WrittenByWatcherAdmin):
     list_display = ["name", "hostname", "pid", "started_at", "beat_at"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False

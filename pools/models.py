@@ -252,6 +252,12 @@ def _int(value, default: int = 0) -> int:
         return default
 
 
+def _ref(record: dict, key: str) -> str:
+    """The ref in ``record[key]``, or "" where XAPI says there is none (``OpaqueRef:NULL``)."""
+    ref = record.get(key, NULL_REF)
+    return "" if ref == NULL_REF else ref
+
+
 def _datetime(value):
     """XAPI datetimes come as ``YYYYMMDDTHH:MM:SSZ``; the epoch means "never"."""
     from datetime import UTC, datetime
@@ -352,8 +358,6 @@ class VM(CachedObject):
 
     @classmethod
     def columns_from_record(cls, record: dict) -> dict:
-        snapshot_of = record.get("snapshot_of", NULL_REF)
-        resident_on = record.get("resident_on", NULL_REF)
         return {
             **super().columns_from_record(record),
             "name_description": record.get("name_description", ""),
@@ -361,9 +365,9 @@ class VM(CachedObject):
             "is_a_template": bool(record.get("is_a_template", False)),
             "is_a_snapshot": bool(record.get("is_a_snapshot", False)),
             "is_control_domain": bool(record.get("is_control_domain", False)),
-            "snapshot_of_ref": "" if snapshot_of == NULL_REF else snapshot_of,
+            "snapshot_of_ref": _ref(record, "snapshot_of"),
             "snapshot_time": _datetime(record.get("snapshot_time")),
-            "resident_on_ref": "" if resident_on == NULL_REF else resident_on,
+            "resident_on_ref": _ref(record, "resident_on"),
             "tags": list(record.get("tags", [])),
         }
 
@@ -386,16 +390,14 @@ class VDI(CachedObject):
 
     @classmethod
     def columns_from_record(cls, record: dict) -> dict:
-        sr = record.get("SR", NULL_REF)
-        snapshot_of = record.get("snapshot_of", NULL_REF)
         return {
             **super().columns_from_record(record),
-            "sr_ref": "" if sr == NULL_REF else sr,
+            "sr_ref": _ref(record, "SR"),
             "type": record.get("type", ""),
             "virtual_size": _int(record.get("virtual_size")),
             "physical_utilisation": _int(record.get("physical_utilisation")),
             "is_a_snapshot": bool(record.get("is_a_snapshot", False)),
-            "snapshot_of_ref": "" if snapshot_of == NULL_REF else snapshot_of,
+            "snapshot_of_ref": _ref(record, "snapshot_of"),
             "managed": bool(record.get("managed", True)),
             "missing": bool(record.get("missing", False)),
         }
@@ -421,12 +423,11 @@ class VBD(CachedObject):
 
     @classmethod
     def columns_from_record(cls, record: dict) -> dict:
-        vdi = record.get("VDI", NULL_REF)
         return {
             "uuid": record.get("uuid", ""),
             "name_label": record.get("device", "") or record.get("userdevice", ""),
             "vm_ref": record.get("VM", ""),
-            "vdi_ref": "" if vdi == NULL_REF else vdi,
+            "vdi_ref": _ref(record, "VDI"),
             "type": record.get("type", ""),
             "userdevice": str(record.get("userdevice", ""))[:16],
             "currently_attached": bool(record.get("currently_attached", False)),
@@ -467,8 +468,6 @@ class XapiTask(CachedObject):
 
     @classmethod
     def columns_from_record(cls, record: dict) -> dict:
-        subtask_of = record.get("subtask_of", NULL_REF)
-        resident_on = record.get("resident_on", NULL_REF)
         try:
             progress = min(1.0, max(0.0, float(record.get("progress", 0.0))))
         except (TypeError, ValueError):
@@ -482,8 +481,8 @@ class XapiTask(CachedObject):
             "finished": _datetime(record.get("finished")),
             "error_info": list(record.get("error_info", [])),
             "allowed_operations": list(record.get("allowed_operations", [])),
-            "resident_on_ref": "" if resident_on == NULL_REF else resident_on,
-            "subtask_of_ref": "" if subtask_of == NULL_REF else subtask_of,
+            "resident_on_ref": _ref(record, "resident_on"),
+            "subtask_of_ref": _ref(record, "subtask_of"),
         }
 
     @property

@@ -34,6 +34,14 @@ def form_data(sim=None, **overrides) -> dict:
     return data
 
 
+def valid_form(sim=None, pool: Pool | None = None, **overrides) -> PoolForm:
+    """The form filled with ``form_data(sim, **overrides)`` (editing ``pool`` if given), checked
+    valid."""
+    form = PoolForm(form_data(sim, **overrides), instance=pool)
+    assert form.is_valid(), form.errors
+    return form
+
+
 @pytest.fixture
 def secret_sim(xapisim_factory):
     return xapisim_factory(password=SECRET)
@@ -43,8 +51,7 @@ def secret_sim(xapisim_factory):
 
 
 def test_a_reachable_pool_is_saved_with_its_password_encrypted(secret_sim, db):
-    form = PoolForm(form_data(secret_sim))
-    assert form.is_valid(), form.errors
+    form = valid_form(secret_sim)
     pool = form.save()
     assert form.xapi_pool_name
     stored = Pool.objects.values_list("password_encrypted", flat=True).get()
@@ -99,15 +106,12 @@ def test_tls_is_trusted_on_first_use_and_a_mismatch_is_refused(xapisim_factory, 
     assert f"has fingerprint {actual}, but {wrong} is pinned" in form.errors["tls_fingerprint"][0]
     assert Pool.objects.count() == 0
 
-    form = PoolForm(form_data(sim))
-    assert form.is_valid(), form.errors
+    form = valid_form(sim)
     assert form.save().tls_fingerprint == actual == form.trusted_fingerprint
 
 
 def test_the_same_pool_cannot_be_added_twice(secret_sim, db):
-    first = PoolForm(form_data(secret_sim))
-    assert first.is_valid(), first.errors
-    first.save()
+    valid_form(secret_sim).save()
     form = PoolForm(form_data(secret_sim, name="again"))
     assert not form.is_valid()
     assert "this pool is already managed by xoweb as 'lab'" in form.errors["master_url"][0]
@@ -115,12 +119,8 @@ def test_the_same_pool_cannot_be_added_twice(secret_sim, db):
 
 
 def test_editing_keeps_the_password_when_left_empty(secret_sim, db):
-    form = PoolForm(form_data(secret_sim))
-    assert form.is_valid()
-    pool = form.save()
-    form = PoolForm(form_data(secret_sim, name="renamed", password=""), instance=pool)
-    assert form.is_valid(), form.errors
-    pool = form.save()
+    pool = valid_form(secret_sim).save()
+    pool = valid_form(secret_sim, pool, name="renamed", password="").save()
     assert pool.name == "renamed" and pool.get_password() == SECRET
 
 
@@ -250,11 +250,8 @@ def test_pool_add_refuses_a_name_in_use(secret_sim, run_manage):
 
 
 def test_saving_the_form_keeps_what_the_watcher_wrote_meanwhile(secret_sim, db):
-    form = PoolForm(form_data(secret_sim))
-    assert form.is_valid()
-    pool = form.save()
-    form = PoolForm(form_data(secret_sim, name="renamed", password=""), instance=pool)
-    assert form.is_valid(), form.errors
+    pool = valid_form(secret_sim).save()
+    form = valid_form(secret_sim, pool, name="renamed", password="")
     # The watcher greys the pool while the person's form is being checked.
     Pool.objects.filter(pk=pool.pk).update(status="stale", status_message="lost")
     form.save()

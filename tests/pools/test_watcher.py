@@ -30,13 +30,23 @@ def guest_vm(client) -> tuple[str, dict]:
     raise AssertionError("the simulator has no guest VM")
 
 
-def test_first_sync_equals_the_simulator(
-    xapisim_factory, tmp_path, make_pool, start_watcher, sim_client, wait_for
-):
+@pytest.fixture
+def watch(make_pool, start_watcher, wait_for):
+    """``watch(sim, **env)``: a pool row for ``sim`` and the watcher started with ``env``,
+    returned as ``(pool, watcher)`` once the watcher has connected the pool."""
+
+    def start(sim, **env: str):
+        pool = make_pool(sim)
+        watcher = start_watcher(**env)
+        wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+        return pool, watcher
+
+    return start
+
+
+def test_first_sync_equals_the_simulator(xapisim_factory, tmp_path, watch, sim_client):
     sim = xapisim_factory(vms=5, hosts=2)
-    pool = make_pool(sim)
-    watcher = start_watcher()
-    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+    pool, watcher = watch(sim)
 
     expected = sim_snapshot(sim_client(sim))
     assert cache_snapshot(pool) == expected
@@ -51,10 +61,8 @@ def test_first_sync_equals_the_simulator(
     assert WatcherHeartbeat.objects.get().pid == watcher.pid
 
 
-def test_changes_appear_within_a_second(xapisim, make_pool, start_watcher, sim_client, wait_for):
-    pool = make_pool(xapisim)
-    start_watcher()
-    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+def test_changes_appear_within_a_second(xapisim, watch, sim_client, wait_for):
+    pool, _ = watch(xapisim)
     client = sim_client(xapisim)
     vm_ref, _ = guest_vm(client)
 
@@ -96,12 +104,10 @@ def test_changes_appear_within_a_second(xapisim, make_pool, start_watcher, sim_c
 
 
 def test_master_failover_is_survived_without_a_restart(
-    xapisim_factory, make_pool, start_watcher, sim_client, wait_for
+    xapisim_factory, watch, sim_client, wait_for
 ):
     sim = xapisim_factory(vms=3, hosts=3)
-    pool = make_pool(sim)
-    watcher = start_watcher()
-    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+    pool, watcher = watch(sim)
 
     _, member_urls = urls(sim)
     new_master = failover(sim)
@@ -124,11 +130,9 @@ def test_master_failover_is_survived_without_a_restart(
 
 
 def test_toolstack_restart_is_survived_and_ghost_tasks_disappear(
-    xapisim, make_pool, start_watcher, sim_client, wait_for
+    xapisim, watch, sim_client, wait_for
 ):
-    pool = make_pool(xapisim)
-    watcher = start_watcher()
-    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+    pool, watcher = watch(xapisim)
     client = sim_client(xapisim)
     task_refs = [client.call("task.create", f"ghost {n}", "") for n in range(3)]
     wait_for(
@@ -156,11 +160,9 @@ def test_toolstack_restart_is_survived_and_ghost_tasks_disappear(
 
 
 def test_lost_master_greys_objects_then_purges_them_after_the_grace(
-    xapisim, make_pool, start_watcher, wait_for, client
+    xapisim, watch, wait_for, client
 ):
-    pool = make_pool(xapisim)
-    start_watcher(POOL_STALE_GRACE_SECONDS="4")
-    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+    pool, _ = watch(xapisim, POOL_STALE_GRACE_SECONDS="4")
     vm_count = VM.objects.filter(pool=pool).count()
     assert vm_count > 0 and VM.objects.filter(pool=pool).live().count() == vm_count
 
@@ -186,10 +188,8 @@ def test_lost_master_greys_objects_then_purges_them_after_the_grace(
     assert status_of(pool) == PoolStatus.DISCONNECTED
 
 
-def test_a_grace_of_zero_purges_at_once(xapisim, make_pool, start_watcher, wait_for):
-    pool = make_pool(xapisim)
-    start_watcher(POOL_STALE_GRACE_SECONDS="0")
-    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+def test_a_grace_of_zero_purges_at_once(xapisim, watch, wait_for):
+    pool, _ = watch(xapisim, POOL_STALE_GRACE_SECONDS="0")
     xapisim.stop()
     wait_for(
         lambda: not VM.objects.filter(pool=pool).exists(),
@@ -198,10 +198,8 @@ def test_a_grace_of_zero_purges_at_once(xapisim, make_pool, start_watcher, wait_
     )
 
 
-def test_restart_within_the_grace_shows_no_gap(xapisim, make_pool, start_watcher, wait_for):
-    pool = make_pool(xapisim)
-    start_watcher(POOL_STALE_GRACE_SECONDS="30")
-    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+def test_restart_within_the_grace_shows_no_gap(xapisim, watch, wait_for):
+    pool, _ = watch(xapisim, POOL_STALE_GRACE_SECONDS="30")
     refs = set(VM.objects.filter(pool=pool).values_list("ref", flat=True))
 
     xapisim.stop()
@@ -216,12 +214,8 @@ def test_restart_within_the_grace_shows_no_gap(xapisim, make_pool, start_watcher
     assert set(VM.objects.filter(pool=pool).live().values_list("ref", flat=True)) == refs
 
 
-def test_restart_after_deletions_removes_them_from_the_cache(
-    xapisim, make_pool, start_watcher, sim_client, wait_for
-):
-    pool = make_pool(xapisim)
-    start_watcher(POOL_STALE_GRACE_SECONDS="30")
-    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+def test_restart_after_deletions_removes_them_from_the_cache(xapisim, watch, sim_client, wait_for):
+    pool, _ = watch(xapisim, POOL_STALE_GRACE_SECONDS="30")
 
     # Take the pool out of the watcher's hands, delete behind its back, restart the simulator.
     xapisim.stop()
@@ -274,11 +268,9 @@ def test_pools_added_changed_disabled_and_removed_without_a_restart(
 
 
 def test_a_ghost_in_the_cache_is_noticed_by_the_counts_and_removed(
-    xapisim, make_pool, start_watcher, sim_client, wait_for
+    xapisim, watch, sim_client, wait_for
 ):
-    pool = make_pool(xapisim)
-    watcher = start_watcher()
-    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+    pool, watcher = watch(xapisim)
     # A task the pool does not have (one that vanished without a del event).
     XapiTask.objects.create(pool=pool, ref="OpaqueRef:ghost", name_label="ghost", status="pending")
     client = sim_client(xapisim)
@@ -299,13 +291,11 @@ def test_a_ghost_in_the_cache_is_noticed_by_the_counts_and_removed(
 
 
 def test_xapi_tasks_record_their_progress_and_can_be_cancelled(
-    xapisim, make_pool, start_watcher, sim_client, wait_for
+    xapisim, watch, sim_client, wait_for
 ):
     from pools.services import cancel_xapi_task
 
-    pool = make_pool(xapisim)
-    start_watcher()
-    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+    pool, _ = watch(xapisim)
     client = sim_client(xapisim)
     vm_ref, _ = guest_vm(client)
     xapisim.sim("set_async_delay", 1.0)
@@ -358,11 +348,9 @@ def test_a_second_watcher_refuses_to_start(start_watcher, run_manage, wait_for):
 
 
 def test_dropped_streams_and_lost_events_resync_without_greying(
-    xapisim, make_pool, start_watcher, sim_client, wait_for
+    xapisim, watch, sim_client, wait_for
 ):
-    pool = make_pool(xapisim)
-    watcher = start_watcher()
-    wait_for(lambda: connected(pool), timeout=15, message="the pool never connected")
+    pool, watcher = watch(xapisim)
     client = sim_client(xapisim)
     vm_ref, _ = guest_vm(client)
     connected_at = Pool.objects.get(pk=pool.pk).connected_at

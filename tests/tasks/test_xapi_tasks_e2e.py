@@ -18,6 +18,17 @@ DISK = 64 * 2**20
 RATE = 6 * 2**20  # bytes/s: an 11 s export
 
 
+def _user_disk_export_url(xapisim) -> str:
+    """The URL of a raw export of one of the simulator's user disks (not a snapshot)."""
+    session = xapisim.session()
+    vdi = next(
+        ref
+        for ref, record in session.xenapi.VDI.get_all_records().items()
+        if not record["is_a_snapshot"] and record["type"] == "user"
+    )
+    return f"{xapisim.url}export_raw_vdi?vdi={vdi}&format=raw&session_id={session._session}"
+
+
 def _export(url: str, finished: dict) -> None:
     finished["bytes"] = 0
     with urllib.request.urlopen(url, timeout=90) as response:
@@ -31,15 +42,9 @@ def test_a_slow_export_shows_its_xapi_task_with_a_remaining_time_approaching_the
 ):
     pool = make_pool(xapisim, name="lab")
     start_watcher()
-    session = xapisim.session()
-    vdi = next(
-        ref
-        for ref, record in session.xenapi.VDI.get_all_records().items()
-        if not record["is_a_snapshot"] and record["type"] == "user"
-    )
+    url = _user_disk_export_url(xapisim)
     xapisim.sim("set_rate_limit", str(RATE))
     finished: dict = {}
-    url = f"{xapisim.url}export_raw_vdi?vdi={vdi}&format=raw&session_id={session._session}"
     exporter = threading.Thread(target=_export, args=(url, finished), daemon=True)
     exporter.start()
     samples = []  # (wall time, the task as the JSON endpoint shows it)
@@ -83,14 +88,8 @@ def test_cancel_on_the_page_cancels_the_xapi_task_through_a_worker(
 ):
     make_pool(xapisim, name="lab")
     start_watcher()
-    session = xapisim.session()
-    vdi = next(
-        ref
-        for ref, record in session.xenapi.VDI.get_all_records().items()
-        if not record["is_a_snapshot"] and record["type"] == "user"
-    )
+    url = _user_disk_export_url(xapisim)
     xapisim.sim("set_rate_limit", str(2**20))  # a 64 s export: it will not end by itself
-    url = f"{xapisim.url}export_raw_vdi?vdi={vdi}&format=raw&session_id={session._session}"
     finished: dict = {}
 
     def export() -> None:
