@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import schema
+from ..devices import device_name
 from ..errors import XapiError
 from ..wire import now
 from .registry import Call, api
@@ -174,7 +175,7 @@ def vbd_plug(call: Call, vbd: str) -> None:
         if record["currently_attached"]:
             raise XapiError("DEVICE_ALREADY_ATTACHED", vbd)
         call.db.update(
-            "VBD", vbd, currently_attached=True, device=f"xvd{chr(97 + int(record['userdevice']))}"
+            "VBD", vbd, currently_attached=True, device=device_name(record["userdevice"])
         )
 
 

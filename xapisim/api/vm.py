@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import schema
+from ..devices import device_name
 from ..errors import XapiError, bad_power_state
 from ..wire import EPOCH, now
 from .registry import Call, api
@@ -222,9 +223,7 @@ def set_running(call: Call, vm: str, running: bool, host: str | None = None) -> 
             )
         for vbd in record["VBDs"]:
             vbd_record = db.tables["VBD"][vbd]
-            device = (
-                f"xvd{chr(97 + int(vbd_record['userdevice']))}" if running else vbd_record["device"]
-            )
+            device = device_name(vbd_record["userdevice"]) if running else vbd_record["device"]
             db.update(
                 "VBD", vbd, currently_attached=running and not vbd_record["empty"], device=device
             )
