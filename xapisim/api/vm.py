@@ -186,11 +186,7 @@ _NOT_CREATABLE = _NOT_COPIED | {
 @api("VM.create", asyncable=True)
 def create(call: Call, record: dict[str, Any]) -> str:
     """A Halted VM from a record (as a restore builds one); unknown fields are ignored."""
-    fields = {
-        name: schema.coerce("VM", name, value)
-        for name, value in dict(record).items()
-        if name in schema.DEFAULTS["VM"] and name not in _NOT_CREATABLE
-    }
+    fields = schema.create_fields("VM", record, _NOT_CREATABLE)
     return call.db.create(
         "VM", schema.new_record("VM", allowed_operations=allowed_operations("Halted"), **fields)
     )
