@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import base64
 import uuid as uuidlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.cookies import SimpleCookie
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import tasks, vhdstream
 from .api.storage import new_vdi
@@ -24,6 +24,7 @@ from .errors import VDI_IO_ERROR, XapiError
 from .transfer import Sender, Throttle
 
 if TYPE_CHECKING:
+    from .db import Database
     from .server import Handler
 
 CONTENT_TYPES = {"vhd": "application/vhd", "raw": "application/octet-stream"}
@@ -109,6 +110,42 @@ def _redirect_if_elsewhere(handler: Handler, sr: str) -> bool:
     return True
 
 
+def _locate_disk(
+    handler: Handler,
+    task: str,
+    query: dict[str, str],
+    resolve: Callable[[], tuple[str, str | None]],
+) -> tuple[str, str | None, dict[str, Any], str] | None:
+    """Shared steps of both handlers once the caller is known, before the 200:
+    1. resolve the VDI (and the base of a delta export) with `resolve`; if it names nothing,
+       404 and the task fails;
+    2. 302 to the host that sees the VDI's SR when this one does not;
+    3. check the format; if unknown, 404 and the task fails.
+    (VDI, base, VDI record, format), or None if an answer was already sent."""
+    try:
+        vdi, base = resolve()
+    except XapiError as error:
+        _fail_before_start(handler, task, "404 Not Found", error)
+        return None
+    record = handler.sim.db.get("VDI", vdi)
+    if _redirect_if_elsewhere(handler, record["SR"]):
+        return None
+    fmt = query.get("format", "raw")
+    if fmt not in CONTENT_TYPES:
+        _fail_before_start(
+            handler, task, "404 Not Found", XapiError("INTERNAL_ERROR", f"Unknown format {fmt}")
+        )
+        return None
+    return vdi, base, record, fmt
+
+
+def _export_source(db: Database, query: dict[str, str]) -> tuple[str, str | None]:
+    """The VDI to send and, for a delta, its base: `vdi=` and `base=`, each a ref or a UUID."""
+    vdi = db.resolve("VDI", query.get("vdi", ""))
+    base = db.resolve("VDI", query["base"]) if query.get("base") else None
+    return vdi, base
+
+
 def export_raw_vdi(handler: Handler) -> None:
     sim = handler.sim
     db = sim.db
@@ -117,21 +154,10 @@ def export_raw_vdi(handler: Handler) -> None:
         return
     query, session, task, basic = started
     try:
-        try:
-            vdi = db.resolve("VDI", query.get("vdi", ""))
-            base = db.resolve("VDI", query["base"]) if query.get("base") else None
-        except XapiError as error:
-            _fail_before_start(handler, task, "404 Not Found", error)
+        located = _locate_disk(handler, task, query, lambda: _export_source(db, query))
+        if located is None:
             return
-        record = db.get("VDI", vdi)
-        if _redirect_if_elsewhere(handler, record["SR"]):
-            return
-        fmt = query.get("format", "raw")
-        if fmt not in CONTENT_TYPES:
-            _fail_before_start(
-                handler, task, "404 Not Found", XapiError("INTERNAL_ERROR", f"Unknown format {fmt}")
-            )
-            return
+        vdi, base, record, fmt = located
         sim.bound_tasks.add(task)
         _write_head(
             handler,
@@ -239,20 +265,12 @@ def import_raw_vdi(handler: Handler) -> None:
             )
             return
         length = int(length_header)
-        try:
-            vdi = _import_target(handler, query, length)
-        except XapiError as error:
-            _fail_before_start(handler, task, "404 Not Found", error)
+        located = _locate_disk(
+            handler, task, query, lambda: (_import_target(handler, query, length), None)
+        )
+        if located is None:
             return
-        record = db.get("VDI", vdi)
-        if _redirect_if_elsewhere(handler, record["SR"]):
-            return
-        fmt = query.get("format", "raw")
-        if fmt not in CONTENT_TYPES:
-            _fail_before_start(
-                handler, task, "404 Not Found", XapiError("INTERNAL_ERROR", f"Unknown format {fmt}")
-            )
-            return
+        vdi, _, record, fmt = located
         sim.bound_tasks.add(task)
         _write_head(handler, "200 OK", [("Connection", "close"), ("task-id", task)])
         try:

@@ -8,6 +8,7 @@ also gives its type, which setters use to coerce lenient input (ints sent as str
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from typing import Any
 
 from .wire import EPOCH
@@ -418,3 +419,13 @@ def coerce(cls: str, field: str, value: Any) -> Any:
     if isinstance(default, list):
         return [str(v) for v in value]
     return value if isinstance(value, str) else str(value)
+
+
+def create_fields(cls: str, record: dict[str, Any], server_set: Collection[str]) -> dict[str, Any]:
+    """The fields a client's `cls.create` record may set: those `cls` has, less `server_set`
+    (the ones the server fills in itself), each coerced; anything else is ignored."""
+    return {
+        name: coerce(cls, name, value)
+        for name, value in dict(record).items()
+        if name in DEFAULTS[cls] and name not in server_set
+    }

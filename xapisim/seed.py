@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from . import schema
 from .db import Database
+from .devices import device_name, disk_vbd
 from .disks import SECTOR, BlockStore, block_count
 
 GIB = 1024**3
@@ -251,21 +252,7 @@ def _vm(
             kind="system" if position == 0 else "user",
             seed=index * 8 + position,
         )
-        vbd = db.create(
-            "VBD",
-            schema.new_record(
-                "VBD",
-                VM=vm,
-                VDI=vdi,
-                userdevice=str(position),
-                bootable=position == 0,
-                mode="RW",
-                type="Disk",
-                currently_attached=running,
-                device=f"xvd{chr(97 + position)}" if running else "",
-                other_config={"owner": ""},
-            ),
-        )
+        vbd = db.create("VBD", disk_vbd(vm, vdi, position, attached=running))
         db.tables["VDI"][vdi]["VBDs"].append(vbd)  # fresh record, not yet serialised
         vbds.append(vbd)
     cd_vdi = tools_iso if index % 2 == 0 else schema.NULL
@@ -280,7 +267,7 @@ def _vm(
             type="CD",
             empty=cd_vdi == schema.NULL,
             currently_attached=running and cd_vdi != schema.NULL,
-            device="xvdd" if running else "",
+            device=device_name(3) if running else "",
         ),
     )
     if cd_vdi != schema.NULL:

@@ -18,6 +18,7 @@ import pytest
 
 import backups.vhd as vhd
 from backups.vhd.bitmap import from_mask
+from tests import qemu_img
 
 from .vhdkit import build_vhd, reference_read
 
@@ -59,21 +60,7 @@ def test_reads_qemu_made_dynamic_files(tmp_path, size):
     raw[0:4096] = rng.randbytes(4096)
     raw[size - 5000 : size - 1000] = rng.randbytes(4000)
     (tmp_path / "disk.raw").write_bytes(raw)
-    subprocess.run(
-        [
-            "qemu-img",
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vpc",
-            "-o",
-            "subformat=dynamic,force_size=on",
-            str(tmp_path / "disk.raw"),
-            str(tmp_path / "q.vhd"),
-        ],
-        check=True,
-    )
+    qemu_img.write_vhd(tmp_path / "disk.raw", tmp_path / "q.vhd")
     assert chain_bytes(tmp_path / "q.vhd") == raw
     with vhd.open_vhd(tmp_path / "q.vhd") as file:
         assert file.footer.creator_app == b"qem2" and file.header.table_offset == 1536
@@ -84,21 +71,7 @@ def test_reads_qemu_made_dynamic_files(tmp_path, size):
 def test_reads_qemu_made_fixed_file(tmp_path):
     raw = random.Random(1).randbytes(3 * MIB + 512)
     (tmp_path / "disk.raw").write_bytes(raw)
-    subprocess.run(
-        [
-            "qemu-img",
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vpc",
-            "-o",
-            "subformat=fixed,force_size=on",
-            str(tmp_path / "disk.raw"),
-            str(tmp_path / "f.vhd"),
-        ],
-        check=True,
-    )
+    qemu_img.write_vhd(tmp_path / "disk.raw", tmp_path / "f.vhd", subformat="fixed")
     with vhd.open_chain(tmp_path / "f.vhd") as chain:
         assert chain.newest.disk_type == vhd.DiskType.FIXED
         assert chain.read(3 * MIB - 100, 612) == raw[3 * MIB - 100 :]
@@ -175,20 +148,7 @@ def test_written_dynamic_files_agree_with_qemu_and_libvhdi(tmp_path, size):
     vhd.write_vhd(tmp_path / "ours.vhd", blocks, size=size)
     expected = chain_bytes(tmp_path / "ours.vhd")
     assert len(expected) == size
-    subprocess.run(
-        [
-            "qemu-img",
-            "convert",
-            "-f",
-            "vpc",
-            "-O",
-            "raw",
-            str(tmp_path / "ours.vhd"),
-            str(tmp_path / "q.raw"),
-        ],
-        check=True,
-    )
-    assert (tmp_path / "q.raw").read_bytes() == expected
+    assert qemu_img.read_vhd(tmp_path / "ours.vhd", tmp_path / "q.raw") == expected
     assert pyvhdi_read([tmp_path / "ours.vhd"]) == expected
     info = subprocess.run(
         ["vhdiinfo", str(tmp_path / "ours.vhd")], capture_output=True, text=True, check=True
@@ -303,20 +263,7 @@ def test_synthetic_full_of_a_partial_bitmap_chain_agrees_with_qemu_and_libvhdi(t
         synthetic = vhd.synthetic_vhd(chain)
         (tmp_path / "full.vhd").write_bytes(synthetic.stream().read())
         assert (tmp_path / "full.vhd").stat().st_size == synthetic.size
-    subprocess.run(
-        [
-            "qemu-img",
-            "convert",
-            "-f",
-            "vpc",
-            "-O",
-            "raw",
-            str(tmp_path / "full.vhd"),
-            str(tmp_path / "full.raw"),
-        ],
-        check=True,
-    )
-    assert (tmp_path / "full.raw").read_bytes() == expected
+    assert qemu_img.read_vhd(tmp_path / "full.vhd", tmp_path / "full.raw") == expected
     assert pyvhdi_read([tmp_path / "full.vhd"]) == expected
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import ssl
 import time
@@ -44,6 +45,10 @@ def post_xml(url: str, body: str, path: str = "/") -> tuple[int, http.client.HTT
 
 def call_xml(method: str, *params: Any) -> str:
     return xmlrpc.client.dumps(tuple(params), method)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def wait_task(session: XenAPI.Session, task: str, timeout: float = 30) -> dict[str, Any]:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import xmlrpc.client
 
 import pytest
 import XenAPI
 
-from tests.xapisim.helpers import call_xml, disk_vdis, export, post_xml, request, vm_by_name
+from tests.xapisim.helpers import (
+    call_xml,
+    disk_vdis,
+    export,
+    post_xml,
+    request,
+    sha256_hex,
+    vm_by_name,
+)
 
 MIB = 1024 * 1024
 
@@ -34,7 +41,7 @@ def test_vm_create_and_destroy(xapisim) -> None:
     assert len(disks) == 2 and all(x.VDI.get_virtual_size(d) == str(8 * MIB) for d in disks)
     assert all(x.VBD.get_currently_attached(v) for v in record["VBDs"])
     assert len(record["VIFs"]) == 1
-    assert xapisim.sim("vdi_sha256", disks[0]) == hashlib.sha256(bytes(8 * MIB)).hexdigest()
+    assert xapisim.sim("vdi_sha256", disks[0]) == sha256_hex(bytes(8 * MIB))
     snap = x.VM.snapshot(vm, "kept")
     xapisim.sim("vm_destroy", vm)
     with pytest.raises(XenAPI.Failure) as gone:
@@ -58,7 +65,7 @@ def test_vdi_create_write_and_destroy(xapisim) -> None:
     expected = bytearray(4 * MIB)
     expected[2 * MIB - 500 : 2 * MIB + 500] = payload
     expected[0:4] = b"head"
-    assert xapisim.sim("vdi_sha256", vdi) == hashlib.sha256(expected).hexdigest()
+    assert xapisim.sim("vdi_sha256", vdi) == sha256_hex(expected)
     assert xapisim.sim("vdi_blocks", vdi) == ["0", "1"]
     with pytest.raises(XenAPI.Failure) as outside:
         xapisim.sim("vdi_write", vdi, str(4 * MIB - 1), base64.b64encode(b"xx").decode())

@@ -6,31 +6,25 @@ Every comparison is against both the simulator's `format=raw` export and its `si
 from __future__ import annotations
 
 import base64
-import hashlib
 import threading
 import time
 import uuid
 
-import pytest
-
+from tests import qemu_img
 from tests.xapisim import vhd_check
-from tests.xapisim.helpers import disk_vdis, export, request, task_value, vm_by_name, wait_task
+from tests.xapisim.helpers import (
+    disk_vdis,
+    export,
+    request,
+    sha256_hex,
+    task_value,
+    vm_by_name,
+    wait_task,
+)
 
 MIB = 1024 * 1024
 BLOCK = 2 * MIB
 SIZE = 64 * MIB
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-def pool(xapisim):
-    session = xapisim.session()
-    vm = vm_by_name(session, "vm-00002")  # halted, one 64 MiB disk with seeded content
-    vdi = disk_vdis(session, vm)[0]
-    return xapisim, session, vm, vdi
 
 
 def test_raw_export_headers_body_and_task(pool) -> None:
@@ -44,7 +38,7 @@ def test_raw_export_headers_body_and_task(pool) -> None:
     uuid_ = session.xenapi.VDI.get_uuid(vdi)
     assert headers["content-disposition"] == f'attachment; filename="{uuid_}.raw"'
     assert len(body) == SIZE
-    assert sha(body) == sim.sim("vdi_sha256", vdi)
+    assert sha256_hex(body) == sim.sim("vdi_sha256", vdi)
     assert body.count(0) < SIZE  # real, partly written content
     task = headers["task-id"]
     record = wait_task(session, task)
@@ -85,12 +79,12 @@ def test_full_vhd_read_by_libvhdi_and_qemu(pool, tmp_path) -> None:
     raw = export(sim.url, session.handle, vdi, "raw")[2]
     vhd = tmp_path / "full.vhd"
     vhd.write_bytes(export(sim.url, session.handle, vdi, "vhd")[2])
-    assert sha(raw) == sim.sim("vdi_sha256", vdi)
+    assert sha256_hex(raw) == sim.sim("vdi_sha256", vdi)
     assert vhd_check.pyvhdi_read(vhd) == raw
     # qemu-img trusts CHS for creator `caml` (vhd.md §6): it reads a size rounded down to the
     # geometry, so compare what it reads with the same prefix of the raw export.
-    qemu = vhd_check.qemu_read(vhd, tmp_path / "qemu.raw")
-    assert len(qemu) == vhd_check.qemu_virtual_size(vhd)
+    qemu = qemu_img.read_vhd(vhd, tmp_path / "qemu.raw")
+    assert len(qemu) == qemu_img.virtual_size(vhd)
     assert SIZE - 64 * 1024 < len(qemu) <= SIZE
     assert qemu == raw[: len(qemu)]
 
@@ -103,7 +97,7 @@ def test_snapshot_keeps_its_bytes_while_the_disk_changes(pool) -> None:
     assert sim.sim("vdi_sha256", snapshot) == before
     assert sim.sim("vdi_sha256", vdi) != before
     raw_snapshot = export(sim.url, session.handle, snapshot, "raw")[2]
-    assert sha(raw_snapshot) == before
+    assert sha256_hex(raw_snapshot) == before
     raw_disk = export(sim.url, session.handle, vdi, "raw")[2]
     assert raw_disk[5 * MIB + 512 : 5 * MIB + 512 + 700] == b"changed" * 100
 
@@ -144,8 +138,8 @@ def test_delta_export_is_the_symmetric_difference(pool, tmp_path) -> None:
     chain = vhd_check.pyvhdi_read(delta_path, parent=full)
     raw_second = export(sim.url, session.handle, second, "raw")[2]
     assert chain == raw_second
-    assert sha(chain) == sim.sim("vdi_sha256", second)
-    assert sha(chain) != sim.sim("vdi_sha256", vdi)
+    assert sha256_hex(chain) == sim.sim("vdi_sha256", second)
+    assert sha256_hex(chain) != sim.sim("vdi_sha256", vdi)
 
 
 def test_delta_against_the_live_disk_and_by_uuid(pool, tmp_path) -> None:
@@ -165,7 +159,7 @@ def test_delta_against_the_live_disk_and_by_uuid(pool, tmp_path) -> None:
     vhd_check.set_footer_uuid(full, layout.parent_uuid)
     delta = tmp_path / "delta.vhd"
     delta.write_bytes(delta_bytes)
-    assert sha(vhd_check.pyvhdi_read(delta, parent=full)) == sim.sim("vdi_sha256", vdi)
+    assert sha256_hex(vhd_check.pyvhdi_read(delta, parent=full)) == sim.sim("vdi_sha256", vdi)
     # raw with base: the changed blocks' content, zeros elsewhere.
     raw_delta = export(sim.url, session.handle, vdi, "raw", base=base)[2]
     raw_full = export(sim.url, session.handle, vdi, "raw")[2]
@@ -197,7 +191,7 @@ def test_basic_auth_and_cookie(pool) -> None:
     status, _, body = request(
         sim.url, "GET", f"/export_raw_vdi?vdi={vdi}", headers={"Authorization": f"Basic {token}"}
     )
-    assert status == 200 and sha(body) == sim.sim("vdi_sha256", vdi)
+    assert status == 200 and sha256_hex(body) == sim.sim("vdi_sha256", vdi)
     status, _, body = request(
         sim.url,
         "GET",
@@ -282,7 +276,7 @@ def test_redirect_to_the_host_that_sees_a_local_sr(xapisim_factory) -> None:
     assert status == 302
     assert headers["Location"] == f"http://127.0.0.1:{sim.port + 1}{path}"
     status, _, body = request(sim.member_urls[0], "GET", path)
-    assert status == 200 and sha(body) == sim.sim("vdi_sha256", vdi)
+    assert status == 200 and sha256_hex(body) == sim.sim("vdi_sha256", vdi)
 
 
 def test_import_task_result_is_the_vdi_ref(pool) -> None:
@@ -311,7 +305,7 @@ def test_import_task_result_is_the_vdi_ref(pool) -> None:
     record = wait_task(session, headers["task-id"])
     assert record["status"] == "success"
     assert task_value(record) == target
-    assert sim.sim("vdi_sha256", target) == sha(raw)
+    assert sim.sim("vdi_sha256", target) == sha256_hex(raw)
 
 
 def test_vhd_export_above_2040_gib_fails_the_task_after_the_headers(pool) -> None:

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import socket
-import subprocess
 from urllib.parse import urlsplit
 
-import pytest
-
-from tests.xapisim.helpers import disk_vdis, export, request, task_value, vm_by_name, wait_task
+from tests import qemu_img
+from tests.xapisim.helpers import export, request, sha256_hex, task_value, wait_task
 
 MIB = 1024 * 1024
 SIZE = 64 * MIB
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-def pool(xapisim):
-    session = xapisim.session()
-    vdi = disk_vdis(session, vm_by_name(session, "vm-00002"))[0]
-    return xapisim, session, vdi
 
 
 def new_vdi(session, sr: str, size: int = SIZE) -> str:
@@ -53,7 +39,7 @@ def put(sim, session, vdi: str, body: bytes, fmt: str, headers: dict | None = No
 
 def test_restore_full_then_delta_vhd_gives_the_snapshot_bytes(pool) -> None:
     """The documented restore: new VDI, import the full VHD, then each delta in order."""
-    sim, session, vdi = pool
+    sim, session, _vm, vdi = pool
     x = session.xenapi
     first = x.VDI.snapshot(vdi)
     sim.sim("vdi_write_random", vdi, 6, "between")
@@ -69,47 +55,34 @@ def test_restore_full_then_delta_vhd_gives_the_snapshot_bytes(pool) -> None:
     status, headers, _ = put(sim, session, target, delta, "vhd")
     assert wait_task(session, headers["task-id"])["status"] == "success"
     assert sim.sim("vdi_sha256", target) == sim.sim("vdi_sha256", second)
-    assert sha(export(sim.url, session.handle, target, "raw")[2]) == sim.sim("vdi_sha256", second)
+    restored = export(sim.url, session.handle, target, "raw")[2]
+    assert sha256_hex(restored) == sim.sim("vdi_sha256", second)
 
 
 def test_qemu_made_vhd_with_partial_coverage_is_applied_sector_by_sector(pool, tmp_path) -> None:
-    sim, session, vdi = pool
+    sim, session, _vm, vdi = pool
     x = session.xenapi
     raw = bytearray(8 * MIB)
     raw[0:512] = b"A" * 512
     raw[3 * MIB + 4096 : 3 * MIB + 8192] = b"B" * 4096
     (tmp_path / "disk.raw").write_bytes(bytes(raw))
-    subprocess.run(
-        [
-            "qemu-img",
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vpc",
-            "-o",
-            "subformat=dynamic,force_size=on",
-            str(tmp_path / "disk.raw"),
-            str(tmp_path / "q.vhd"),
-        ],
-        check=True,
-    )
+    qemu_img.write_vhd(tmp_path / "disk.raw", tmp_path / "q.vhd")
     target = new_vdi(session, x.VDI.get_SR(vdi), 8 * MIB)
     body = (tmp_path / "q.vhd").read_bytes()
     _status, headers, _ = put(sim, session, target, body, "vhd")
     assert wait_task(session, headers["task-id"])["status"] == "success"
-    assert sim.sim("vdi_sha256", target) == sha(bytes(raw))
+    assert sim.sim("vdi_sha256", target) == sha256_hex(bytes(raw))
 
 
 def test_raw_import_over_existing_content(pool) -> None:
-    sim, session, vdi = pool
+    sim, session, _vm, vdi = pool
     payload = bytes(range(256)) * (4 * MIB // 256)
     status, headers, _ = put(sim, session, vdi, payload, "raw")
     assert status == 200
     assert wait_task(session, headers["task-id"])["status"] == "success"
     content = export(sim.url, session.handle, vdi, "raw")[2]
     assert content[: len(payload)] == payload
-    assert sha(content) == sim.sim("vdi_sha256", vdi)
+    assert sha256_hex(content) == sim.sim("vdi_sha256", vdi)
 
 
 def _raw_request(url: str, head: str, body: bytes = b"") -> bytes:
@@ -124,7 +97,7 @@ def _raw_request(url: str, head: str, body: bytes = b"") -> bytes:
 
 
 def test_content_length_required_and_chunked_refused(pool) -> None:
-    sim, session, vdi = pool
+    sim, session, _vm, vdi = pool
     task = session.xenapi.task.create("import", "")
     path = f"/import_raw_vdi?session_id={session.handle}&vdi={vdi}&format=raw&task_id={task}"
     answer = _raw_request(sim.url, f"PUT {path} HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -143,7 +116,7 @@ def test_content_length_required_and_chunked_refused(pool) -> None:
 
 def test_truncated_upload_fails_with_vdi_io_error(pool) -> None:
     """XO's unknown-length uploads announce 1 PiB and cut the connection."""
-    sim, session, vdi = pool
+    sim, session, _vm, vdi = pool
     full = export(sim.url, session.handle, vdi, "vhd")[2]
     target = new_vdi(session, session.xenapi.VDI.get_SR(vdi))
     task = session.xenapi.task.create("import", "")
@@ -163,7 +136,7 @@ def test_truncated_upload_fails_with_vdi_io_error(pool) -> None:
 
 
 def test_garbage_vhd_fails_the_task(pool) -> None:
-    sim, session, vdi = pool
+    sim, session, _vm, vdi = pool
     status, headers, _ = put(sim, session, vdi, b"x" * 4096, "vhd")
     assert status == 200
     record = wait_task(session, headers["task-id"])
@@ -171,7 +144,7 @@ def test_garbage_vhd_fails_the_task(pool) -> None:
 
 
 def test_raw_import_without_vdi_creates_one_on_the_sr(pool) -> None:
-    sim, session, vdi = pool
+    sim, session, _vm, vdi = pool
     x = session.xenapi
     sr = x.VDI.get_SR(vdi)
     payload = b"new disk" * (MIB // 8)
@@ -183,7 +156,7 @@ def test_raw_import_without_vdi_creates_one_on_the_sr(pool) -> None:
     record = wait_task(session, headers["task-id"])
     created = task_value(record)
     assert x.VDI.get_SR(created) == sr and x.VDI.get_virtual_size(created) == str(MIB)
-    assert sim.sim("vdi_sha256", created) == sha(payload)
+    assert sim.sim("vdi_sha256", created) == sha256_hex(payload)
     vhd_path = f"/import_raw_vdi?session_id={session.handle}&sr_id={sr}&format=vhd"
     status, _, _ = request(sim.url, "PUT", vhd_path, body=b"x", headers={"Content-Length": "1"})
     assert status == 404

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import ssl
 import urllib.error
 import urllib.request
@@ -10,7 +9,7 @@ import urllib.request
 import pytest
 import XenAPI
 
-from tests.xapisim.helpers import disk_vdis, export, vm_by_name
+from tests.xapisim.helpers import disk_vdis, export, sha256_hex, vm_by_name
 
 
 def test_tls_rpc_and_export(xapisim_factory) -> None:
@@ -22,7 +21,7 @@ def test_tls_rpc_and_export(xapisim_factory) -> None:
     vdi = disk_vdis(session, vm_by_name(session, "vm-00000"))[0]
     status, headers, body = export(sim.url, session.handle, vdi, "raw")
     assert status == 200 and headers["content-length"] is None
-    assert hashlib.sha256(body).hexdigest() == sim.sim("vdi_sha256", vdi)
+    assert sha256_hex(body) == sim.sim("vdi_sha256", vdi)
     certificate = ssl.get_server_certificate(("127.0.0.1", sim.port))
     assert (sim.data_dir / "tls" / "cert.pem").read_text().strip() == certificate.strip()
     sim.stop()

@@ -1,11 +1,10 @@
 """Independent VHD checks for the tests: a struct-level reader written from vhd.md (not from
-xapisim's code), identity rewriting for pyvhdi (vhd.md §11.3), and qemu-img conversion."""
+xapisim's code) and identity rewriting for pyvhdi (vhd.md §11.3); qemu-img is in
+tests/qemu_img.py."""
 
 from __future__ import annotations
 
-import json
 import struct
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,17 +103,3 @@ def pyvhdi_read(path: Path, parent: Path | None = None) -> bytes:
     finally:
         for item in opened:
             item.close()
-
-
-def qemu_read(path: Path, out: Path) -> bytes:
-    subprocess.run(
-        ["qemu-img", "convert", "-f", "vpc", "-O", "raw", str(path), str(out)], check=True
-    )
-    return out.read_bytes()
-
-
-def qemu_virtual_size(path: Path) -> int:
-    info = subprocess.run(
-        ["qemu-img", "info", "--output=json", str(path)], check=True, capture_output=True
-    )
-    return json.loads(info.stdout)["virtual-size"]

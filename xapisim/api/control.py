@@ -12,6 +12,7 @@ import random
 from typing import Any
 
 from .. import schema
+from ..devices import disk_vbd
 from ..disks import BLOCK_SIZE, SECTOR, block_count
 from ..errors import XapiError
 from .registry import Call, api
@@ -130,17 +131,7 @@ def vm_create(
                     "type": "system" if position == 0 else "user",
                 },
             )
-            vbd = db.create(
-                "VBD",
-                schema.new_record(
-                    "VBD",
-                    VM=vm,
-                    VDI=vdi,
-                    userdevice=str(position),
-                    bootable=position == 0,
-                    other_config={"owner": ""},
-                ),
-            )
+            vbd = db.create("VBD", disk_vbd(vm, vdi, position))
             db.add_to_set("VM", vm, "VBDs", vbd)
             db.add_to_set("VDI", vdi, "VBDs", vbd)
         network = next(iter(db.tables["network"]))

@@ -11,11 +11,7 @@ from .registry import Call, api
 @api("VIF.create", asyncable=True)
 def vif_create(call: Call, record: dict[str, Any]) -> str:
     db = call.db
-    fields = {
-        name: schema.coerce("VIF", name, value)
-        for name, value in dict(record).items()
-        if name in schema.DEFAULTS["VIF"] and name not in ("uuid", "currently_attached")
-    }
+    fields = schema.create_fields("VIF", record, ("uuid", "currently_attached"))
     with db.lock:
         vm = fields.get("VM", schema.NULL)
         db.get("VM", vm)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import schema
+from ..devices import device_name
 from ..errors import XapiError
 from ..wire import now
 from .registry import Call, api
@@ -96,10 +97,7 @@ def destroy_vbd(sim: Simulator, vbd: str) -> None:
 
 @api("VDI.create", asyncable=True)
 def vdi_create(call: Call, record: dict[str, Any]) -> str:
-    fields = {}
-    for name, value in dict(record).items():
-        if name in schema.DEFAULTS["VDI"] and name not in ("uuid", "VBDs", "snapshots"):
-            fields[name] = schema.coerce("VDI", name, value)
+    fields = schema.create_fields("VDI", record, ("uuid", "VBDs", "snapshots"))
     if "SR" not in fields:
         raise XapiError("FIELD_TYPE_ERROR", "SR")
     if fields.get("virtual_size", 0) <= 0:
@@ -130,11 +128,7 @@ def _next_userdevice(call: Call, vm: str) -> str:
 @api("VBD.create", asyncable=True)
 def vbd_create(call: Call, record: dict[str, Any]) -> str:
     db = call.db
-    fields = {
-        name: schema.coerce("VBD", name, value)
-        for name, value in dict(record).items()
-        if name in schema.DEFAULTS["VBD"] and name not in ("uuid", "currently_attached", "device")
-    }
+    fields = schema.create_fields("VBD", record, ("uuid", "currently_attached", "device"))
     with db.lock:
         vm = fields.get("VM", schema.NULL)
         db.get("VM", vm)
@@ -174,7 +168,7 @@ def vbd_plug(call: Call, vbd: str) -> None:
         if record["currently_attached"]:
             raise XapiError("DEVICE_ALREADY_ATTACHED", vbd)
         call.db.update(
-            "VBD", vbd, currently_attached=True, device=f"xvd{chr(97 + int(record['userdevice']))}"
+            "VBD", vbd, currently_attached=True, device=device_name(record["userdevice"])
         )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import schema
+from ..devices import device_name
 from ..errors import XapiError, bad_power_state
 from ..wire import EPOCH, now
 from .registry import Call, api
@@ -185,11 +186,7 @@ _NOT_CREATABLE = _NOT_COPIED | {
 @api("VM.create", asyncable=True)
 def create(call: Call, record: dict[str, Any]) -> str:
     """A Halted VM from a record (as a restore builds one); unknown fields are ignored."""
-    fields = {
-        name: schema.coerce("VM", name, value)
-        for name, value in dict(record).items()
-        if name in schema.DEFAULTS["VM"] and name not in _NOT_CREATABLE
-    }
+    fields = schema.create_fields("VM", record, _NOT_CREATABLE)
     return call.db.create(
         "VM", schema.new_record("VM", allowed_operations=allowed_operations("Halted"), **fields)
     )
@@ -222,9 +219,7 @@ def set_running(call: Call, vm: str, running: bool, host: str | None = None) -> 
             )
         for vbd in record["VBDs"]:
             vbd_record = db.tables["VBD"][vbd]
-            device = (
-                f"xvd{chr(97 + int(vbd_record['userdevice']))}" if running else vbd_record["device"]
-            )
+            device = device_name(vbd_record["userdevice"]) if running else vbd_record["device"]
             db.update(
                 "VBD", vbd, currently_attached=running and not vbd_record["empty"], device=device
             )
