@@ -21,7 +21,7 @@ run: setup
 	@echo "  admin     http://127.0.0.1:$(WEB_PORT)/admin/   (user admin, password in var/admin_password)"
 	@echo "  flower    http://127.0.0.1:$(FLOWER_PORT)/   (user admin, password in var/flower_password)"
 	@echo
-	XOWEB_WEB_PORT=$(WEB_PORT) XOWEB_FLOWER_PORT=$(FLOWER_PORT) exec $(VENV)/bin/honcho start -f Procfile
+	@XOWEB_WEB_PORT=$(WEB_PORT) XOWEB_FLOWER_PORT=$(FLOWER_PORT) exec $(VENV)/bin/honcho start -f Procfile
 
 test: test-setup lint pytest pytest-postgres
 
