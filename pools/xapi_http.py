@@ -2,7 +2,7 @@
 
 :class:`HttpHandlersMixin` gives :class:`pools.xapi.XapiClient` ``export_stream`` and
 ``import_stream``: ``session_id`` and ``task_id`` in the query, 302 followed to the host that
-sees the disk, 401/403 reported, close-delimited bodies streamed, and the task read after the
+sees the disk (for a streamed upload, found first by an empty probe), 401/403 reported, close-delimited bodies streamed, and the task read after the
 stream, because the HTTP status alone does not say whether the transfer succeeded.
 """
 
@@ -46,12 +46,44 @@ class HttpHandlersMixin:
         content_length: int | None = None,
         timeout: float | None = None,
     ) -> http.client.HTTPResponse:
-        """Send one request to a handler, following 302 redirects; raise on 401/403/other."""
+        """Send one request to a handler, following 302 redirects; raise on 401/403/other.
+
+        A body that is not bytes can be sent only once, so it goes to the host found by
+        :meth:`handler_url` first, and a redirect after that is an error.
+        """
+        if body is None or isinstance(body, bytes | bytearray):
+            return self._open(method, path, query, body, content_length, timeout)[0]
+        base = self.handler_url(method, path, query, timeout=timeout)
+        return self._open(method, path, query, body, content_length, timeout, base=base, hops=1)[0]
+
+    def handler_url(
+        self, method: str, path: str, query: dict[str, str], *, timeout: float | None = None
+    ) -> str:
+        """The host that serves ``path`` for ``query``, found as XO finds it: an empty request
+        without ``task_id`` follows XAPI's 302s (it changes nothing, and its own task fails)."""
+        probe = {name: value for name, value in query.items() if name != "task_id"}
+        response, base = self._open(method, path, probe, b"", 0, timeout)
+        response.read()
+        response.close()
+        return base
+
+    def _open(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: Any,
+        content_length: int | None,
+        timeout: float | None,
+        *,
+        base: str | None = None,
+        hops: int = 4,
+    ) -> tuple[http.client.HTTPResponse, str]:
         if self._session is None:
             raise XapiError(f"not logged in to {self.url}")
-        base = self.url
+        base = base or self.url
         target = f"{path}?{urlencode({**query, 'session_id': self._session.handle})}"
-        for _hop in range(4):
+        for _hop in range(hops):
             connection = self.http_connection(base, timeout or self.timeout)
             headers = {"Connection": "close", "User-Agent": ORIGINATOR}
             if content_length is not None:
@@ -88,7 +120,7 @@ class HttpHandlersMixin:
                 raise XapiError(
                     f"{base}{path} answered HTTP {response.status} {response.reason}: {text}"
                 )
-            return response
+            return response, base
         raise XapiError(f"{self.url}{path}: too many redirects")
 
     def export_stream(

@@ -218,3 +218,28 @@ def test_import_stream_puts_a_body_and_returns_the_task_result(xapisim_factory):
         )
     assert result == target
     assert sim.sim("vdi_sha256", target) == hashlib.sha256(data).hexdigest()
+
+
+def test_a_streamed_import_is_sent_once_to_the_host_that_sees_the_disk(xapisim_factory):
+    """The master answers 302 for a disk on another host's local SR: an empty probe finds
+    that host first, so the body (a generator that can be read once) goes there whole."""
+    sim = xapisim_factory(vms=4, hosts=2, disk_size="4M")
+    size = 4 * 1024 * 1024
+    data = os.urandom(size)
+    sent = []
+
+    def chunks():
+        for offset in range(0, size, 65536):
+            sent.append(offset)
+            yield data[offset : offset + 65536]
+
+    with client_for(sim) as client:
+        target = _disk_of(client, "vm-00003")  # on host 1's local SR
+        master_url = client.url
+        assert client.handler_url("PUT", "/import_raw_vdi", {"vdi": target}) != master_url
+        result = client.import_stream(
+            "/import_raw_vdi", {"vdi": target, "format": "raw"}, chunks(), size, label="restore"
+        )
+    assert result == target
+    assert len(sent) == size // 65536, "the body was not read exactly once"
+    assert sim.sim("vdi_sha256", target) == hashlib.sha256(data).hexdigest()
