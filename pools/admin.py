@@ -66,6 +66,7 @@ class PoolAdmin(admin.ModelAdmin):
         "xapi_uuid",
         "xapi_name_label",
         "member_urls",
+        "member_fingerprints",
         "created_at",
         "updated_at",
     ]

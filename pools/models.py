@@ -87,6 +87,14 @@ class Pool(models.Model):
         blank=True,
         help_text="Pinned certificate of the master (filled on first use when left empty).",
     )
+    # The other hosts' certificates, trusted on first use when one of them became the master
+    # (failover), then pinned like the master's: {host URL: fingerprint}.
+    member_fingerprints = models.JSONField(
+        "member certificate fingerprints",
+        default=dict,
+        blank=True,
+        help_text="SHA-256 fingerprints of the other hosts' certificates, pinned on first use.",
+    )
     enabled = models.BooleanField(default=True)
 
     # Written by the watcher.

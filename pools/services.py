@@ -16,17 +16,26 @@ class PoolUnavailable(XapiError):
 
 
 def client_for(pool: Pool, *, url: str = "", timeout: float | None = None) -> XapiClient:
-    """A client (not yet logged in) for ``pool``: its current master, its TLS pin, its password.
+    """A client (not yet logged in) for ``pool``: its current master, its TLS pins, its password.
 
-    A fingerprint seen for the first time on the configured master address is stored on the
-    pool (trust on first use).
+    A fingerprint seen for the first time is stored on the pool (trust on first use): on the
+    configured master address as the pool's pin, on another host (after a failover) among the
+    member pins, so that a later connection to that host is checked against it.
     """
-    fingerprints = {pool.master_url: pool.tls_fingerprint} if pool.tls_fingerprint else {}
+    fingerprints = dict(pool.member_fingerprints)
+    if pool.tls_fingerprint:
+        fingerprints[pool.master_url] = pool.tls_fingerprint
 
     def remember(address: str, fingerprint: str) -> None:
-        if address == pool.master_url and not pool.tls_fingerprint:
-            pool.tls_fingerprint = fingerprint
-            Pool.objects.filter(pk=pool.pk, tls_fingerprint="").update(tls_fingerprint=fingerprint)
+        if address == pool.master_url:
+            if not pool.tls_fingerprint:
+                pool.tls_fingerprint = fingerprint
+                Pool.objects.filter(pk=pool.pk, tls_fingerprint="").update(
+                    tls_fingerprint=fingerprint
+                )
+        elif address not in pool.member_fingerprints:
+            pool.member_fingerprints = {**pool.member_fingerprints, address: fingerprint}
+            Pool.objects.filter(pk=pool.pk).update(member_fingerprints=pool.member_fingerprints)
 
     return XapiClient(
         url or pool.connected_url or pool.master_url,

@@ -65,6 +65,7 @@ def config_key(pool: Pool) -> tuple:
         pool.password_encrypted,
         pool.tls_mode,
         pool.tls_fingerprint,
+        tuple(sorted(pool.member_fingerprints.items())),
     )
 
 

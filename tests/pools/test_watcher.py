@@ -405,3 +405,31 @@ def test_tls_is_trusted_on_first_use_then_a_changed_certificate_is_refused(
     assert pool.status_message.startswith("the TLS certificate of")
     assert f"has fingerprint {actual}, but {wrong} is pinned" in pool.status_message
     assert VM.objects.filter(pool=pool).live().count() == 0
+
+
+def test_after_a_failover_over_tls_the_new_masters_certificate_is_pinned_too(
+    xapisim_factory, watch, wait_for
+):
+    from pools.xapi import fetch_certificate_fingerprint
+
+    sim = xapisim_factory(vms=2, hosts=2, tls=True)
+    pool, watcher = watch(sim)
+    new_master = failover(sim)
+    wait_for(
+        lambda: connected(pool) and pool.connected_url == new_master,
+        timeout=15,
+        message="the watcher did not follow the new master over TLS",
+    )
+    actual = fetch_certificate_fingerprint(new_master)
+    assert pool.member_fingerprints == {new_master: actual}
+
+    # Someone else answering on that host now: its certificate no longer matches the pin.
+    wrong = ":".join(["CD"] * 32)
+    Pool.objects.filter(pk=pool.pk).update(member_fingerprints={new_master: wrong})
+    wait_for(
+        lambda: status_of(pool) == PoolStatus.ERROR,
+        timeout=15,
+        message="a member's pinned fingerprint that no longer matches was ignored",
+    )
+    assert f"has fingerprint {actual}, but {wrong} is pinned" in pool.status_message
+    assert watcher.alive()
