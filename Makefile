@@ -8,8 +8,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 NPM_PREFIX := var/npm
-WEB_PORT ?= 8000
-FLOWER_PORT ?= 5555
+# The ports follow XOWEB_WEB_PORT / XOWEB_FLOWER_PORT when set (as the Procfile does).
+WEB_PORT := $(or $(XOWEB_WEB_PORT),8000)
+FLOWER_PORT := $(or $(XOWEB_FLOWER_PORT),5555)
 
 .PHONY: run test setup test-setup lint pytest pytest-postgres lock clean
 
