@@ -84,3 +84,25 @@ def round_up(value: int, unit: int = SECTOR) -> int:
 def printable(raw: bytes) -> str:
     """A cookie or creator as text for messages, with odd bytes escaped."""
     return repr(bytes(raw))[2:-1]
+
+
+def framing_problems(
+    raw: bytes, *, name: str, size: int, cookie: bytes, checksum_offset: int, cookie_note: str = ""
+) -> tuple[list[str], bool]:
+    """Size, cookie and checksum of a footer or header, and whether to check nothing more.
+
+    A short or foreign structure stops the checks (its fields mean nothing); a bad checksum
+    does not, so that every damaged field is still named.
+    """
+    if len(raw) < size:
+        return [f"{name} is {len(raw)} bytes, expected {size} (file or stream truncated)"], True
+    raw = bytes(raw[:size])
+    if raw[:8] != cookie:
+        found = printable(raw[:8])
+        return [f"{name} cookie is '{found}', expected '{cookie.decode()}'{cookie_note}"], True
+    stored = int.from_bytes(raw[checksum_offset : checksum_offset + 4], "big")
+    computed = checksum(raw, checksum_offset)
+    if stored != computed:
+        message = f"{name} checksum is 0x{stored:08x}, computed 0x{computed:08x} ({name} corrupted)"
+        return [message], False
+    return [], False

@@ -23,7 +23,7 @@ from .fields import (
     DiskType,
     checksum,
     chs_geometry,
-    printable,
+    framing_problems,
 )
 
 FOOTER_SIZE = 512
@@ -141,18 +141,17 @@ class Footer:
 
 def footer_problems(raw: bytes) -> list[str]:
     """Every reason ``raw`` is not a usable footer, as sentences naming the field."""
-    if len(raw) < FOOTER_SIZE:
-        return [f"footer is {len(raw)} bytes, expected {FOOTER_SIZE} (file or stream truncated)"]
+    problems, stop = framing_problems(
+        raw,
+        name="footer",
+        size=FOOTER_SIZE,
+        cookie=FOOTER_COOKIE,
+        checksum_offset=_CHECKSUM_OFFSET,
+        cookie_note=" (not a VHD footer)",
+    )
+    if stop:
+        return problems
     raw = bytes(raw[:FOOTER_SIZE])
-    if raw[:8] != FOOTER_COOKIE:
-        return [f"footer cookie is '{printable(raw[:8])}', expected 'conectix' (not a VHD footer)"]
-    problems = []
-    stored = struct.unpack_from(">I", raw, _CHECKSUM_OFFSET)[0]
-    computed = checksum(raw, _CHECKSUM_OFFSET)
-    if stored != computed:
-        problems.append(
-            f"footer checksum is 0x{stored:08x}, computed 0x{computed:08x} (footer corrupted)"
-        )
     version = struct.unpack_from(">I", raw, 12)[0]
     if version != _VERSION:
         problems.append(f"footer file format version is 0x{version:08x}, expected 0x00010000")

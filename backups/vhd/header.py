@@ -21,7 +21,7 @@ from .fields import (
     NO_OFFSET,
     SECTOR,
     checksum,
-    printable,
+    framing_problems,
 )
 
 HEADER_SIZE = 1024
@@ -171,18 +171,12 @@ class Header:
 
 def header_problems(raw: bytes) -> list[str]:
     """Every reason ``raw`` is not a usable dynamic header."""
-    if len(raw) < HEADER_SIZE:
-        return [f"header is {len(raw)} bytes, expected {HEADER_SIZE} (file or stream truncated)"]
+    problems, stop = framing_problems(
+        raw, name="header", size=HEADER_SIZE, cookie=HEADER_COOKIE, checksum_offset=_CHECKSUM_OFFSET
+    )
+    if stop:
+        return problems
     raw = bytes(raw[:HEADER_SIZE])
-    if raw[:8] != HEADER_COOKIE:
-        return [f"header cookie is '{printable(raw[:8])}', expected 'cxsparse'"]
-    problems = []
-    stored = struct.unpack_from(">I", raw, _CHECKSUM_OFFSET)[0]
-    computed = checksum(raw, _CHECKSUM_OFFSET)
-    if stored != computed:
-        problems.append(
-            f"header checksum is 0x{stored:08x}, computed 0x{computed:08x} (header corrupted)"
-        )
     version = struct.unpack_from(">I", raw, 24)[0]
     if version != _VERSION:
         problems.append(f"header version is 0x{version:08x}, expected 0x00010000")
