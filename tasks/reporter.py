@@ -285,6 +285,10 @@ class TaskReporter:
         self.error(message)
         self._end(TaskStatus.FAILURE, message)
 
+    def interrupt(self, message: str) -> None:
+        """End the task as interrupted (its work stopped without failing), with why."""
+        self._end(TaskStatus.INTERRUPTED, message)
+
     def _end(self, status: str, message: str) -> None:
         _heartbeat.forget(self)
         now = _now()
@@ -418,6 +422,15 @@ class TaskReporter:
             level, message = LogLevel.WARNING, f"log full: messages after {LOG_MAX_ENTRIES} dropped"
         TaskLogEntry.objects.create(task_id=self.id, level=level, message=message)
 
+    def detach(self) -> None:
+        """Leave this running task open for other processes: this process stops beating it.
+
+        For work that outlives the process that started it (a backup run whose VMs are backed
+        up by other worker processes): those processes keep it alive with :func:`touch` and
+        the last one ends it through :func:`attach`.
+        """
+        _heartbeat.forget(self)
+
     # --- children -------------------------------------------------------------------------------
 
     def subtask(self, name: str, **options: Any) -> TaskReporter:
@@ -453,6 +466,26 @@ class TaskReporter:
             cancellable=cancellable,
             **_about_fields(about),
         )
+
+
+def attach(task_id: int) -> TaskReporter:
+    """A handle on a running task that another process opened and :meth:`~TaskReporter.detach`ed:
+    to log into it, or end it (``succeed``/``fail``). It is not beaten by this process."""
+    row = Task.objects.get(pk=task_id)
+    reporter = TaskReporter(name=row.name, unit=row.unit, total=row.total)
+    reporter.id, reporter.root_id = row.pk, row.root_id or row.pk
+    reporter.status, reporter.done = row.status, row.done
+    reporter._history = [tuple(sample) for sample in row.history]
+    reporter._log_count = row.log.count()
+    return reporter
+
+
+def touch(task_ids: list[int]) -> int:
+    """The heartbeat of running tasks no process holds open (see ``detach``); returns how many
+    rows were still running."""
+    return Task.objects.filter(pk__in=task_ids, status=TaskStatus.RUNNING).update(
+        updated=_at(_now())
+    )
 
 
 @contextmanager
