@@ -113,10 +113,7 @@ class TagsField(forms.CharField):
         return value
 
     def to_python(self, value) -> list[str]:
-        if isinstance(value, list | tuple):
-            items = value
-        else:
-            items = (value or "").split(",")
+        items = value if isinstance(value, list | tuple) else (value or "").split(",")
         return sorted({item.strip() for item in items if item.strip()})
 
 

@@ -44,7 +44,10 @@ class BackupJob(models.Model):
         help_text="Rule: the pool whose VMs are backed up.",
     )
     vm_tags = models.JSONField(
-        "VM tags", default=list, blank=True, help_text="Rule: VMs with any of these tags (none: all)."
+        "VM tags",
+        default=list,
+        blank=True,
+        help_text="Rule: VMs with any of these tags (none: all).",
     )
     vm_power_state = models.CharField(
         "power state", max_length=10, choices=PowerStateRule.choices, default="", blank=True

@@ -60,12 +60,12 @@ def request(
 
     if kind not in RestoreKind.values:
         raise RestoreRefused("kind", f"unknown restore kind {kind!r}")
-    if kind in (RestoreKind.DISK_TO_SR, RestoreKind.DISK_TO_FILE):
-        if point.disk(vdi_uuid) is None:
-            disks = ", ".join(disk["vdi"] for disk in point.disks) or "none"
-            raise RestoreRefused(
-                "disk", f"backup {point.timestamp} has no disk {vdi_uuid!r} (it has: {disks})"
-            )
+    is_disk = kind in (RestoreKind.DISK_TO_SR, RestoreKind.DISK_TO_FILE)
+    if is_disk and point.disk(vdi_uuid) is None:
+        disks = ", ".join(disk["vdi"] for disk in point.disks) or "none"
+        raise RestoreRefused(
+            "disk", f"backup {point.timestamp} has no disk {vdi_uuid!r} (it has: {disks})"
+        )
     if kind in (RestoreKind.DISK_TO_SR, RestoreKind.VM):
         live_sr(sr_uuid)
     if kind == RestoreKind.DISK_TO_FILE:

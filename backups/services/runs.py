@@ -198,9 +198,7 @@ def _prepare(run: BackupRun) -> None:
         size = selection.expected_bytes(disks.get(vm.pk, []))
         planned = root.plan(f"Backup of VM {vm.name_label}", kind="vm", total=size, about=vm)
         rows.append(
-            VmBackup(
-                run=run, vm_uuid=vm.uuid, vm_name=vm.name_label, pool=vm.pool, task=planned
-            )
+            VmBackup(run=run, vm_uuid=vm.uuid, vm_name=vm.name_label, pool=vm.pool, task=planned)
         )
     now = timezone.now()
     for vm_uuid, why in chosen.missing.items():
@@ -312,8 +310,6 @@ def outcome(run_id: int) -> tuple[str, str]:
         status = RunStatus.PARTIAL if run.failed_remotes else RunStatus.SUCCESS
     elif skipped == total:
         status = RunStatus.SKIPPED
-    elif good + partial + skipped == total:
-        status = RunStatus.PARTIAL
     elif good + partial > 0:
         status = RunStatus.PARTIAL
     elif interrupted and interrupted == bad:
@@ -381,4 +377,3 @@ def _end_run_task(run_id: int) -> None:
         root.interrupt(run.message)
     else:
         root.fail(run.message or run.get_status_display())
-

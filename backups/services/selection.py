@@ -33,8 +33,7 @@ def resolve(job: BackupJob) -> Selection:
     selection = Selection()
     if job.vm_selection == VmSelection.EXPLICIT:
         found = {
-            vm.uuid: vm
-            for vm in live_guests().filter(uuid__in=job.vm_uuids).select_related("pool")
+            vm.uuid: vm for vm in live_guests().filter(uuid__in=job.vm_uuids).select_related("pool")
         }
         for vm_uuid in job.vm_uuids:
             if vm_uuid in found:
