@@ -26,9 +26,10 @@ class CheckResult:
 
 def probe(remote: Remote) -> CheckResult:
     """Check ``remote``'s folder through the engine's adapter (no time limit, no row written)."""
+    errors = bridge.engine_errors()
     try:
         space = bridge.remote_adapter(remote).check()
-    except Exception as error:  # the adapter's message names the folder and the OS error
+    except (errors.EngineError, OSError) as error:  # it names the folder and the OS error
         return CheckResult(False, str(error) or type(error).__name__)
     return CheckResult(
         True,
