@@ -31,6 +31,11 @@ def job_settings(job: BackupJob) -> Any:
         max_chain_length=job.max_chain_length,
         concurrency=job.concurrency,
         vm_timeout=float(job.vm_timeout),
+        # Every schedule's snapshot retention, so that the snapshots of a schedule that has
+        # not run since are pruned too.
+        snapshot_retention_by_schedule={
+            str(schedule.uuid): schedule.snapshot_retention for schedule in job.schedules.all()
+        },
     )
 
 

@@ -62,6 +62,9 @@ def _row(remote: Remote, entry) -> RestorePoint:
                 "differencing": bool(disk.differencing),
                 "size": int(disk.size or 0),
                 "sha256": disk.sha256 or "",
+                "snapshot": getattr(disk, "snapshot_vdi_uuid", ""),
+                "mode": getattr(disk, "mode", ""),
+                "reason": getattr(disk, "reason", ""),
             }
             for disk in entry.disks
         ],

@@ -42,7 +42,7 @@ def backup_site(xapisim_factory, make_pool, start_watcher, start_celery_worker, 
 
 def manage_json(run_manage, *args: str):
     result = run_manage(*args, "--json", **WORKER_ENV)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stderr + result.stdout[-1500:]
     return json.loads(result.stdout)
 
 
@@ -105,3 +105,65 @@ def test_runs_fulls_with_reasons_deltas_backup_list_and_an_exact_restore(
     assert restored["status"] == "success", restored
     assert hashlib.sha256(target.read_bytes()).hexdigest() == expected
     assert restored["result"]["sha256"] == expected
+
+
+def test_a_worker_killed_mid_transfer_interrupts_the_vm_and_the_next_run_succeeds(
+    backup_site, run_manage, tmp_path, wait_for
+) -> None:
+    """SIGKILL of the process backing a VM up: the redelivered message finds its holder dead,
+    the VM backup and the run end interrupted (never "running" forever), nothing of the broken
+    backup is committed, and the next run of the job is not refused as "already running"."""
+    import os
+    import signal
+    import time
+
+    from backups.models import BackupRun, VmBackup
+    from pools.models import VM
+    from tasks.models import Task
+
+    sim, pool, worker = backup_site
+    vm = VM.objects.guests().get(pool=pool)
+    manage_json(run_manage, "remote_add", "nas", "--path", str(tmp_path / "nas"))
+    manage_json(run_manage, "job_add", "nightly", "--remote", "nas", "--vm", vm.uuid)
+
+    sim.sim("set_rate_limit", 1 * 2**20)
+    queued = manage_json(run_manage, "job_run", "nightly")
+    transfer = wait_for(
+        lambda: Task.objects.filter(kind="transfer", status="running", done__gt=0).first(),
+        timeout=60,
+        message="no transfer ever made progress",
+    )
+    holder = VmBackup.objects.get(run_id=queued["run"]).worker
+    pid = int(holder.rpartition(":")[2])
+    assert pid in worker.children(), "the VM is backed up in a worker's child process"
+    os.kill(pid, signal.SIGKILL)
+    sim.sim("set_rate_limit", 0)
+
+    broken = wait_for(
+        lambda: BackupRun.objects.filter(pk=queued["run"]).exclude(status="running").first(),
+        timeout=60,
+        message="the run of the killed worker never ended",
+    )
+    assert broken.status == "interrupted", broken.message
+    vm_backup = VmBackup.objects.get(run=broken)
+    assert vm_backup.status == "interrupted"
+    assert vm_backup.error == f"interrupted: the worker process backing it up ({holder}) died"
+    assert transfer.pk  # the transfer was under way when the process died
+    assert manage_json(run_manage, "backup_list", "--vm", vm.uuid) == []
+
+    # The dead process's lock on the VM folder is broken once its lease runs out, not before.
+    time.sleep(float(WORKER_ENV["BACKUP_LOCK_LEASE_SECONDS"]))
+    after = manage_json(run_manage, "job_run", "nightly", "--wait", "--timeout", "120")
+    assert after["status"] == "success", after
+    points = manage_json(run_manage, "backup_list", "--vm", vm.uuid)
+    assert len(points) == 1 and points[0]["timestamp"] == after["vms"][0]["timestamp"]
+    # The killed transfer left at most a temporary (dot-named) file, for the clean pass; no
+    # file under a real name that no committed backup refers to.
+    remote = tmp_path / "nas"
+    committed = {disk["file"] for point in points for disk in point["disks"]}
+    real = {
+        str(path.relative_to(remote))
+        for path in remote.rglob("*.vhd")
+        if not any(part.startswith(".") for part in path.relative_to(remote).parts)
+    }
+    assert real == committed
