@@ -16,7 +16,7 @@ from backups.choices import Trigger
 from backups.forms import BackupJobForm, ScheduleFormSet
 from backups.models import BackupJob, BackupRun
 from backups.services import runs
-from backups.views.access import needs
+from backups.views.access import needs, with_disk_summaries
 
 RUNS_PER_PAGE = 25
 
@@ -57,7 +57,12 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "backups/job_detail.html",
-        {"job": job, "page": page, "schedules": schedules},
+        {
+            "job": job,
+            "page": page,
+            "runs": with_disk_summaries(page.object_list),
+            "schedules": schedules,
+        },
     )
 
 

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from backups.models import BackupRun, Remote, RestorePoint
-from backups.views.access import needs
+from backups.views.access import needs, with_disk_summaries
 from backups.views.jobs import jobs_with_last_run
 
 RECENT_RUNS = 15
@@ -20,7 +20,9 @@ def backup_overview(request: HttpRequest) -> HttpResponse:
         {
             "remotes": Remote.objects.order_by("name"),
             "jobs": jobs_with_last_run(),
-            "runs": BackupRun.objects.select_related("job", "schedule")[:RECENT_RUNS],
+            "runs": with_disk_summaries(
+                BackupRun.objects.select_related("job", "schedule")[:RECENT_RUNS]
+            ),
             "point_count": RestorePoint.objects.count(),
         },
     )

@@ -228,3 +228,35 @@ def test_the_run_page_shows_each_disks_mode_and_reason(client_with, make_job) ->
     data = client.get(reverse("backups:run_detail_json", args=[run.pk])).json()
     assert data["vms"][0]["disks"][0]["reason"] == "full: the schedule 'sunday' forces full backups"
     assert data["vms"][0]["disks"][0]["file"].endswith("20260101T000000Z.vhd")
+
+
+def test_run_lists_show_the_modes_and_reasons_of_the_disks(client_with, make_job) -> None:
+    from backups.models import VmBackupDisk
+
+    job = make_job("nightly")
+    run = BackupRun.objects.create(job=job, trigger=Trigger.PAGE, status="success")
+    vm = VmBackup.objects.create(run=run, vm_uuid="v1", vm_name="web", status="success")
+    for n, (mode, code) in enumerate([("full", "forced-by-schedule"), ("delta", "")]):
+        VmBackupDisk.objects.create(vm_backup=vm, vdi_uuid=f"d{n}", mode=mode, reason_code=code)
+    client = client_with("backups.view_backupjob")
+    for url in (reverse("backups:overview"), job.get_absolute_url()):
+        page = client.get(url).content.decode()
+        assert "1 delta; 1 full (fulls: forced by schedule ×1)" in page
+
+
+def test_the_admin_shows_every_backups_model(client_with, make_job) -> None:
+    make_job("nightly")
+    client = client_with("*")
+    for model in (
+        "remote",
+        "backupjob",
+        "schedule",
+        "backuprun",
+        "vmbackup",
+        "vmbackupdisk",
+        "restorepoint",
+        "restore",
+    ):
+        assert client.get(reverse(f"admin:backups_{model}_changelist")).status_code == 200
+    for model in ("remote", "backupjob", "schedule"):
+        assert client.get(reverse(f"admin:backups_{model}_add")).status_code == 200
