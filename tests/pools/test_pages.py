@@ -75,7 +75,7 @@ def test_vm_list_query_count_does_not_grow(client, watcher_alive, django_assert_
     make_vms(make_pool("other"), 120)
     with django_assert_max_num_queries(len(few.captured_queries)):
         page = client.get("/vms/?sort=pool&page=2").content.decode()
-    assert page.count('class="vm"') == 50
+    assert page.count('class="vm live"') == 50
     assert "disk" in page and "1.0\xa0GB" in page
 
 
@@ -118,11 +118,13 @@ def test_stale_and_disconnected_objects_are_never_shown_live(client, watcher_ali
     make_vms(live, 2)
     stale = make_pool("gone", status=PoolStatus.STALE)
     make_vms(stale, 3, stale=True)
+    Pool.objects.filter(pk=stale.pk).update(stale_since=timezone.now())
     page = client.get("/vms/").content.decode()
     assert page.count('class="vm stale"') == 3
-    assert page.count('class="vm"') == 2
+    assert page.count('class="vm live"') == 2
     assert VM.objects.live().count() == 2
     assert VM.objects.stale().count() == 3
+    assert VM.objects.not_live().count() == 3
 
 
 def test_a_dead_watcher_greys_everything(client, db):
@@ -136,8 +138,9 @@ def test_a_dead_watcher_greys_everything(client, db):
     )
     page = client.get("/vms/").content.decode()
     assert "watcher down" in page
-    assert page.count('class="vm stale"') == 2
-    assert VM.objects.live().count() == 0 and VM.objects.stale().count() == 2
+    assert page.count('class="vm unknown"') == 2
+    assert VM.objects.live().count() == 0 and VM.objects.not_live().count() == 2
+    assert VM.objects.stale().count() == 0  # not lost: nobody watches, so nobody knows
     assert "watcher down" in client.get("/pools/").content.decode()
 
 

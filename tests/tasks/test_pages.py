@@ -167,14 +167,14 @@ def test_cancelling_an_xapi_task_goes_through_celery(
     pool = pool_row("lab")
     export = make_xapi_task(pool)
     with (
-        mock.patch("tasks.tasks.cancel_xapi_task.delay") as delay,
+        mock.patch("pools.tasks.cancel_xapi_task.delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = client.post(reverse("tasks:xapi_task_cancel", args=[export.pk]), follow=True)
     delay.assert_called_once_with(export.pk)
     assert "Cancel requested for XAPI task Export of VM web on lab." in response.content.decode()
     done = make_xapi_task(pool, "Import", status="success", allowed_operations=[])
-    with mock.patch("tasks.tasks.cancel_xapi_task.delay") as delay:
+    with mock.patch("pools.tasks.cancel_xapi_task.delay") as delay:
         response = client.post(reverse("tasks:xapi_task_cancel", args=[done.pk]), follow=True)
     delay.assert_not_called()
     assert "XAPI task Import cannot be cancelled" in response.content.decode()
@@ -193,7 +193,7 @@ def test_the_detail_of_a_task_in_a_huge_tree_shows_it_and_its_children(
 
 
 def test_cancelling_a_vanished_xapi_task_says_so():
-    from tasks.tasks import cancel_xapi_task
+    from pools.tasks import cancel_xapi_task
 
     assert cancel_xapi_task(999999) == "XAPI task 999999 is gone: nothing to cancel"
 
