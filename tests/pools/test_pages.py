@@ -164,3 +164,31 @@ def test_a_stale_pool_says_when_its_objects_will_be_purged(client, watcher_alive
     page = client.get(f"/pools/{pool.pk}/").content.decode()
     assert "purged at 10:01:30 unless the pool reconnects first" in page
     assert "connection refused by https://gone.example" in page
+
+
+def test_the_admin_names_xapi_classes_as_xapi_does(admin_client):
+    index = admin_client.get("/admin/").content.decode()
+    for name in ["SRs", "VBDs", "VDIs", "VMs", "XAPI tasks", "Task log entries"]:
+        assert f">{name}</a>" in index, name
+    for wrong in ["Srs", "Vbds", "Vdis", "Vms", "Task log entrys"]:
+        assert f">{wrong}</a>" not in index, wrong
+
+
+def test_the_pool_page_links_hosts_to_their_vms_and_xapi_tasks_to_theirs(client, watcher_alive):
+    from pools.models import Host, XapiTask
+
+    pool = make_pool()
+    make_vms(pool, 3)
+    host = Host.objects.create(pool=pool, ref="OpaqueRef:h1", name_label="xcp-host-1")
+    VM.objects.filter(name_label__in=["vm-lab-00000", "vm-lab-00002"]).update(
+        resident_on_ref=host.ref
+    )
+    task = XapiTask.objects.create(pool=pool, ref="OpaqueRef:t1", name_label="VM.snapshot")
+
+    page = client.get(f"/pools/{pool.pk}/").content.decode()
+    assert f'<a href="/vms/?host={host.pk}">xcp-host-1</a>' in page
+    assert f'<a href="/tasks/xapi/{task.pk}/">VM.snapshot</a>' in page
+
+    vms = client.get(f"/vms/?host={host.pk}").content.decode()
+    assert "VMs on host xcp-host-1" in vms
+    assert "vm-lab-00000" in vms and "vm-lab-00002" in vms and "vm-lab-00001" not in vms

@@ -218,3 +218,24 @@ def test_the_admin_lists_and_shows_tasks_with_their_log(admin_client, make_task)
     assert detail.status_code == 200 and "remote is full" in detail.content.decode()
     log = admin_client.get(reverse("admin:tasks_tasklogentry_changelist"))
     assert "remote is full" in log.content.decode()
+
+
+def test_tasks_are_read_only_in_the_admin(admin_client, make_task):
+    run = make_task("nightly run")
+    entry = TaskLogEntry.objects.create(task=run, level="info", message="started")
+    assert admin_client.get(reverse("admin:tasks_task_add")).status_code == 403
+    assert admin_client.get(reverse("admin:tasks_tasklogentry_add")).status_code == 403
+    detail = admin_client.get(reverse("admin:tasks_task_change", args=[run.pk])).content.decode()
+    assert "nightly run" in detail and 'name="_save"' not in detail
+    assert (
+        admin_client.post(
+            reverse("admin:tasks_task_change", args=[run.pk]), {"name": "renamed"}
+        ).status_code
+        == 403
+    )
+    assert admin_client.get(reverse("admin:tasks_task_delete", args=[run.pk])).status_code == 403
+    assert (
+        admin_client.get(reverse("admin:tasks_tasklogentry_delete", args=[entry.pk])).status_code
+        == 403
+    )
+    assert Task.objects.get(pk=run.pk).name == "nightly run"
