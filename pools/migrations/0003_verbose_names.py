@@ -4,30 +4,29 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pools', '0002_member_fingerprints'),
+        ("pools", "0002_member_fingerprints"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='sr',
-            options={'verbose_name': 'SR', 'verbose_name_plural': 'SRs'},
+            name="sr",
+            options={"verbose_name": "SR", "verbose_name_plural": "SRs"},
         ),
         migrations.AlterModelOptions(
-            name='vbd',
-            options={'verbose_name': 'VBD', 'verbose_name_plural': 'VBDs'},
+            name="vbd",
+            options={"verbose_name": "VBD", "verbose_name_plural": "VBDs"},
         ),
         migrations.AlterModelOptions(
-            name='vdi',
-            options={'verbose_name': 'VDI', 'verbose_name_plural': 'VDIs'},
+            name="vdi",
+            options={"verbose_name": "VDI", "verbose_name_plural": "VDIs"},
         ),
         migrations.AlterModelOptions(
-            name='vm',
-            options={'verbose_name': 'VM', 'verbose_name_plural': 'VMs'},
+            name="vm",
+            options={"verbose_name": "VM", "verbose_name_plural": "VMs"},
         ),
         migrations.AlterModelOptions(
-            name='xapitask',
-            options={'verbose_name': 'XAPI task', 'verbose_name_plural': 'XAPI tasks'},
+            name="xapitask",
+            options={"verbose_name": "XAPI task", "verbose_name_plural": "XAPI tasks"},
         ),
     ]

@@ -4,14 +4,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0002_periodic_tasks'),
+        ("tasks", "0002_periodic_tasks"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='tasklogentry',
-            options={'ordering': ['at', 'id'], 'verbose_name_plural': 'task log entries'},
+            name="tasklogentry",
+            options={"ordering": ["at", "id"], "verbose_name_plural": "task log entries"},
         ),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -83,7 +84,7 @@ def test_every_page_has_a_favicon_and_the_browsers_default_address_finds_it(clie
     from django.contrib.staticfiles import finders
 
     found = finders.find(icon.removeprefix(settings.STATIC_URL))
-    assert found and "<svg" in open(found).read()
+    assert found and "<svg" in Path(found).read_text()
 
 
 def test_the_dashboard_refreshes_itself_and_counts_running_xapi_tasks(
