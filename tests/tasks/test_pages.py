@@ -239,3 +239,17 @@ def test_tasks_are_read_only_in_the_admin(admin_client, make_task):
         == 403
     )
     assert Task.objects.get(pk=run.pk).name == "nightly run"
+
+
+def test_tasks_about_a_pool_name_it_in_the_list_and_the_detail(client, make_task, pool_row):
+    """The task list loads each row's pool with it (select_related): without it the pool would
+    silently be missing from the JSON, not cost a query."""
+    lab, other = pool_row("lab"), pool_row("other")
+    run = make_task("backup run", pool=lab)
+    make_task("vm web", parent=run, pool=other, total=10, done=5)
+
+    (root,) = client.get(reverse("tasks:task_list_json")).json()["tasks"]
+    assert root["pool"] == "lab"
+    assert root["children"][0]["pool"] == "other"
+    detail = client.get(reverse("tasks:task_detail_json", args=[run.pk])).json()
+    assert detail["pool"] == "lab" and detail["children"][0]["pool"] == "other"
