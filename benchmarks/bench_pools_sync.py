@@ -139,7 +139,7 @@ def run(url: str, options: argparse.Namespace) -> None:
     assert VM.objects.filter(pool=pool, name_label__startswith="renamed ").count() == len(refs)
 
     started = time.perf_counter()
-    cache.mark_stale(pool, status=PoolStatus.STALE, reason="benchmark")
+    cache.mark_lost(pool, status=PoolStatus.STALE, reason="benchmark")
     stale_seconds = time.perf_counter() - started
     started = time.perf_counter()
     assert cache.purge(pool)
