@@ -1,9 +1,10 @@
 """Celery tasks of the backups app: thin, each loads its row by id and calls a service.
 
-They are routed to the ``backups`` queue (``CELERY_TASK_ROUTES``). Every one of them is safe to
-run twice (messages are acknowledged late and redelivered when a worker dies): each claims its
-row with a conditional UPDATE first (:mod:`backups.services.runs`, ``vm_backups``,
-``restores``).
+They go to the ``backups`` queue (``xoweb.delivery.route``). Runs, VM backups and restores are
+backup tasks (``xoweb.delivery.backup_task``): acknowledged late and given back to the broker
+when their worker dies, so each may be delivered twice and claims its row with a conditional
+UPDATE first (:mod:`backups.services.runs`, ``vm_backups``, ``restores``). The check of a
+remote and the re-reading of its backups are short tasks, asked again by a person if lost.
 """
 
 from __future__ import annotations
@@ -12,21 +13,22 @@ from celery import shared_task
 
 from backups.models import Remote
 from backups.services import remotes, restore_points, restores, runs, vm_backups
+from xoweb.delivery import backup_task
 
 
-@shared_task(name="backups.tasks.start_run")
+@backup_task("backups.tasks.start_run")
 def start_run(run_id: int) -> None:
     """Claim a queued run, resolve its VMs and send the first of them to the workers."""
     runs.start(run_id)
 
 
-@shared_task(name="backups.tasks.backup_vm")
+@backup_task("backups.tasks.backup_vm")
 def backup_vm(vm_backup_id: int) -> str:
     """Back up one VM of a run, then send the next waiting VM (or finish the run)."""
     return vm_backups.run(vm_backup_id)
 
 
-@shared_task(name="backups.tasks.restore")
+@backup_task("backups.tasks.restore")
 def restore(restore_id: int) -> str:
     """Do one recorded restore."""
     return restores.run(restore_id)

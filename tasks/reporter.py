@@ -479,10 +479,11 @@ class TaskReporter:
         """Leave this running task open for other processes: this process stops beating it.
 
         For work that outlives the process that started it (a backup run whose VMs are backed
-        up by other worker processes): those processes keep it alive with :func:`touch` and
-        the last one ends it through :func:`attach`.
+        up by other worker processes): those processes hold its row in their heartbeat
+        (``heartbeat.holding(Task, id, status="running")``) and the last one ends it through
+        :func:`attach`.
         """
-        _heartbeat.forget(self)
+        heartbeat.release(Task, self.id)
 
     # --- children -------------------------------------------------------------------------------
 
@@ -511,22 +512,17 @@ class TaskReporter:
 
 def attach(task_id: int) -> TaskReporter:
     """A handle on a running task that another process opened and :meth:`~TaskReporter.detach`ed:
-    to log into it, or end it (``succeed``/``fail``). It is not beaten by this process."""
+    to log into it, or end it (``succeed``/``fail``/``interrupt``). This process does not beat
+    for it."""
     row = Task.objects.get(pk=task_id)
-    reporter = TaskReporter(name=row.name, unit=row.unit, total=row.total)
+    reporter = TaskReporter(
+        row.name, options=TaskOptions(unit=row.unit, total=row.total, kind=row.kind)
+    )
     reporter.id, reporter.root_id = row.pk, row.root_id or row.pk
     reporter.status, reporter.done = row.status, row.done
     reporter._history = [tuple(sample) for sample in row.history]
     reporter._log_count = row.log.count()
     return reporter
-
-
-def touch(task_ids: list[int]) -> int:
-    """The heartbeat of running tasks no process holds open (see ``detach``); returns how many
-    rows were still running."""
-    return Task.objects.filter(pk__in=task_ids, status=TaskStatus.RUNNING).update(
-        updated=_at(_now())
-    )
 
 
 @contextmanager

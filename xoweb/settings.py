@@ -216,15 +216,14 @@ if TASK_INTERRUPTED_AFTER_SECONDS < 2 * TASK_HEARTBEAT_SECONDS:
 TASK_RETENTION_DAYS = envint("TASK_RETENTION_DAYS", 30, minimum=1)
 
 # --- Backups: runs, VM backups, locks on the remotes, restores (backups app) ---------------------
-# A process backing up a VM rewrites the heartbeat of its VM backup and of the run every
-# BACKUP_HEARTBEAT_SECONDS; a running run or VM backup whose heartbeat is older than
-# BACKUP_HEARTBEAT_TIMEOUT belonged to a process that died (two missed beats at least).
-BACKUP_HEARTBEAT_SECONDS = envint("BACKUP_HEARTBEAT_SECONDS", 5, minimum=1)
+# A process backing up a VM beats for its VM backup and for the run (tasks.heartbeat, every
+# TASK_HEARTBEAT_SECONDS); a running run whose heartbeat is older than BACKUP_HEARTBEAT_TIMEOUT
+# belonged to processes that died, and the next run of its job marks it interrupted.
 BACKUP_HEARTBEAT_TIMEOUT = envint("BACKUP_HEARTBEAT_TIMEOUT", 60, minimum=2)
-if BACKUP_HEARTBEAT_TIMEOUT < 2 * BACKUP_HEARTBEAT_SECONDS:
+if BACKUP_HEARTBEAT_TIMEOUT < 2 * TASK_HEARTBEAT_SECONDS:
     raise ImproperlyConfigured(
         f"BACKUP_HEARTBEAT_TIMEOUT={BACKUP_HEARTBEAT_TIMEOUT} must be at least twice "
-        f"BACKUP_HEARTBEAT_SECONDS={BACKUP_HEARTBEAT_SECONDS}, or live backups would look dead"
+        f"TASK_HEARTBEAT_SECONDS={TASK_HEARTBEAT_SECONDS}, or live backups would look dead"
     )
 # The lock of a VM folder on a remote: its lease, renewed every BACKUP_LOCK_HEARTBEAT_SECONDS;
 # a lock whose lease ran out (its holder stopped beating) is broken by the next backup.

@@ -1,26 +1,25 @@
-"""The heartbeat of a VM backup: while a process backs a VM up, a daemon thread rewrites the
-``heartbeat`` of the VM backup and of its run, and touches the run's task (which no process
-holds open), every ``BACKUP_HEARTBEAT_SECONDS``. When the process dies the beats stop, and the
-next claim of the job or of the VM (:mod:`backups.services.runs`) notices it."""
+"""Who works on a VM backup, and whether that process is still alive.
+
+While a process backs a VM up, the process's heartbeat (:mod:`tasks.heartbeat`, the one that
+beats for its task rows too) rewrites the ``heartbeat`` column of the VM backup and of its run,
+and the ``updated`` column of the run's task (which no process holds open between VMs), every
+``TASK_HEARTBEAT_SECONDS``. When the process dies the beats stop: the next claim of the job
+(:func:`backups.services.runs.interrupt_dead_runs`) or a redelivery of the VM's message
+(:func:`backups.services.vm_backups.claim`) notices it.
+"""
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-
-from django.conf import settings
-from django.db import close_old_connections, connection
-from django.utils import timezone
+from contextlib import ExitStack, contextmanager
 
 from backups.choices import RunStatus, VmBackupStatus
 from backups.models import BackupRun, VmBackup
-from tasks.reporter import touch
-
-logger = logging.getLogger(__name__)
+from tasks.choices import TaskStatus
+from tasks.heartbeat import heartbeat
+from tasks.models import Task
 
 
 def holder_name() -> str:
@@ -45,34 +44,25 @@ def holder_is_dead(holder: str) -> bool:
     return False
 
 
-def beat(vm_backup_id: int, run_id: int, run_task_id: int | None) -> None:
-    now = timezone.now()
-    VmBackup.objects.filter(pk=vm_backup_id, status=VmBackupStatus.RUNNING).update(heartbeat=now)
-    BackupRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(heartbeat=now)
-    if run_task_id:
-        touch([run_task_id])
-
-
 @contextmanager
 def beating(vm_backup: VmBackup) -> Iterator[None]:
-    """Beat for ``vm_backup`` (and its run) until the block ends."""
-    stop = threading.Event()
-    run_task_id = vm_backup.run.task_id
-
-    def run() -> None:
-        while not stop.wait(settings.BACKUP_HEARTBEAT_SECONDS):
-            try:
-                close_old_connections()
-                beat(vm_backup.pk, vm_backup.run_id, run_task_id)
-            except Exception:
-                logger.exception("heartbeat of VM backup %s failed", vm_backup.pk)
-            finally:
-                connection.close()
-
-    thread = threading.Thread(target=run, name=f"xoweb-backup-beat-{vm_backup.pk}", daemon=True)
-    thread.start()
-    try:
+    """Beat for ``vm_backup``, its run and the run's task until the block ends (each only while
+    it is still running: a row someone else ended is never revived)."""
+    with ExitStack() as stack:
+        stack.enter_context(
+            heartbeat.holding(
+                VmBackup, vm_backup.pk, field="heartbeat", status=VmBackupStatus.RUNNING
+            )
+        )
+        stack.enter_context(
+            heartbeat.holding(
+                BackupRun, vm_backup.run_id, field="heartbeat", status=RunStatus.RUNNING
+            )
+        )
+        if vm_backup.run.task_id:
+            stack.enter_context(
+                heartbeat.holding(
+                    Task, vm_backup.run.task_id, field="updated", status=TaskStatus.RUNNING
+                )
+            )
         yield
-    finally:
-        stop.set()
-        thread.join(5)

@@ -21,7 +21,7 @@ from backups.models import Remote, VmBackup, VmBackupDisk
 from backups.services import bridge, restore_points, runs
 from backups.services.heartbeat import beating, holder_is_dead, holder_name
 from pools.services import client_for
-from tasks.reporter import TaskNotStartable, task
+from tasks.reporter import TaskNotStartable, start_planned
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def _back_up(vm_backup: VmBackup) -> tuple[str, str]:
     remotes = list(Remote.objects.filter(uuid__in=list(backup_run.remotes)).order_by("name"))
     adapters = [bridge.remote_adapter(remote) for remote in remotes]
     errors = bridge.engine_errors()
-    with task(vm_backup.task_id) as progress:
+    with start_planned(vm_backup.task_id) as progress:
         if vm_backup.pool is None:
             raise RuntimeError(f"the pool of VM {vm_backup.vm_name} was removed from xoweb")
         try:

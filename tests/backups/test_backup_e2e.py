@@ -14,7 +14,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 #: Short beats and leases so that a killed worker is noticed within seconds.
 WORKER_ENV = {
-    "BACKUP_HEARTBEAT_SECONDS": "1",
     "BACKUP_HEARTBEAT_TIMEOUT": "4",
     "BACKUP_LOCK_LEASE_SECONDS": "4",
     "BACKUP_LOCK_HEARTBEAT_SECONDS": "1",
