@@ -4,12 +4,10 @@ They go to the ``backups`` queue (``xoweb.delivery.route``). Runs, VM backups an
 backup tasks (``xoweb.delivery.backup_task``): acknowledged late and given back to the broker
 when their worker dies, so each may be delivered twice and claims its row with a conditional
 UPDATE first (:mod:`backups.services.runs`, ``vm_backups``, ``restores``). The check of a
-remote and the re-reading of its backups are short tasks, asked again by a person if lost.
+remote and the re-reading of its backups touch the remote's files too, and are harmless twice.
 """
 
 from __future__ import annotations
-
-from celery import shared_task
 
 from backups.models import Remote
 from backups.services import remotes, restore_points, restores, runs, vm_backups
@@ -34,7 +32,7 @@ def restore(restore_id: int) -> str:
     return restores.run(restore_id)
 
 
-@shared_task(name="backups.tasks.check_remote")
+@backup_task("backups.tasks.check_remote")
 def check_remote(remote_id: int) -> str:
     """Write-test a remote and record its space."""
     remote = Remote.objects.filter(pk=remote_id).first()
@@ -43,7 +41,7 @@ def check_remote(remote_id: int) -> str:
     return remotes.check(remote).message
 
 
-@shared_task(name="backups.tasks.rebuild_restore_points")
+@backup_task("backups.tasks.rebuild_restore_points")
 def rebuild_restore_points(remote_id: int) -> str:
     """Re-read a remote's backups into the restore point index."""
     remote = Remote.objects.filter(pk=remote_id).first()
