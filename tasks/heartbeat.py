@@ -37,8 +37,10 @@ _Group = tuple[type[Model], str, tuple[tuple[str, Any], ...]]
 class Heartbeat:
     """The rows held by this process, and the thread that beats for them."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, *, thread: bool = True) -> None:
+        """``thread=False``: no thread, the caller beats (tests with an injected clock)."""
         self.clock = clock
+        self.threaded = thread
         self._held: dict[_Group, set[Any]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -52,7 +54,7 @@ class Heartbeat:
             if self._pid != os.getpid():  # a forked child inherits neither rows nor thread
                 self._held, self._thread, self._pid = {}, None, os.getpid()
             self._held.setdefault(group, set()).add(pk)
-            if self._thread is None or not self._thread.is_alive():
+            if self.threaded and (self._thread is None or not self._thread.is_alive()):
                 self._thread = threading.Thread(
                     target=self._run, name="xoweb-heartbeat", daemon=True
                 )

@@ -237,7 +237,7 @@ def test_the_end_never_overwrites_a_cancel_written_by_someone_else(clock):
 
 def test_the_heartbeat_touches_running_rows_it_holds_and_never_revives_ended_ones(clock):
     beat_clock = Clock(start=1_900_000_000.0)
-    beats = Heartbeat(clock=beat_clock)
+    beats = Heartbeat(clock=beat_clock, thread=False)
     with task("alive") as alive, task("ended by the sweep") as ended:
         assert set(heartbeat.held(Task)) >= {alive.id, ended.id}
         for row in (alive, ended):
