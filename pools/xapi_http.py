@@ -63,7 +63,8 @@ class HttpHandlersMixin:
         without ``task_id`` follows XAPI's 302s (it changes nothing, and its own task fails)."""
         probe = {name: value for name, value in query.items() if name != "task_id"}
         response, base = self._open(method, path, probe, b"", 0, timeout)
-        response.read()
+        # Close at the headers, as XO does: an import handler answers 200 and then waits for
+        # a body (a VHD one reads its footer), so reading the response would hang.
         response.close()
         return base
 
