@@ -8,7 +8,7 @@ export, the hash and the disks overlap; at most two blocks are in memory whateve
 size, and each remote has one block in flight.
 
 A remote that fails is dropped (its temporary file removed) and the others go on; the transfer
-fails when none is left. The body alone is no success signal (xapi.md §9.2): every file is
+fails when none is left. The body alone is no success signal (docs/xapi.md §9.2): every file is
 complete and flushed, then the export's XAPI task must say success, and only then is each file
 validated and renamed to its real name.
 """

@@ -106,7 +106,7 @@ def test_a_pool_without_ignore_vdis_snapshots_all_then_drops_nobak(pool, remotes
     vm = pool.vm("vm-00000")
     nobak = pool.disks(pool.vm_ref(vm["uuid"]))[2]
     assert "[NOBAK]" in pool.client.call("VDI.get_name_label", nobak)
-    # What a pool older than API 21.4.0 answers to the 3-argument VM.snapshot (xapi.md §13).
+    # What a pool older than API 21.4.0 answers to the 3-argument VM.snapshot (docs/xapi.md §8.8).
     pool.sim.sim(
         "fail_next",
         "Async.VM.snapshot",
