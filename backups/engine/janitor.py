@@ -11,8 +11,8 @@ looked at; another tool's snapshots, or another job's, are never touched.
   a run that died or failed left them — and strip our keys from the live VM and its disks
   (a ``pending`` mark a killed run left there).
 * **snapshot retention** (after a backup is committed): keep the newest exported group of the
-  job (the next delta's base, delta jobs only) and the newest ``snapshot_retention`` groups of
-  each schedule; destroy the other exported groups.
+  job (the next delta's base, delta jobs only) and, beyond it, the newest ``snapshot_retention``
+  groups of each schedule; destroy the other exported groups.
 """
 
 from __future__ import annotations
@@ -168,22 +168,22 @@ def retention_victims(
 ) -> list[SnapshotGroup]:
     """The exported groups snapshot retention removes (pure).
 
-    Keeps the newest exported group (the next base) of a delta job, and for each schedule
-    whose retention is known the newest ``n`` of its groups; groups of schedules not in
-    ``retention_by_schedule`` are left alone.
+    Keeps the newest exported group (the next base) of a delta job and, for each schedule
+    whose retention ``n`` is known, the newest ``n`` of its other groups (``n`` beyond the
+    base); groups of schedules not in ``retention_by_schedule`` are left alone.
     """
     exported = sorted((g for g in groups if g.exported and g.timestamp), key=lambda g: g.timestamp)
-    keep = {id(exported[-1])} if exported and job_mode == "delta" else set()
+    base = exported[-1] if exported and job_mode == "delta" else None
     by_schedule: dict[str, list[SnapshotGroup]] = {}
     for group in exported:
-        by_schedule.setdefault(group.schedule_id, []).append(group)
+        if group is not base:
+            by_schedule.setdefault(group.schedule_id, []).append(group)
     victims = []
     for schedule_id, members in by_schedule.items():
         if schedule_id not in retention_by_schedule:
             continue
         count = max(0, retention_by_schedule[schedule_id])
-        newest = {id(group) for group in (members[-count:] if count else [])}
-        victims.extend(group for group in members if id(group) not in keep | newest)
+        victims.extend(members[: len(members) - count])
     return sorted(victims, key=lambda group: group.timestamp)
 
 

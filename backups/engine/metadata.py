@@ -28,7 +28,7 @@ XOWEB_VERSION = 1
 
 
 #: Integer fields of VM, VBD, VDI and VIF records. XML-RPC carries 64-bit ints as strings
-#: (xapi.md §4); XO's metadata (JSON-RPC) has numbers, so ours has too.
+#: (docs/xapi.md §4); XO's metadata (JSON-RPC) has numbers, so ours has too.
 INT_FIELDS = frozenset(
     (
         "virtual_size",

@@ -84,7 +84,7 @@ FOREIGN_KEYS = ("mac_seed", "xo:backup:", tags.PREFIX)
 
 
 def _wire(value: Any) -> Any:
-    """Ints go to XAPI as strings (64-bit values do not fit XML-RPC's int: xapi.md §4)."""
+    """Ints go to XAPI as strings (64-bit values do not fit XML-RPC's int: docs/xapi.md §4)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -275,9 +275,32 @@ def _import_disk(
 # -- whole VM ---------------------------------------------------------------------------------
 
 
+#: Values for the fields ``VM.create`` requires (docs/xapi.md §8.9) when a record lacks them.
+VM_DEFAULTS: dict[str, Any] = {
+    "user_version": 1,
+    "VCPUs_params": {},
+    "VCPUs_max": 1,
+    "VCPUs_at_startup": 1,
+    "actions_after_shutdown": "destroy",
+    "actions_after_reboot": "restart",
+    "actions_after_crash": "restart",
+    "PV_bootloader": "",
+    "PV_kernel": "",
+    "PV_ramdisk": "",
+    "PV_args": "",
+    "PV_bootloader_args": "",
+    "PV_legacy_args": "",
+    "HVM_boot_policy": "",
+    "HVM_boot_params": {},
+    "platform": {},
+    "PCI_bus": "",
+    "recommendations": "",
+}
+
+
 def _vm_fields(record: Mapping[str, Any], name: str) -> dict[str, Any]:
-    fields = {key: record[key] for key in VM_CREATE_FIELDS if key in record}
-    fields.update({key: NULL_REF for key in VM_NULL_REFS if key in record})
+    fields = {**VM_DEFAULTS, **{key: record[key] for key in VM_CREATE_FIELDS if key in record}}
+    fields.update({key: NULL_REF for key in VM_NULL_REFS})
     fields["name_label"] = name
     fields["is_a_template"] = False
     fields["other_config"] = {

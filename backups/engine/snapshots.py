@@ -267,7 +267,7 @@ def destroy_vdis(client: XapiClient, vdi_refs: Sequence[str]) -> list[str]:
 
 
 def destroy_snapshot(client: XapiClient, vm_ref: str, vdi_refs: Sequence[str]) -> list[str]:
-    """Destroy a snapshot's disks, then its VM (``VM.destroy`` keeps disks: xapi.md §8.8).
+    """Destroy a snapshot's disks, then its VM (``VM.destroy`` keeps disks: docs/xapi.md §8.8).
 
     Disks first, as XO does, so that an interruption leaves the tagged VM to find the rest.
     Returns what is left (the next janitor takes it).

@@ -8,7 +8,7 @@ export, the hash and the disks overlap; at most two blocks are in memory whateve
 size, and each remote has one block in flight.
 
 A remote that fails is dropped (its temporary file removed) and the others go on; the transfer
-fails when none is left. The body alone is no success signal (xapi.md §9.2): every file is
+fails when none is left. The body alone is no success signal (docs/xapi.md §9.2): every file is
 complete and flushed, then the export's XAPI task must say success, and only then is each file
 validated and renamed to its real name.
 """
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backups import vhd
-from pools.xapi import XapiClient, XapiError
+from pools.xapi import XapiClient, XapiConnectionError, XapiError
 
 from .errors import EngineError, RemoteError, TransferFailed
 from .progress import Progress
@@ -191,8 +191,9 @@ def transfer_disk(
         raise TransferFailed(f"the pool refused the export of {label}: {error}") from None
     writers: _Writers | None = None
     settled = False
+    stream_name = f"the export of {label}"
     try:
-        stream = vhd.parse_stream(export.response, f"the export of {label}")
+        stream = vhd.parse_stream(export.response, stream_name)
         differencing = stream.footer.disk_type == vhd.DiskType.DIFFERENCING
         if differencing != (base is not None):
             raise TransferFailed(
@@ -240,8 +241,9 @@ def transfer_disk(
             ) from None
         writers.commit()
     except (vhd.VhdError, OSError) as error:
+        detail = str(error).removeprefix(f"{stream_name}: ")
         raise TransferFailed(
-            f"the export of {label} did not arrive whole: {error}{_task_error(client, export)}"
+            f"the export of {label} did not arrive whole: {detail}{_task_error(client, export)}"
         ) from None
     except EngineError:
         raise
@@ -275,6 +277,8 @@ def _task_error(client: XapiClient, export, wait: float = 2.0) -> str:
     while True:
         try:
             record = client.call("task.get_record", export.task_ref, timeout=5)
+        except XapiConnectionError as error:
+            return f" (and the pool no longer answers: {error})"
         except XapiError:
             return ""
         if record.get("status") == "failure":

@@ -215,6 +215,9 @@ class _VmBackup:
 
         with self.progress.subtask("snapshot retention", kind="snapshot-retention") as step:
             try:
+                # Fresh records: the ones read at the start do not list this run's snapshot.
+                vm = client.call("VM.get_record", vm_ref)
+                every_disk = vm_disks(client, vm)
                 groups = find_groups(client, vm, every_disk, job_id=job.id, vm_uuid=self.vm_uuid)
                 retention = {**job.snapshot_retention_by_schedule}
                 retention[self.schedule.id] = self.schedule.snapshot_retention

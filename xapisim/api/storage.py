@@ -178,3 +178,16 @@ def vbd_unplug(call: Call, vbd: str) -> None:
         if not call.db.get("VBD", vbd)["currently_attached"]:
             raise XapiError("DEVICE_ALREADY_DETACHED", vbd)
         call.db.update("VBD", vbd, currently_attached=False)
+
+
+@api("VDI.resize", asyncable=True)
+def vdi_resize(call: Call, vdi: str, size: Any) -> None:
+    """Grow a disk (file and LVM SRs cannot shrink one: ``VDI_TOO_SMALL [vdi, size]``)."""
+    db = call.db
+    new_size = int(size)
+    with db.lock:
+        record = db.get("VDI", vdi)
+        if new_size < record["virtual_size"]:
+            raise XapiError("VDI_TOO_SMALL", vdi, str(record["virtual_size"]))
+        call.sim.store.leaf(record["uuid"]).size = new_size
+        db.update("VDI", vdi, virtual_size=new_size)
