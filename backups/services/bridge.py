@@ -1,7 +1,7 @@
 """Rows → the engine's values, and the engine's names in one place.
 
 Every import of ``backups.engine`` made by the Django side goes through this module, so that
-the contract (docs/backup-engine.md) is met in one file.
+the contract (the values of ``backups/engine/values.py``) is met in one file.
 """
 
 from __future__ import annotations
