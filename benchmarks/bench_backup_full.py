@@ -54,6 +54,7 @@ def main() -> None:
         remote = RemoteAdapter(Path(folder) / "remote", remote_id="r", name="bench")
         ours, curls = [], []
         for _round in range(args.rounds):
+            pool.coalesce()
             elapsed, outcome = timed(
                 backup_vm,
                 pool.client,

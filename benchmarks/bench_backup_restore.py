@@ -83,6 +83,7 @@ def main() -> None:
         vm, vdi = pool.make_vm("bench-restore", size)
         remote = RemoteAdapter(Path(folder) / "remote", remote_id="r", name="bench")
         for number in range(args.deltas + 1):
+            pool.coalesce()
             if number:
                 pool.change(vdi, max(1, round(size // BLOCK * args.change)), seed=number)
             outcome = backup_vm(
