@@ -27,6 +27,7 @@ from pools.xapi import NULL_REF, XapiClient, XapiError, XapiFailure
 from . import tags
 from .errors import RemoteError, RestoreError
 from .progress import NullProgress, Progress
+from .readahead import read_ahead
 from .remote import RemoteAdapter
 from .snapshots import destroy_vdis
 from .values import BackupDisk, BackupEntry, FileRestore
@@ -253,12 +254,14 @@ def _import_disk(
         if error.code == "SR_FULL":
             raise _sr_full(error, sr, chain.size) from None
         raise RestoreError(f"the pool could not create the disk: {error}") from None
+    # The next blocks are read from the chain while this one is sent.
+    chunks = read_ahead(synthetic, depth=2)
     try:
         with progress.subtask(label, kind="restore", total=synthetic.size) as step:
             client.import_stream(
                 "/import_raw_vdi",
                 {"vdi": vdi_ref, "format": "vhd"},
-                _counted(iter(synthetic), step),
+                _counted(chunks, step),
                 synthetic.size,
                 label=f"xoweb {label}",
             )
@@ -270,6 +273,8 @@ def _import_disk(
         if isinstance(error, XapiError):
             raise RestoreError(f"the import of the disk failed: {error}") from None
         raise
+    finally:
+        chunks.close()
 
 
 # -- whole VM ---------------------------------------------------------------------------------
