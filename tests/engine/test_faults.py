@@ -285,3 +285,23 @@ def test_a_process_killed_mid_transfer(pool, remotes, tmp_path):
     time.sleep(2.1)  # its lease ends: the holder stopped beating
     after = assert_next_run_recovers(pool, vm, remotes, committed=1)
     assert after.disks[0].mode == DiskMode.DELTA
+
+
+def test_a_remote_that_cannot_be_written_from_the_start_is_dropped(pool, remotes):
+    vm = pool.make_vm("unwritable", disks=1)
+    remotes[0].root.mkdir()
+    with immutable(remotes[0].root):
+        outcome = pool.backup(vm, remotes)
+    assert outcome.status == "partial"
+    assert set(outcome.metadata) == {"r2"}
+    assert outcome.failed_remotes["r1"].startswith(f"remote 'nas1' ({remotes[0].root}): cannot ")
+    assert outcome.failed_remotes["r1"].endswith("Operation not permitted")
+    assert_restores_exactly(pool, remotes[1])
+    # Both remotes unusable: the VM fails with both reasons, and nothing is left on the pool.
+    remotes[1].root.mkdir(exist_ok=True)
+    with immutable(remotes[0].root), immutable(remotes[1].root / "xo-vm-backups"):
+        failed = pool.backup(vm, remotes)
+    assert failed.status == "failed"
+    assert failed.error.startswith("no remote is left to write to: remote 'nas1'")
+    assert "remote 'nas2'" in failed.error
+    assert len(pool.our_snapshots(vm)) == 1  # the first backup's base only
