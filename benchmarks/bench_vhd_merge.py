@@ -90,10 +90,13 @@ def merge_once(folder: Path, master: Path, size: int, indices: list[int], base: 
     shutil.copyfile(master, work / "parent.vhd")
     write_delta(work / "delta.vhd", size, indices, base)
     os.sync()
+    # The baseline first: once merged, "delta.vhd" is the whole parent under the delta's name.
+    baseline = copy_blocks(work / "delta.vhd", work / "copy.bin")
+    (work / "copy.bin").unlink()
+    os.sync()
     start = time.perf_counter()
     vhd.merge(work / "delta.vhd")
     elapsed = time.perf_counter() - start
-    baseline = copy_blocks(work / "delta.vhd", work / "copy.bin")
     shutil.rmtree(work)
     return elapsed, baseline
 
