@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine_pool import BLOCK, SimPool, timed, verdict
+from engine_pool import BLOCK, SimPool, timed
+from goals import at_least, at_most, summary
 
 from backups.engine import (
     DiskMode,
@@ -69,9 +70,8 @@ def main() -> None:
         full = backup(DiskMode.FULL)
         fixed = min(backup(DiskMode.DELTA) for _ in range(3))
         print(
-            f"{args.size_gib:g} GiB disk: full {full:.2f} s; delta with nothing changed (fixed "
-            f"cost) {fixed:.3f} s (goal < {FIXED_GOAL} s: "
-            f"{'met' if fixed < FIXED_GOAL else 'NOT met'})"
+            f"{args.size_gib:g} GiB disk: full {full:.2f} s; delta with nothing changed: fixed "
+            f"cost in s {at_most(fixed, FIXED_GOAL, digits=3)}"
         )
         for number, share in enumerate(args.shares):
             count = max(1, round(total_blocks * share))
@@ -80,9 +80,10 @@ def main() -> None:
             predicted = fixed + count / total_blocks * full
             print(
                 f"delta of {share:.0%} ({count} blocks): {measured:.2f} s, model fixed + "
-                f"share × full = {predicted:.2f} s, {verdict(predicted / measured, MODEL_GOAL)}"
+                f"share × full = {predicted:.2f} s, ratio {at_least(predicted / measured, MODEL_GOAL)}"
             )
         shutil.rmtree(remote.root)
+    summary()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine_pool import SimPool, peak_rss_mib, timed, verdict
+from engine_pool import SimPool, peak_rss_mib, timed
+from goals import at_least, summary
 
 from backups.engine import JobSettings, NullProgress, RemoteAdapter, ScheduleSettings, backup_vm
 
@@ -80,9 +81,10 @@ def main() -> None:
         print(
             f"full backup of a {args.size_gib:g} GiB disk ({mib:.0f} MiB of VHD): backup "
             f"{best:.2f} s ({mib / best:.0f} MiB/s), curl + fsync {baseline:.2f} s "
-            f"({mib / baseline:.0f} MiB/s), {verdict(baseline / best, GOAL)}; "
+            f"({mib / baseline:.0f} MiB/s), ratio {at_least(baseline / best, GOAL)}; "
             f"peak RSS of this process {peak_rss_mib():.0f} MiB"
         )
+    summary()
 
 
 if __name__ == "__main__":

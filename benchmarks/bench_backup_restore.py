@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine_pool import BLOCK, SimPool, timed, verdict
+from engine_pool import BLOCK, SimPool, timed
+from goals import at_least, summary
 
 from backups.engine import (
     JobSettings,
@@ -123,8 +124,9 @@ def main() -> None:
         print(
             f"restore to an SR of a full + {args.deltas} deltas ({mib:.0f} MiB disk): restore "
             f"{best:.2f} s ({mib / best:.0f} MiB/s), one raw import {baseline:.2f} s "
-            f"({mib / baseline:.0f} MiB/s), {verdict(baseline / best, GOAL)}"
+            f"({mib / baseline:.0f} MiB/s), ratio {at_least(baseline / best, GOAL)}"
         )
+    summary()
 
 
 if __name__ == "__main__":

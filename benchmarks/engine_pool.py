@@ -130,12 +130,6 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def verdict(ratio: float, goal: float, *, higher_is_better: bool = True) -> str:
-    met = ratio >= goal if higher_is_better else ratio <= goal
-    sign = ">=" if higher_is_better else "<="
-    return f"ratio {ratio:.2f} (goal {sign} {goal}: {'met' if met else 'NOT met'})"
-
-
 def timed(function, *args, **kwargs) -> tuple[float, object]:
     start = time.perf_counter()
     result = function(*args, **kwargs)
