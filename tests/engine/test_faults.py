@@ -305,3 +305,21 @@ def test_a_remote_that_cannot_be_written_from_the_start_is_dropped(pool, remotes
     assert failed.error.startswith("no remote is left to write to: remote 'nas1'")
     assert "remote 'nas2'" in failed.error
     assert len(pool.our_snapshots(vm)) == 1  # the first backup's base only
+
+
+def test_a_snapshot_that_cannot_be_marked_exported_keeps_the_backup(pool, remotes):
+    vm = pool.vm("vm-00000")["uuid"]
+    pool.backup(vm, remotes)
+    pool.sim.sim("fail_next", "VDI.add_to_other_config", ["OPERATION_NOT_ALLOWED", "busy"])
+    outcome = pool.backup(vm, remotes)
+    assert outcome.status == "success"
+    assert outcome.warnings == [
+        "the snapshot could not be marked exported: XAPI error OPERATION_NOT_ALLOWED busy"
+    ]
+    assert set(outcome.metadata) == {"r1", "r2"}
+    after = pool.backup(vm, remotes)  # the unmarked snapshot is no base: a full, saying why
+    assert after.status == "success", after.error
+    assert after.disks[0].reason_code == FullReason.BASE_SNAPSHOT_GONE
+    for remote in remotes:
+        assert len(remote.list_backups(vm)) == 3
+        assert_restores_exactly(pool, remote)
