@@ -101,6 +101,7 @@ class SimPool:
         self.client.import_stream(
             "/import_raw_vdi", {"vdi": vdi, "format": "raw"}, blocks(size, seed), size, label="fill"
         )
+        settle()
 
     def coalesce(self) -> None:
         """What the SR does between two nightly backups (untimed): coalesce the base copies of
@@ -115,6 +116,13 @@ class SimPool:
     def change(self, vdi: str, count: int, *, seed: int) -> None:
         """Rewrite ``count`` random blocks (a part of each, as a guest would)."""
         self.sim("vdi_write_random", vdi, str(count), str(seed))
+        settle()
+
+
+def settle() -> None:
+    """Write back what the set-up left dirty (untimed), so that a timed backup's own fsync does
+    not also pay for the simulator's writes of the disk it is about to read."""
+    os.sync()
 
 
 def blocks(size: int, seed: int) -> Iterator[bytes]:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
     "command",
     [
         ["bench_backup_full.py", "--size-gib", "0.0625", "--rounds", "1"],
-        ["bench_backup_delta.py", "--size-gib", "0.0625"],
+        ["bench_backup_delta.py", "--size-gib", "0.0625", "--rounds", "1"],
         ["bench_backup_restore.py", "--size-gib", "0.03125", "--deltas", "3", "--rounds", "1"],
         ["bench_backup_memory.py", "--size-gib", "0.0625", "--small-mib", "16"],
     ],
