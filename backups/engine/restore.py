@@ -177,13 +177,12 @@ def _sr(client: XapiClient, sr_uuid: str) -> tuple[str, dict[str, Any]]:
 
 
 def _sr_full(error: XapiFailure, sr: dict[str, Any], size: int) -> RestoreError:
-    needed = (
-        f" (XAPI: needs {error.params[0]} bytes, {error.params[1]} available)"
-        if len(error.params) >= 2
-        else ""
-    )
+    """``SR_FULL [requested, maximum]`` (docs/xapi.md §6) as a sentence."""
+    detail = ""
+    if len(error.params) >= 2:
+        detail = f" (SR_FULL: {error.params[0]} bytes requested, {error.params[1]} at most)"
     return RestoreError(
-        f"SR '{sr.get('name_label', '')}' has no room for a disk of {size} bytes{needed}: "
+        f"SR '{sr.get('name_label', '')}' has no room for a disk of {size} bytes{detail}: "
         "free space there or choose another SR; nothing was created"
     )
 
