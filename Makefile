@@ -1,5 +1,6 @@
 # xoweb: the two commands of the README, and the steps they share.
-#   make run    set up, then start every process under honcho (Ctrl-C stops them all)
+#   make run    set up, then start every process under honcho (Ctrl-C stops them all, in order:
+#               xoweb/graceful.py)
 #   make test   set up, then lint and run the whole test suite (SQLite, then PostgreSQL)
 
 SHELL := /bin/bash
@@ -18,11 +19,11 @@ run: setup
 	@$(PY) manage.py ensure_admin
 	@$(PY) manage.py demo_pool
 	@echo
-	@echo "  xoweb     http://127.0.0.1:$(WEB_PORT)/"
-	@echo "  admin     http://127.0.0.1:$(WEB_PORT)/admin/   (user admin, password in var/admin_password)"
+	@echo "  xoweb     http://127.0.0.1:$(WEB_PORT)/   (user admin, password in var/admin_password)"
+	@echo "  admin     http://127.0.0.1:$(WEB_PORT)/admin/"
 	@echo "  flower    http://127.0.0.1:$(FLOWER_PORT)/   (user admin, password in var/flower_password)"
 	@echo
-	@XOWEB_WEB_PORT=$(WEB_PORT) XOWEB_FLOWER_PORT=$(FLOWER_PORT) exec $(VENV)/bin/honcho start -f Procfile
+	@XOWEB_WEB_PORT=$(WEB_PORT) XOWEB_FLOWER_PORT=$(FLOWER_PORT) exec $(PY) -m xoweb.graceful honcho start -f Procfile
 
 test: test-setup lint pytest pytest-postgres
 

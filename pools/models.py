@@ -233,7 +233,7 @@ class CachedObject(models.Model):
         return {"uuid": record.get("uuid", ""), "name_label": record.get("name_label", "")[:255]}
 
 
-def _cache_meta(model_name: str, *, extra_indexes: tuple = ()) -> type:
+def _cache_meta(model_name: str, *, extra_indexes: tuple = (), permissions: tuple = ()) -> type:
     """A Meta with the (pool, ref) key every cached model shares."""
 
     class Meta:
@@ -250,6 +250,8 @@ def _cache_meta(model_name: str, *, extra_indexes: tuple = ()) -> type:
             *extra_indexes,
         ]
 
+    if permissions:
+        Meta.permissions = list(permissions)
     return Meta
 
 
@@ -472,6 +474,7 @@ class XapiTask(CachedObject):
             # The task list: running tasks first, newest first.
             models.Index(fields=["status", "-created"], name="pools_xapitask_status_created"),
         ),
+        permissions=(("cancel_xapitask", "Can cancel a XAPI task of a pool"),),
     )
 
     @classmethod

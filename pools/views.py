@@ -4,19 +4,20 @@ the pool form's connection test, which a person asks for (with a short timeout).
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_POST
 
+from accounts.access import requires
 from pools.choices import PoolStatus, PowerState
 from pools.forms import PoolForm
 from pools.models import SR, VBD, VDI, VM, Host, Pool, WatcherHeartbeat, XapiTask
 from pools.xapi import url_for_address
+from xoweb.errors import bad_request_response
+from xoweb.params import BadParameter, parse_choice, parse_id, parse_page, parse_search
 
 VMS_PER_PAGE = 50
 
@@ -48,12 +49,14 @@ def watcher_state() -> dict:
     }
 
 
+@requires("pools.view_pool")
 def pool_list(request: HttpRequest) -> HttpResponse:
     return render(
         request, "pools/pool_list.html", {"pools": Pool.objects.with_counts(), **watcher_state()}
     )
 
 
+@requires("pools.view_pool")
 def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
     pool = get_object_or_404(Pool.objects.with_counts(), pk=pk)
     state = watcher_state()
@@ -81,13 +84,13 @@ def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @sensitive_post_parameters("password")
-@login_required
+@requires("pools.add_pool", methods=["GET", "POST"])
 def pool_add(request: HttpRequest) -> HttpResponse:
     return _pool_form(request, Pool())
 
 
 @sensitive_post_parameters("password")
-@login_required
+@requires("pools.change_pool", methods=["GET", "POST"])
 def pool_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _pool_form(request, get_object_or_404(Pool, pk=pk))
 
@@ -111,8 +114,7 @@ def _pool_form(request: HttpRequest, pool: Pool) -> HttpResponse:
     return render(request, "pools/pool_form.html", {"form": form, "pool": pool, "adding": adding})
 
 
-@login_required
-@require_POST
+@requires("pools.delete_pool", methods=["POST"])
 def pool_delete(request: HttpRequest, pk: int) -> HttpResponse:
     pool = get_object_or_404(Pool, pk=pk)
     pool.delete()
@@ -120,24 +122,26 @@ def pool_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("pools:pool_list")
 
 
+@requires("pools.view_vm")
 def vm_list(request: HttpRequest) -> HttpResponse:
     """Searchable, sortable, paginated VMs of every pool; a constant number of queries."""
-    query = request.GET.get("q", "").strip()
-    sort = request.GET.get("sort", "name")
-    if sort not in VM_SORTS:
-        sort = "name"
-    kind = request.GET.get("kind", "guests")
-    if kind not in VM_KINDS:
-        kind = "guests"
-    pool_id = request.GET.get("pool", "")
+    try:
+        query = parse_search("q", request.GET.get("q"))
+        sort = parse_choice("sort", request.GET.get("sort"), VM_SORTS, "name")
+        kind = parse_choice("kind", request.GET.get("kind"), VM_KINDS, "guests")
+        pool = parse_id("pool", request.GET.get("pool"))
+        page_number = parse_page(request.GET.get("page"))
+    except BadParameter as error:
+        return bad_request_response(request, str(error))
+    pool_id = "" if pool is None else str(pool)
 
     vms = VM.objects.filter(VM_KINDS[kind]).select_related("pool")
     if query:
         vms = vms.filter(Q(name_label__icontains=query) | Q(uuid__iexact=query))
-    if pool_id.isdigit():
-        vms = vms.filter(pool_id=int(pool_id))
+    if pool is not None:
+        vms = vms.filter(pool_id=pool)
     vms = vms.order_by(*VM_SORTS[sort]).defer("record", "pool__member_urls")
-    page = Paginator(vms, VMS_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(vms, VMS_PER_PAGE).get_page(page_number)
 
     state = watcher_state()
     rows = list(page.object_list)

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.pools",
     "tests.fixtures.tasks",
     "tests.fixtures.browser",
+    "tests.fixtures.accounts",
 ]

@@ -9,6 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tasks import formatting
 from tasks.listing import BadFilter, TaskFilters, task_page
 
+MAX_LIMIT = 10_000
+
 FIELDS = [
     "id",
     "source",
@@ -41,8 +43,8 @@ class Command(BaseCommand):
             )
         except BadFilter as error:
             raise CommandError(str(error)) from None
-        if options["limit"] < 1:
-            raise CommandError(f"--limit={options['limit']} must be at least 1")
+        if not 1 <= options["limit"] <= MAX_LIMIT:
+            raise CommandError(f"--limit={options['limit']} must be from 1 to {MAX_LIMIT}")
         listing = task_page(filters, 1, per_page=options["limit"])
         views = [*listing.rows(), *listing.xapi_tasks]
         records = []
