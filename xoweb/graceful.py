@@ -19,7 +19,8 @@ which stops them in order, within honcho's time:
   for the next start or another worker: it finishes or is handed back, never lost;
 * ``redis``: started with the password of ``var/redis_password`` (given on standard input, never
   on the command line where ``ps`` would show it), and stopped when no other client is connected
-  any more (every other process has stopped) or after ``REDIS_STOP_WAIT_SECONDS``.
+  any more (every other process has stopped) or after ``REDIS_STOP_WAIT_SECONDS``. The worker's
+  wrapper holds a connection of its own until the worker has exited, so Redis outlives it.
 
 If this wrapper is killed all the same, the kernel sends its child a signal (PR_SET_PDEATHSIG:
 SIGQUIT to the worker, SIGTERM to Redis), so nothing is left running. docs/security.md §Stopping.
@@ -84,16 +85,48 @@ def say(name: str, message: str) -> None:
     sys.stdout.flush()
 
 
+class BrokerLease:
+    """One connection to the worker's broker, held while the worker lives: the Redis of
+    `make run` waits for its last client before it stops, so it stops after the worker."""
+
+    def __init__(self) -> None:
+        self.client = None
+        self.next_try = 0.0
+
+    def hold(self) -> None:
+        if self.client is not None or time.monotonic() < self.next_try:
+            return
+        import redis
+        from django.conf import settings
+
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "xoweb.settings")
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2)
+        try:
+            client.ping()  # opens the connection, which stays in the client's pool
+        except redis.RedisError:
+            self.next_try = time.monotonic() + 1  # Redis is starting: try again soon
+            return
+        self.client = client
+
+    def release(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
 def run_worker(argv: list[str]) -> int:
     """Run the Celery worker ``argv``; on a stop request, warm shutdown, then cold."""
     stop = StopRequest()
     worker = start_alone(argv, signal.SIGQUIT)
+    lease = BrokerLease()
     warned = cancelled = False
     while True:
         try:
-            return worker.wait(timeout=0.1)
+            code = worker.wait(timeout=0.1)
         except subprocess.TimeoutExpired:
-            pass
+            lease.hold()
+        else:
+            lease.release()
+            return code
         if stop.at is None:
             continue
         if not warned:

@@ -95,7 +95,7 @@ def test_task_list_running_and_text(make_task):
     assert text.splitlines()[0].split()[:4] == ["ID", "SOURCE", "STATUS", "PROGRESS"]
     with pytest.raises(CommandError, match="--limit=0 must be from 1 to 10000"):
         call_command("task_list", "--limit", "0")
-    with pytest.raises(CommandError, match="pool: 'lab' is not an id"):
+    with pytest.raises(CommandError, match="--pool: 'lab' is not an id"):
         call_command("task_list", "--pool", "lab")
 
 
