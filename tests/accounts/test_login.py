@@ -85,6 +85,13 @@ def test_the_throttle_locks_a_user_from_an_address_after_the_limit_and_says_so(
     elsewhere = log_in(Client(REMOTE_ADDR="10.9.8.7"), "alice", PASSWORD)
     assert elsewhere.status_code == 302
 
+    # The attempts are kept for the admin to see, without the passwords that were tried.
+    from axes.models import AccessAttempt
+
+    attempt = AccessAttempt.objects.get(username="alice", ip_address="127.0.0.1")
+    assert attempt.failures_since_start == limit + 1
+    assert "wrong" not in attempt.post_data and PASSWORD not in attempt.post_data
+
 
 def test_the_admin_login_is_throttled_too_and_says_so_in_its_own_look(anonymous_client, make_user):
     make_user("root", superuser=True, password=PASSWORD)
@@ -132,3 +139,23 @@ def test_log_in_see_the_user_name_and_log_out_in_a_real_browser(
     assert page.locator("nav.topnav .user").count() == 0
     page.goto(f"{live_server.url}/")
     page.wait_for_url("**/login/?next=/")
+
+
+@pytest.mark.slow
+def test_a_page_that_updates_itself_goes_to_the_login_page_when_the_session_ends(
+    live_server, logged_in_page
+):
+    """The task list polls with htmx: once logged out elsewhere, its poll gets 401 with
+    HX-Redirect, and the whole page goes to the login page, to come back after."""
+    from django.contrib.sessions.models import Session
+
+    logged_in_page.goto(f"{live_server.url}/tasks/")
+    assert logged_in_page.locator("h1").inner_text() == "Tasks"
+    Session.objects.all().delete()
+    logged_in_page.wait_for_url("**/login/?next=/tasks/", timeout=10_000)
+
+
+def test_an_unknown_host_name_is_refused_with_the_reason(anonymous_client):
+    response = anonymous_client.get("/login/", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert "this host name is not one xoweb answers to" in response.content.decode()
