@@ -29,7 +29,7 @@ GOAL = 0.8
 
 
 def make_export(path: Path, size: int) -> None:
-    """A full export in XAPI's layout (§5.1): caml, BAT at 2048, every block, full bitmaps."""
+    """A full export in XAPI's layout (docs/vhd.md §5.1): caml, BAT at 2048, full bitmaps."""
     entries = size // BS
     footer = vhd.Footer(
         vhd.DiskType.DYNAMIC,
