@@ -20,6 +20,7 @@ from pools.xapi import (
     ForbiddenAddress,
     HostIsSlave,
     TlsFingerprintMismatch,
+    UntrustedCertificate,
     XapiClient,
     XapiConnectionError,
     XapiError,
@@ -152,12 +153,12 @@ class PoolForm(forms.ModelForm):
         except HostIsSlave as error:
             self.add_error("master_url", str(error))
             return
-        except XapiConnectionError as error:
-            if "certificate" in str(error) and "not trusted" in str(error):
-                # A certificate the authorities do not vouch for: the fix is pinning it.
-                self.add_error("tls_mode", str(error))
-            else:
-                self.add_error("master_url", unreachable(url))
+        except UntrustedCertificate as error:
+            # A certificate the authorities do not vouch for: the fix is pinning it.
+            self.add_error("tls_mode", str(error))
+            return
+        except XapiConnectionError:
+            self.add_error("master_url", unreachable(url))
             return
         except XapiError:
             self.add_error("master_url", unreachable(url))

@@ -45,6 +45,10 @@ class TlsFingerprintMismatch(XapiConnectionError):
         )
 
 
+class UntrustedCertificate(XapiConnectionError):
+    """In CA mode, the server's certificate is not vouched for by a certificate authority."""
+
+
 class ForbiddenAddress(XapiConnectionError):
     """The address is one xoweb never connects to (link-local, a cloud's metadata service)."""
 
@@ -114,7 +118,7 @@ def connection_error(error: BaseException, url: str) -> XapiConnectionError:
     if isinstance(error, TimeoutError | socket.timeout):
         return XapiConnectionError(f"{url} did not answer in time")
     if isinstance(error, ssl.SSLCertVerificationError):
-        return XapiConnectionError(
+        return UntrustedCertificate(
             f"the TLS certificate of {url} is not trusted ({error.verify_message}): "
             "pin its fingerprint instead of verifying it against the certificate authorities"
         )

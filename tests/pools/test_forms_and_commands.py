@@ -168,6 +168,15 @@ def test_tls_is_trusted_on_first_use_and_a_mismatch_is_refused(xapisim_factory, 
     assert form.save().tls_fingerprint == actual == form.trusted_fingerprint
 
 
+def test_a_certificate_no_authority_vouches_for_is_explained_on_the_tls_field(xapisim_factory, db):
+    sim = xapisim_factory(tls=True)
+    form = PoolForm(form_data(sim, tls_mode="ca"))
+    assert not form.is_valid()
+    (error,) = form.errors["tls_mode"]
+    assert "is not trusted" in error and "pin its fingerprint" in error
+    assert "master_url" not in form.errors
+
+
 def test_the_same_pool_cannot_be_added_twice(secret_sim, db):
     valid_form(secret_sim).save()
     form = PoolForm(form_data(secret_sim, name="again"))
