@@ -26,36 +26,55 @@ def use_private_umask() -> None:
     os.umask(PRIVATE_UMASK)
 
 
-def tighten(var_dir: Path) -> list[Path]:
+def tighten(var_dir: Path) -> tuple[list[Path], list[str]]:
     """Remove the group and other bits from ``var_dir`` and everything under it.
 
     Symbolic links are neither followed nor changed (``var/npm`` may point at a shared
-    folder). Returns the paths that were tightened; a path that vanishes meanwhile is skipped.
+    folder), and a file system mounted inside (a backup remote's share) is left to its own
+    rules. Returns the paths tightened, and a message for each that could not be.
     """
     tightened: list[Path] = []
+    failed: list[str] = []
     if not var_dir.is_dir():
-        return tightened
-    walked = ((Path(root), [*dirs, *files]) for root, dirs, files in os.walk(var_dir))
-    for path in [var_dir, *(root / name for root, names in walked for name in names)]:
-        try:
-            mode = path.lstat().st_mode
-            if stat.S_ISLNK(mode) or not mode & LOOSE_BITS:
-                continue
-            path.chmod(stat.S_IMODE(mode) & ~LOOSE_BITS)
-        except FileNotFoundError:
-            continue
-        tightened.append(path)
-    return tightened
+        return tightened, failed
+    device = var_dir.stat().st_dev
+    for root, dirs, files in os.walk(var_dir):
+        here = Path(root)
+        first = [var_dir] if here == var_dir else []
+        for path in [*first, *(here / name for name in [*dirs, *files])]:
+            try:
+                info = path.lstat()
+                if stat.S_ISLNK(info.st_mode) or info.st_dev != device:
+                    continue
+                if info.st_mode & LOOSE_BITS:
+                    path.chmod(stat.S_IMODE(info.st_mode) & ~LOOSE_BITS)
+                    tightened.append(path)
+            except FileNotFoundError:
+                continue  # removed meanwhile by another process
+            except OSError as error:
+                failed.append(f"{path}: {error.strerror}")
+        # Do not walk into another file system (os.walk does not follow links already).
+        dirs[:] = [name for name in dirs if _same_device(here / name, device)]
+    return tightened, failed
+
+
+def _same_device(path: Path, device: int) -> bool:
+    try:
+        return path.lstat().st_dev == device
+    except OSError:
+        return False
 
 
 def secure_var_dir(var_dir: Path) -> None:
     """Set the private umask, create ``var_dir`` (0700) and tighten what an older run left."""
     use_private_umask()
     var_dir.mkdir(parents=True, exist_ok=True)
-    tightened = tighten(var_dir)
+    tightened, failed = tighten(var_dir)
+    # Settings load before logging is configured: standard error is where this shows.
     if tightened:
-        # Settings load before logging is configured: standard error is where this shows.
         sys.stderr.write(
             f"xoweb: {len(tightened)} file(s) and folder(s) under {var_dir} were readable by "
             "other users; they are now owner-only (files 0600, folders 0700)\n"
         )
+    for message in failed:
+        sys.stderr.write(f"xoweb: could not make {message} owner-only\n")

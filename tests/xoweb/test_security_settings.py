@@ -108,5 +108,26 @@ def test_tighten_reports_what_it_changed(tmp_path):
     (tmp_path / "closed").write_text("")
     (tmp_path / "closed").chmod(0o600)
     tmp_path.chmod(0o700)
-    assert tighten(tmp_path) == [tmp_path / "open"]
+    assert tighten(tmp_path) == ([tmp_path / "open"], [])
     assert stat.S_IMODE((tmp_path / "open").stat().st_mode) == 0o600
+
+
+def test_a_file_that_cannot_be_tightened_is_reported_and_the_rest_still_done(tmp_path):
+    from pathlib import Path
+    from unittest import mock
+
+    for name in ("share", "mine"):
+        (tmp_path / name).write_text("")
+        (tmp_path / name).chmod(0o644)
+    tmp_path.chmod(0o700)
+    real_chmod = Path.chmod
+
+    def chmod(path, mode):
+        if path.name == "share":
+            raise PermissionError(1, "Operation not permitted")
+        return real_chmod(path, mode)
+
+    with mock.patch.object(Path, "chmod", chmod):
+        tightened, failed = tighten(tmp_path)
+    assert tightened == [tmp_path / "mine"]
+    assert failed == [f"{tmp_path / 'share'}: Operation not permitted"]
