@@ -17,7 +17,9 @@ def manage(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
     full_env = {
         k: v
         for k, v in os.environ.items()
+        # The browser fixture sets DJANGO_ALLOW_ASYNC_UNSAFE in the test process: not production's.
         if k not in {"DATABASE_URL", "SECRET_KEY", "REDIS_URL", "DEBUG", "XOWEB_HTTPS"}
+        and k != "DJANGO_ALLOW_ASYNC_UNSAFE"
     }
     full_env.update(XOWEB_VAR_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="xoweb.settings")
     full_env.update(env)
