@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tests.fixtures.processes import (
     ROOT,
@@ -228,10 +230,11 @@ def test_nothing_under_var_is_open_to_other_users(site):
 
 def test_redis_refuses_a_client_without_the_password_and_nobody_shows_it(site):
     port = site.ports["redis"]
+    once = {"socket_timeout": 5, "retry": Retry(NoBackoff(), 0)}  # a refusal is final
     with pytest.raises(redis.AuthenticationError, match=r"authenticated|Authentication required"):
-        redis.Redis(port=port, socket_timeout=5).ping()
+        redis.Redis(port=port, **once).ping()
     with pytest.raises(redis.AuthenticationError):
-        redis.Redis(port=port, password="guessed", socket_timeout=5).ping()
+        redis.Redis(port=port, password="guessed", **once).ping()
     assert redis.Redis(port=port, password=site.secret("redis_password")).ping()
 
     password = site.secret("redis_password")
