@@ -36,6 +36,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import resolve_url
 
+from xoweb.errors import wants_json
+
 #: Marks a view that anonymous people may use (the login page, the health check).
 public = login_not_required
 
@@ -46,10 +48,7 @@ def is_htmx(request: HttpRequest) -> bool:
 
 def answers_json(request: HttpRequest, view: Callable | None) -> bool:
     """Whether the answer to ``request`` is JSON: a JSON endpoint, or a client asking for it."""
-    if getattr(view, "json_endpoint", False):
-        return True
-    accept = request.headers.get("Accept", "")
-    return "application/json" in accept and "text/html" not in accept
+    return getattr(view, "json_endpoint", False) or wants_json(request)
 
 
 def unauthenticated_response(request: HttpRequest, view: Callable | None) -> HttpResponse:

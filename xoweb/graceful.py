@@ -85,6 +85,14 @@ def say(name: str, message: str) -> None:
     sys.stdout.flush()
 
 
+def _one_quick_try() -> dict:
+    """Client options for a wrapper's look at Redis: never block the stop for long."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return {"socket_timeout": 1, "socket_connect_timeout": 1, "retry": Retry(NoBackoff(), 0)}
+
+
 class BrokerLease:
     """One connection to the worker's broker, held while the worker lives: the Redis of
     `make run` waits for its last client before it stops, so it stops after the worker."""
@@ -100,7 +108,7 @@ class BrokerLease:
         from django.conf import settings
 
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "xoweb.settings")
-        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2)
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, **_one_quick_try())
         try:
             client.ping()  # opens the connection, which stays in the client's pool
         except redis.RedisError:
@@ -142,7 +150,7 @@ def _redis_clients(port: int, password: str) -> int | None:
     import redis
 
     try:
-        client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=1)
+        client = redis.Redis(host="127.0.0.1", port=port, password=password, **_one_quick_try())
         with client:
             return int(client.info("clients")["connected_clients"]) - 1  # not counting us
     except redis.RedisError:
