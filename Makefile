@@ -23,7 +23,9 @@ run: setup
 	@echo "  admin     http://127.0.0.1:$(WEB_PORT)/admin/"
 	@echo "  flower    http://127.0.0.1:$(FLOWER_PORT)/   (user admin, password in var/flower_password)"
 	@echo
-	@XOWEB_WEB_PORT=$(WEB_PORT) XOWEB_FLOWER_PORT=$(FLOWER_PORT) exec $(PY) -m xoweb.graceful honcho start -f Procfile
+	@# After a Ctrl-C that stopped every process in order, honcho exits 130: not an error.
+	@XOWEB_WEB_PORT=$(WEB_PORT) XOWEB_FLOWER_PORT=$(FLOWER_PORT) \
+		$(PY) -m xoweb.graceful honcho start -f Procfile || [ $$? -eq 130 ]
 
 test: test-setup lint pytest pytest-postgres
 
