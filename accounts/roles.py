@@ -10,7 +10,7 @@ The rules are patterns (``fnmatch`` on ``app_label.codename``), so a model added
 remote, a job, a schedule…) joins the right groups by itself: the sync runs after every
 ``migrate`` (and every test database flush), once the permissions of every app exist. The table
 is the truth: permissions given to a group by hand are taken away at the next sync; give them to
-the user instead. docs/security.md §Permissions shows the table.
+the user instead. The table is shown in docs/security.md §Permissions.
 """
 
 from __future__ import annotations

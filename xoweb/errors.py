@@ -4,13 +4,10 @@
   field and the problem, as an HTML page or as ``{"error": …}`` for a JSON client;
 * :func:`bad_request` is Django's ``handler400``: the request was refused before any view ran
   (a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE``, too many fields, an unknown host name), and the
-  person is told which, instead of a bare "Bad Request (400)";
-* :class:`SecretHidingFilter` keeps the Redis password (in the broker URL) off error pages.
+  person is told which, instead of a bare "Bad Request (400)".
 """
 
 from __future__ import annotations
-
-import re
 
 from django.conf import settings
 from django.core.exceptions import (
@@ -22,7 +19,6 @@ from django.core.exceptions import (
 )
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
-from django.views.debug import SafeExceptionReporterFilter
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -67,12 +63,3 @@ def refusal_reason(exception: BaseException | None) -> str:
 def bad_request(request: HttpRequest, exception: BaseException | None = None) -> HttpResponse:
     """``handler400``: say why the request was refused, in xoweb's look."""
     return bad_request_response(request, refusal_reason(exception))
-
-
-class SecretHidingFilter(SafeExceptionReporterFilter):
-    """Django's filter, plus the settings that carry the Redis password in a URL."""
-
-    hidden_settings = re.compile(
-        "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|REDIS_URL|BROKER_URL|RESULT_BACKEND",
-        flags=re.IGNORECASE,
-    )

@@ -1,30 +1,43 @@
-"""The dashboard (the state of the pools and of the work, at a glance) and the health check."""
+"""The dashboard (the state of the pools and of the work, at a glance, refreshed in place), the
+health check and the favicon."""
 
 from __future__ import annotations
 
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.views.decorators.http import require_safe
+from django.views.generic import RedirectView
 
-from accounts.access import public, requires
-from pools.models import Pool
-from pools.views import watcher_state
+from accounts.access import is_htmx, public, requires
+from pools.liveness import current_watch
+from pools.models import Pool, XapiTask
 from tasks.models import Task
+
+#: Seconds between two refreshes of the dashboard's fragment (like the task page).
+POLL_SECONDS = 2
 
 
 @requires()
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """Any logged-in user lands here; each part shows only to those who may read it."""
-    context = {}
-    if request.user.has_perm("pools.view_pool"):
-        context.update(pools=Pool.objects.with_counts(), **watcher_state())
-    if request.user.has_perm("tasks.view_task"):
+    """The pools with their liveness, and counts of running and failed work.
+
+    Any logged-in user lands here; each part is shown only to those who may read it. An htmx
+    poll (``HX-Request``) gets only the fragment that changes.
+    """
+    user = request.user
+    context = {"watch": current_watch(), "poll_seconds": POLL_SECONDS}
+    if user.has_perm("pools.view_pool"):
+        context["pools"] = Pool.objects.with_counts()
+    if user.has_perm("pools.view_xapitask"):
+        context["running_xapi_count"] = XapiTask.objects.running().live().count()
+    if user.has_perm("tasks.view_task"):
         roots = Task.objects.roots()
-        context.update(
-            running_count=roots.alive().count(),
-            failed_count=roots.recent(24).failed().count(),
-        )
+        context["running_count"] = roots.alive().count()
+        context["failed_count"] = roots.recent(24).failed().count()
+    if is_htmx(request):
+        return render(request, "_dashboard_body.html", context)
     return render(request, "dashboard.html", context)
 
 
@@ -38,3 +51,12 @@ def health(request: HttpRequest) -> JsonResponse:
     except DatabaseError:
         return JsonResponse({"status": "database unreachable"}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+class FaviconView(RedirectView):
+    """Browsers ask for /favicon.ico whatever the page says: send them to the static icon."""
+
+    permanent = True
+
+    def get_redirect_url(self, *args, **kwargs) -> str:
+        return static("xoweb/favicon.svg")

@@ -15,8 +15,9 @@ from tests.accounts.urlwalk import every_route
 
 pytestmark = pytest.mark.django_db
 
-#: The only views an anonymous person may use (static files are served before the URLs).
-EXEMPT = {"accounts:login", "admin:login", "health"}
+#: The only views an anonymous person may use (static files are served before the URLs): the
+#: login pages, the health check, and the redirect of /favicon.ico to the static icon.
+EXEMPT = {"accounts:login", "admin:login", "health", "favicon"}
 
 ROUTES = every_route()
 
@@ -68,6 +69,7 @@ def test_the_exemptions_answer_without_a_login(anonymous_client, settings):
     assert anonymous_client.get("/admin/login/").status_code == 200
     health = anonymous_client.get("/health/")
     assert health.status_code == 200 and health.json() == {"status": "ok"}
+    assert anonymous_client.get("/favicon.ico")["Location"] == "/static/xoweb/favicon.svg"
     # Static files are served by WhiteNoise before any URL is resolved (or a login checked).
     settings.WHITENOISE_USE_FINDERS = True
     from django.test import Client

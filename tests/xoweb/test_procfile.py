@@ -32,6 +32,7 @@ from redis.retry import Retry
 
 from tests.fixtures.processes import (
     ROOT,
+    TEST_TASKS,
     ManagedProcess,
     child_pids,
     free_port,
@@ -162,14 +163,30 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         XOWEB_WORKER_STOP_SECONDS=str(WORKER_STOP_SECONDS),
         DJANGO_SETTINGS_MODULE="xoweb.settings",
     )
-    # What `make run` runs before honcho (the umask of the tests is not a user's).
+    # What `make run` runs before honcho.
     setup = [["migrate", "--noinput", "-v", "0"], ["ensure_admin"], ["demo_pool"]]
     for command in setup:
         done = manage(env, *command)
         assert done.returncode == 0, done.stderr
+    # The Procfile as it is, except that the workers also know the tests' Celery tasks.
+    procfile = tmp / "Procfile"
+    procfile.write_text(
+        (ROOT / "Procfile")
+        .read_text()
+        .replace(" --loglevel=", f" --include={TEST_TASKS} --loglevel=")
+    )
+    assert procfile.read_text().count(TEST_TASKS) == 2, "the worker and backups lines"
     honcho = start_process(
         "honcho",
-        [sys.executable, "-m", "xoweb.graceful", "honcho", "start", "-f", "Procfile"],
+        [
+            sys.executable,
+            "-m",
+            "xoweb.graceful",
+            "honcho",
+            "start",
+            "-f",
+            str(procfile),
+        ],
         tmp,
         env,
     )
@@ -262,10 +279,12 @@ def test_flower_keeps_every_page_behind_its_password(site):
 
 
 def test_ctrl_c_lets_a_short_task_finish_hands_a_long_one_back_and_stops_redis_last(site):
+    """A short task finishes during the warm shutdown; a backup task (acknowledged late) that
+    runs on is handed back to its queue."""
     long_journal, short_journal = site.tmp / "long", site.tmp / "short"
     enqueue = (
-        "from xoweb.diagnostics import canary; "
-        f"canary.delay({str(long_journal)!r}, 60); canary.delay({str(short_journal)!r}, 2)"
+        f"from {TEST_TASKS} import backup_canary, canary; "
+        f"backup_canary.delay({str(long_journal)!r}, 60); canary.delay({str(short_journal)!r}, 2)"
     )
     done = manage(site.env, "shell", "-c", enqueue)
     assert done.returncode == 0, done.stderr
@@ -287,7 +306,7 @@ def test_ctrl_c_lets_a_short_task_finish_hands_a_long_one_back_and_stops_redis_l
     assert "Traceback" not in log and "CRITICAL" not in log, log[-4000:]
     stopped = re.findall(r"system\s+\| (\w+)\.1 stopped", log)
     assert stopped[-1] == "redis", f"Redis must stop last, the order was {stopped}"
-    assert stopped.index("worker") < stopped.index("redis")
+    assert stopped.index("backups") < stopped.index("redis")
     still_listening = [name for name, port in site.ports.items() if port_open(port)]
     assert still_listening == [], f"still running after Ctrl-C: {still_listening}"
     wait_until(
@@ -304,8 +323,8 @@ def test_ctrl_c_lets_a_short_task_finish_hands_a_long_one_back_and_stops_redis_l
     try:
         client = redis.Redis(port=site.ports["redis"], password=site.secret("redis_password"))
         wait_until(lambda: port_open(site.ports["redis"]), timeout=10, message="no Redis")
-        queued = [html.unescape(message.decode()) for message in client.lrange("celery", 0, -1)]
-        assert len(queued) == 1 and '"task": "xoweb.canary"' in queued[0]
+        queued = [html.unescape(message.decode()) for message in client.lrange("backups", 0, -1)]
+        assert len(queued) == 1 and '"task": "tests.backup_canary"' in queued[0]
         body = json.loads(base64.b64decode(json.loads(queued[0])["body"]))
         assert body[0] == [str(long_journal), 60]
     finally:
