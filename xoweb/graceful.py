@@ -13,10 +13,11 @@ every process at once, and SIGKILL to whatever is left a few seconds after the f
 So both run here, in a session of their own, where honcho's signals reach only this wrapper,
 which stops them in order, within honcho's time:
 
-* ``worker``: SIGTERM to the worker's main process only, a warm shutdown (no new task, running
-  ones go on); a task still running after ``XOWEB_WORKER_STOP_SECONDS`` (10) is cancelled by a
-  cold shutdown (SIGQUIT), and since tasks are acknowledged late its message goes back to Redis
-  for the next start or another worker: it finishes or is handed back, never lost;
+* ``worker`` (each Celery worker of the Procfile): SIGTERM to the worker's main process only, a
+  warm shutdown (no new task, running ones go on); a task still running after
+  ``XOWEB_WORKER_STOP_SECONDS`` (10) is cancelled by a cold shutdown (SIGQUIT). A backup task is
+  acknowledged late, so its message goes back to Redis for the next start or another worker: it
+  finishes or is handed back, never lost (docs/architecture.md §Celery delivery);
 * ``redis``: started with the password of ``var/redis_password`` (given on standard input, never
   on the command line where ``ps`` would show it), and stopped when no other client is connected
   any more (every other process has stopped) or after ``REDIS_STOP_WAIT_SECONDS``. The worker's
@@ -141,7 +142,11 @@ def run_worker(argv: list[str]) -> int:
             worker.send_signal(signal.SIGTERM)
             warned = True
         elif not cancelled and stop.elapsed() > WORKER_STOP_SECONDS:
-            say("graceful", "tasks still running: handing them back to the broker")
+            say(
+                "graceful",
+                f"the worker still runs {WORKER_STOP_SECONDS:g} s after the stop request: cold "
+                "shutdown (a backup task still running goes back to the broker)",
+            )
             worker.send_signal(signal.SIGQUIT)
             cancelled = True
 

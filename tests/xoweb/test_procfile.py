@@ -170,10 +170,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         assert done.returncode == 0, done.stderr
     # The Procfile as it is, except that the workers also know the tests' Celery tasks.
     procfile = tmp / "Procfile"
+    lines = (ROOT / "Procfile").read_text().splitlines(keepends=True)
     procfile.write_text(
-        (ROOT / "Procfile")
-        .read_text()
-        .replace(" --loglevel=", f" --include={TEST_TASKS} --loglevel=")
+        "".join(
+            line.replace(" --loglevel=", f" --include={TEST_TASKS} --loglevel=")
+            if line.startswith(("worker:", "backups:"))
+            else line
+            for line in lines
+        )
     )
     assert procfile.read_text().count(TEST_TASKS) == 2, "the worker and backups lines"
     honcho = start_process(
