@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .bat import Bat
-from .batmap import BATMAP_VERSION, Batmap, batmap_checksum, parse_batmap_header, sectors_for
+from .batmap import (
+    BATMAP_VERSION,
+    BATMAP_VERSION_1_1,
+    Batmap,
+    batmap_checksum,
+    describe_cookie,
+    map_bytes,
+    parse_batmap_header,
+    whole_checksum,
+)
 from .bitmap import bitmap_size, first_partial_byte, full_bitmap, is_full
 from .errors import TruncatedError, VhdFormatError
 from .fields import (
@@ -36,12 +45,27 @@ from .header import HEADER_SIZE, Header, ParentLocator, header_problems
 _MAX_LOCATOR_BYTES = 64 * 1024
 
 
+#: Creator versions of blktap: 0.1 wrote little-endian bitmaps; 1.2 and later have a batmap.
+TAP_VERSION_0_1 = 0x00000001
+TAP_VERSION_1_1 = 0x00010001
+
+ERROR = "error"
+WARNING = "warning"
+
+
 @dataclass(frozen=True)
 class Problem:
-    """One fault found in a file. ``fatal`` faults could make a read wrong."""
+    """One fault found in a file (docs/vhd.md §10, §12).
+
+    ``fatal`` faults could make a read wrong (opening refuses the file); ``kind`` names the
+    structure or rule, ``severity`` is ``error`` or, for what blktap refuses but the file reads
+    right and known writers produce, ``warning``.
+    """
 
     message: str
     fatal: bool = True
+    kind: str = "format"
+    severity: str = ERROR
 
 
 @dataclass(frozen=True)
@@ -65,7 +89,9 @@ class VhdFile:
         self.writable = writable
         self.file_size = os.fstat(fd).st_size
         self.footer: Footer | None = None
+        self.footer_raw = b""
         self.header: Header | None = None
+        self.header_raw = b""
         self.bat: Bat | None = None
         self.batmap: Batmap | None = None
         self.locator_paths: list[tuple[ParentLocator, str | None]] = []
@@ -74,8 +100,10 @@ class VhdFile:
 
     # -- loading --------------------------------------------------------------------------
 
-    def _problem(self, message: str, *, fatal: bool = True) -> None:
-        self.problems.append(Problem(message, fatal))
+    def _problem(
+        self, message: str, *, fatal: bool = True, kind: str = "format", severity: str = ERROR
+    ) -> None:
+        self.problems.append(Problem(message, fatal, kind, severity))
 
     @property
     def fatal(self) -> list[Problem]:
@@ -101,7 +129,17 @@ class VhdFile:
 
     def _load_footer(self) -> bool:
         if self.file_size < FOOTER_SIZE:
-            self._problem(f"file is {self.file_size} bytes, too short to hold a VHD footer")
+            self._problem(
+                f"file is {self.file_size} bytes, too short to hold a VHD footer", kind="truncated"
+            )
+            return False
+        if self.file_size % SECTOR == SECTOR - 1:
+            self._problem(
+                f"file is {self.file_size} bytes, 511 more than whole sectors: a 511-byte "
+                "footer (Virtual PC before 2004; blktap accepts it) or a file truncated by one "
+                "byte, and backups.vhd reads neither",
+                kind="short-footer",
+            )
             return False
         end = self.file_size - FOOTER_SIZE
         raw = self._pread(FOOTER_SIZE, end)
@@ -119,13 +157,27 @@ class VhdFile:
             elif copy_ok:
                 hint = "; the footer copy at offset 0 is valid"
             for problem in problems:
-                self._problem(f"footer at offset {end}: {problem}{hint}")
+                self._problem(f"footer at offset {end}: {problem}{hint}", kind="footer")
             return False
         self.footer = Footer.unpack(raw)
+        self.footer_raw = raw
+        if (
+            self.footer.creator_app == CREATOR_TAP
+            and self.footer.creator_version == TAP_VERSION_0_1
+        ):
+            self._problem(
+                f"footer creator is 'tap' version 0x{self.footer.creator_version:08x}: blktap's "
+                "first files had little-endian bitmaps, which no tool reads any more (blktap "
+                "refuses them too)",
+                kind="footer",
+            )
+            return False
         if self.footer.disk_type != DiskType.FIXED:
             copy = self._pread(FOOTER_SIZE, 0)
             if copy != raw:
-                self._problem(_copy_difference(copy, self.footer, end), fatal=False)
+                self._problem(
+                    _copy_difference(copy, self.footer, end), fatal=False, kind="footer-copy"
+                )
         return True
 
     def _load_fixed(self) -> None:
@@ -133,7 +185,8 @@ class VhdFile:
         if self.file_size < needed:
             self._problem(
                 f"fixed disk of {self.footer.current_size} bytes needs a file of {needed} bytes, "
-                f"file is {self.file_size} bytes (truncated)"
+                f"file is {self.file_size} bytes (truncated)",
+                kind="truncated",
             )
 
     def _load_header(self) -> bool:
@@ -141,20 +194,22 @@ class VhdFile:
         if offset + HEADER_SIZE > self.file_size - FOOTER_SIZE:
             self._problem(
                 f"dynamic header at offset {offset} (footer data offset) lies past the end of "
-                f"the data ({self.file_size - FOOTER_SIZE} bytes)"
+                f"the data ({self.file_size - FOOTER_SIZE} bytes)",
+                kind="header",
             )
             return False
         raw = self._pread(HEADER_SIZE, offset)
         problems = header_problems(raw)
         for problem in problems:
-            self._problem(f"header at offset {offset}: {problem}")
+            self._problem(f"header at offset {offset}: {problem}", kind="header")
         if problems:
             return False
         self.header = Header.unpack(raw)
+        self.header_raw = raw
         self.regions.append(Region(0, FOOTER_SIZE, "footer copy"))
         self.regions.append(Region(offset, offset + HEADER_SIZE, "dynamic header"))
         if self.footer.disk_type == DiskType.DIFFERENCING and self.header.parent_uuid.int == 0:
-            self._problem("header parent UUID is zero in a differencing disk")
+            self._problem("header parent UUID is zero in a differencing disk", kind="header")
         return True
 
     def _load_bat(self) -> bool:
@@ -164,7 +219,8 @@ class VhdFile:
             self._problem(
                 f"header max table entries is {header.max_table_entries}, but a disk of "
                 f"{self.footer.current_size} bytes in blocks of {header.block_size} bytes "
-                f"needs {needed}"
+                f"needs {needed}",
+                kind="bat",
             )
             return False
         start, end = header.table_offset, header.table_offset + header.bat_bytes
@@ -172,48 +228,81 @@ class VhdFile:
             self._problem(
                 f"BAT at offset {start} ({header.max_table_entries} entries, {end - start} "
                 f"bytes) extends past the end of the data at {self.file_size - FOOTER_SIZE} "
-                "(file truncated or header table offset / max table entries corrupted)"
+                "(file truncated or header table offset / max table entries corrupted)",
+                kind="truncated",
             )
             return False
         self.bat = Bat.unpack(self._pread(end - start, start), header.max_table_entries)
         self.regions.append(Region(start, end, "BAT"))
         return True
 
-    def _load_batmap(self) -> None:
+    @property
+    def batmap_offset(self) -> int:
+        """Where blktap looks for the batmap header: right after the BAT (docs/vhd.md §4.4)."""
+        return self.header.table_offset + self.header.bat_bytes
+
+    @property
+    def claims_batmap(self) -> bool:
+        """blktap's rule: creator ``tap`` version 1.2 or later has a batmap (§12.1)."""
         footer = self.footer
-        if footer.creator_app != CREATOR_TAP or footer.creator_version < BATMAP_VERSION:
+        return footer.creator_app == CREATOR_TAP and footer.creator_version >= BATMAP_VERSION
+
+    def _load_batmap(self) -> None:
+        """blktap's batmap, where the creator says there is one (tap 1.1 may have one)."""
+        footer = self.footer
+        probes = footer.creator_app == CREATOR_TAP and footer.creator_version == TAP_VERSION_1_1
+        if not (self.claims_batmap or probes):
             return
-        header_offset = self.header.table_offset + self.header.bat_bytes
-        if header_offset + SECTOR > self.file_size - FOOTER_SIZE:
-            return
-        parsed = parse_batmap_header(self._pread(SECTOR, header_offset))
+        header_offset = self.batmap_offset
+        data_end = self.file_size - FOOTER_SIZE
+        raw = self._pread(SECTOR, header_offset) if header_offset + SECTOR <= data_end else b""
+        parsed = parse_batmap_header(raw)
         if parsed is None:
+            if self.claims_batmap:
+                found = f"the cookie there is '{describe_cookie(raw)}'" if raw else "the data ends"
+                self._batmap_problem(
+                    f"footer creator 'tap' version {_version(footer.creator_version)} promises "
+                    f"blktap's batmap at offset {header_offset}, right after the BAT, but {found}"
+                    " (blktap: 'failed to get batmap header'; its check refuses the file)"
+                )
             return
         offset, size, version, stored = parsed
         where = f"batmap header at offset {header_offset}"
-        expected = sectors_for(self.header.max_table_entries)
-        if offset != header_offset + SECTOR:
-            self._problem(f"{where}: batmap offset is {offset}, expected {header_offset + SECTOR}")
-            return
-        if size != expected:
-            self._problem(f"{where}: batmap size is {size} sectors, expected {expected}")
-            return
-        if version != BATMAP_VERSION:
-            self._problem(f"{where}: batmap version is 0x{version:08x}, expected 0x00010002")
-            return
-        if offset + size * SECTOR > self.file_size - FOOTER_SIZE:
-            self._problem(f"{where}: batmap extends past the end of the data (truncated)")
+        entries = self.header.max_table_entries
+        fault = None
+        if version not in (BATMAP_VERSION, BATMAP_VERSION_1_1):
+            fault = f"batmap version is 0x{version:08x}, expected 0x00010002"
+        elif size == 0 or size * SECTOR * 8 < entries:
+            fault = f"batmap size is {size} sectors, too small for {entries} BAT entries"
+        elif offset != header_offset + SECTOR:
+            fault = f"batmap offset is {offset}, expected {header_offset + SECTOR}"
+        elif offset + size * SECTOR > data_end:
+            fault = "batmap extends past the end of the data (truncated)"
+        if fault:
+            self._batmap_problem(f"{where}: {fault}")
             return
         bits = self._pread(size * SECTOR, offset)
-        computed = batmap_checksum(bits)
+        computed = batmap_checksum(bits, footer.current_size, version)
         if computed != stored:
-            self._problem(
-                f"{where}: batmap checksum is 0x{stored:08x}, computed 0x{computed:08x} "
-                "(batmap corrupted)"
+            if version != BATMAP_VERSION or stored != whole_checksum(bits):
+                self._problem(
+                    f"{where}: batmap checksum is 0x{stored:08x}, computed 0x{computed:08x} "
+                    "(batmap corrupted)",
+                    kind="batmap",
+                )
+                return
+            # Written before xoweb followed blktap's sum: the bits are sound, blktap refuses.
+            self._batmap_problem(
+                f"{where}: batmap checksum 0x{stored:08x} sums all {len(bits)} bytes of bits; "
+                f"blktap sums the first {map_bytes(footer.current_size)} for a disk of "
+                f"{footer.current_size} bytes and expects 0x{computed:08x}"
             )
-            return
-        self.batmap = Batmap(header_offset, bits)
+        self.batmap = Batmap(header_offset, bits, version)
         self.regions.append(Region(header_offset, offset + size * SECTOR, "batmap"))
+
+    def _batmap_problem(self, message: str) -> None:
+        """A batmap fault that cannot make a read wrong: without it, bitmaps decide alone."""
+        self._problem(message, fatal=False, kind="batmap")
 
     def _load_locators(self) -> None:
         for slot, locator in enumerate(self.header.locators):
@@ -227,6 +316,8 @@ class VhdFile:
                     f"parent locator {slot} ({locator.platform}) data at offset {start}, "
                     f"{length} bytes, lies outside the file",
                     fatal=False,
+                    kind="parent-locator",
+                    severity=WARNING,
                 )
                 self.locator_paths.append((locator, None))
                 continue
@@ -247,7 +338,8 @@ class VhdFile:
                 self._problem(
                     f"block {index}: BAT entry points to offset {offset}, and its {span} bytes "
                     f"(bitmap + data) extend past the end of the data at {data_end} "
-                    "(file truncated or BAT corrupted)"
+                    "(file truncated or BAT corrupted)",
+                    kind="truncated",
                 )
                 continue
             regions.append(Region(offset, offset + span, f"block {index}"))
@@ -255,14 +347,22 @@ class VhdFile:
         furthest: Region | None = None
         for region in regions:
             if furthest is not None and region.start < furthest.end:
-                # Locator payloads reserve space loosely; only data that really overlaps counts.
+                # A locator payload (Xen Orchestra's stream() leaves stale offsets) is never
+                # read as data: its overlap is reported, the file still reads right.
+                locator = region.what.startswith("parent locator") or furthest.what.startswith(
+                    "parent locator"
+                )
+                reason = (
+                    "(stale locator offset; blktap refuses the file)"
+                    if locator
+                    else "(BAT or header corrupted)"
+                )
                 self._problem(
                     f"{region.what} at offset {region.start} overlaps {furthest.what} "
-                    f"({furthest.start}..{furthest.end}) (BAT or header corrupted)",
-                    fatal=not (
-                        region.what.startswith("parent locator")
-                        or furthest.what.startswith("parent locator")
-                    ),
+                    f"({furthest.start}..{furthest.end}) {reason}",
+                    fatal=not locator,
+                    kind="parent-locator" if locator else "bat",
+                    severity=WARNING if locator else ERROR,
                 )
             if furthest is None or region.end > furthest.end:
                 furthest = region
@@ -389,6 +489,10 @@ class VhdFile:
     def __repr__(self) -> str:
         kind = self.footer.disk_type.name.lower() if self.footer else "unreadable"
         return f"<VhdFile {self.path} {kind}>"
+
+
+def _version(value: int) -> str:
+    return f"{value >> 16}.{value & 0xFFFF}"
 
 
 def _copy_difference(copy: bytes, footer: Footer, end: int) -> str:
