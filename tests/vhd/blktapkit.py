@@ -140,7 +140,7 @@ def blktap_verdict(path: Path, now: float | None = None) -> str | None:
         if not secs or secs * 4096 < entries or offset % 512 or offset + secs * 512 > eof - 512:
             return "batmap is invalid"
         eoh = max(eoh, at + 512, offset + secs * 512)
-        batmap = bits
+        batmap = raw[offset : offset + secs * 512]  # libvhd tests bits past what it summed
     for code, space, _length, _res, offset in locs:
         if code:
             eoh = max(eoh, offset + _locator_size(space))
