@@ -49,16 +49,16 @@ def blktap_path(code: int, payload: bytes) -> str | None:
         if text is None or not text.startswith("file://"):
             return None
         return text[len("file://") :]
-    text = _ascii(payload, "utf-16-le")
-    if text is None:
-        return None
-    text = text.replace("\\", "/")
-    return text[2:] if text[:2] in ("C:", "c:") else text
+    return _unix(_ascii(payload, "utf-16-le"))
 
 
 def header_name(vhd: VhdFile) -> str | None:
     """The header's parent name as blktap decodes it (None if it is not ASCII)."""
-    text = _ascii(vhd.header_raw[64:576], "utf-16-be")
+    return _unix(_ascii(vhd.header_raw[64:576], "utf-16-be"))
+
+
+def _unix(text: str | None) -> str | None:
+    """blktap's reading of a Windows path: slashes for backslashes, no ``C:`` drive."""
     if text is None:
         return None
     text = text.replace("\\", "/")
