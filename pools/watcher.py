@@ -7,7 +7,7 @@
    of pools that were disabled or removed, restarts those whose connection settings changed;
 3. purges pools that stayed stale longer than ``POOL_STALE_GRACE_SECONDS``.
 
-A PoolWatcher follows reference/xapi.md §7.4/7.5: log in (following ``HOST_IS_SLAVE``; after a
+A PoolWatcher follows docs/xapi.md §7.4/7.5: log in (following ``HOST_IS_SLAVE``; after a
 transport error probing the known pool members for the new master), take a token with
 ``event.inject`` *before* fetching every watched class, replace the cache, then loop on
 ``event.from``. ``SESSION_INVALID``, ``EVENTS_LOST`` or a bad token restart from the inject; a
@@ -53,7 +53,7 @@ CACHED_CLASSES = tuple(name for name in WATCHED_CLASSES if name != "pool")
 
 #: Errors after which the event token is void and the cache must be rebuilt from a full fetch.
 RESYNC_CODES = {"SESSION_INVALID", "EVENTS_LOST", "EVENT_FROM_TOKEN_PARSE_FAILURE"}
-#: Errors that mean the host we talk to is no longer the master (reference/xapi.md §7.5).
+#: Errors that mean the host we talk to is no longer the master (docs/xapi.md §7.5).
 MASTER_GONE = {"HOST_IS_SLAVE", "HOST_STILL_BOOTING", "HOST_HAS_NO_MANAGEMENT_IP"}
 
 

@@ -12,7 +12,7 @@ Everything that talks to a pool goes through :class:`XapiClient`:
 * async calls that wait on their task with a progress callback;
 * HTTP helpers for the export/import handlers: ``session_id`` and ``task_id``, 302 followed,
   401 reported, close-delimited bodies streamed, the task read after the stream to know whether
-  the transfer succeeded (reference/xapi.md §9).
+  the transfer succeeded (docs/xapi.md §9).
 
 Errors are :class:`XapiError` subclasses with messages a person can act on. The password is
 never put in a message or a log line.

@@ -1,4 +1,4 @@
-"""HTTP handlers of XAPI (reference/xapi.md §9): exports and imports tied to a task of ours.
+"""HTTP handlers of XAPI (docs/xapi.md §9): exports and imports tied to a task of ours.
 
 :class:`HttpHandlersMixin` gives :class:`pools.xapi.XapiClient` ``export_stream`` and
 ``import_stream``: ``session_id`` and ``task_id`` in the query, 302 followed to the host that

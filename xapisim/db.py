@@ -1,7 +1,7 @@
 """The object store: tables of records, a change log for `event.from`, a cache of encoded records.
 
 Every mutation goes through `Database` under one lock and bumps the generation counter, which is
-what `event.from` tokens carry (xapi.md §7). The change log is append-only with increasing
+what `event.from` tokens carry (docs/xapi.md §7). The change log is append-only with increasing
 generations, so `changes_since` is a bisect plus a scan of what changed, never of the whole pool.
 Encoded XML of each record is cached and dropped on change, so `VM.get_all_records` of 10,000 VMs
 is mostly a string join.
@@ -61,7 +61,7 @@ class Database:
         return ref
 
     def resolve(self, cls: str, ref_or_uuid: str) -> str:
-        """A ref from a ref or a UUID (HTTP handlers accept both, xapi.md §9.1)."""
+        """A ref from a ref or a UUID (HTTP handlers accept both, docs/xapi.md §9.1)."""
         if ref_or_uuid in self.tables[cls]:
             return ref_or_uuid
         ref = self.by_uuid[cls].get(ref_or_uuid)
@@ -146,7 +146,8 @@ class Database:
             self.created_at.pop(ref, None)
 
     def wipe(self, cls: str) -> None:
-        """Drop a whole table without events, as a toolstack restart drops tasks (xapi.md §7.5)."""
+        """Drop a whole table without events, as a toolstack restart drops tasks
+        (docs/xapi.md §7.5)."""
         with self.lock:
             for ref, record in self.tables[cls].items():
                 self.class_of.pop(ref, None)

@@ -2,8 +2,8 @@
 
 Each VDI points at a leaf node; nodes form trees like the VHD files of an ext/NFS SR. A snapshot
 turns the VDI's leaf into a read-only parent and gives both the VDI and the snapshot a new empty
-leaf, which is what blktap does. That gives XAPI's delta rule for free (xapi.md §9.3): the blocks
-of a delta are those allocated in the nodes on only one of the two paths to the root.
+leaf, which is what blktap does. That gives XAPI's delta rule for free (docs/xapi.md §9.3): the
+blocks of a delta are those allocated in the nodes on only one of the two paths to the root.
 
 Node data lives in a sparse file per node (DIR/disks/<node>.raw) at offset block * 2 MiB, with
 the set of allocated blocks kept in the state file. The seed pool's nodes are "seeded": their
@@ -128,7 +128,7 @@ class BlockStore:
             return sorted(blocks)
 
     def delta_blocks(self, vdi_uuid: str, base_uuid: str) -> list[int]:
-        """Blocks of the nodes on only one of the two chains (xapi.md §9.3)."""
+        """Blocks of the nodes on only one of the two chains (docs/xapi.md §9.3)."""
         with self.lock:
             mine = set(self.chain(self.leaf_of[vdi_uuid]))
             theirs = set(self.chain(self.leaf_of[base_uuid]))

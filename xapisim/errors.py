@@ -1,4 +1,4 @@
-"""XAPI failures: an error code plus string parameters (datamodel_errors.ml, xapi.md §6)."""
+"""XAPI failures: an error code plus string parameters (datamodel_errors.ml, docs/xapi.md §6)."""
 
 from __future__ import annotations
 

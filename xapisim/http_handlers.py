@@ -1,4 +1,4 @@
-"""`GET /export_raw_vdi` and `PUT /import_raw_vdi` (xapi.md §9).
+"""`GET /export_raw_vdi` and `PUT /import_raw_vdi` (docs/xapi.md §9).
 
 Export steps: authenticate (cookie, query or Basic; else 401 and the task fails) → resolve the
 VDI and base by ref or UUID → 302 to the host that sees a local SR → check the format → send the

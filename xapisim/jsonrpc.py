@@ -1,4 +1,4 @@
-"""JSON-RPC 2.0 at `/jsonrpc` (and `/json`), as XAPI serves it since 7.3 (xapi.md §1, §11).
+"""JSON-RPC 2.0 at `/jsonrpc` (and `/json`), as XAPI serves it since 7.3 (docs/xapi.md §1, §11).
 
 Same call path as XML-RPC; results are plain JSON (ints as numbers, datetimes as their XAPI text),
 failures are `error: {code, message: <XAPI code>, data: [params]}`, which XO's client unwraps.

@@ -302,7 +302,8 @@ class Simulator:
     # -- pool-level events (toolstack restart, failover, host power) -------------------------
 
     def wipe_volatile(self) -> None:
-        """Sessions and tasks are not persisted: a restart or failover forgets them (§7.5)."""
+        """Sessions and tasks are not persisted: a restart or failover forgets them
+        (docs/xapi.md §7.5)."""
         self.db.wipe("session")
         self.db.wipe("task")
         self.bound_tasks.clear()

@@ -1,8 +1,9 @@
-"""The XAPI classes the simulator serves, their fields and defaults (xapi.md §8).
+"""The XAPI classes the simulator serves, their fields and defaults (docs/xapi.md §8).
 
 Records are plain dicts of wire-typed values: str (also enums, refs, uuids), int (64-bit, goes
 out untyped like a string), float, bool, DateTime, list (sets), dict (maps). A field's default
-also gives its type, which setters use to coerce lenient input (ints sent as strings, §2.2).
+also gives its type, which setters use to coerce lenient input (ints sent as strings,
+docs/xapi.md §2.2).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ CLASSES = {
 
 # Tables that are not persisted (XAPI's PersistNothing): gone after a toolstack restart.
 VOLATILE = frozenset({"task", "session"})
-# Tables that produce no events (sessions, xapi.md §7.2).
+# Tables that produce no events (sessions, docs/xapi.md §7.2).
 SILENT = frozenset({"session"})
 
 

@@ -1,5 +1,5 @@
 """HTTP front of one simulated host: XML-RPC at `/`, `/RPC2` and any unmatched POST path,
-JSON-RPC at `/jsonrpc`, the disk handlers, optional TLS (xapi.md §1, §9).
+JSON-RPC at `/jsonrpc`, the disk handlers, optional TLS (docs/xapi.md §1, §9).
 
 Paths dispatch by longest prefix like XAPI's http_svr, so XO's `POST /xmlrpc` and
 `/export_raw_vdi/` work. The server tracks its open connections so the simulator can cut them

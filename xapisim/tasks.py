@@ -1,4 +1,4 @@
-"""Task lifecycle (xapi.md §8.7): pending -> success | failure | cancelled, with progress,
+"""Task lifecycle (docs/xapi.md §8.7): pending -> success | failure | cancelled, with progress,
 `result` as an XML-RPC `<value>` fragment and `error_info` as [code, *params].
 
 Tasks are rows of the `task` table, so every change is an event clients can follow. They are not

@@ -1,5 +1,5 @@
 """The VHD stream of `/export_raw_vdi?format=vhd`, byte for byte as XAPI's vhd-tool writes it,
-and the forward-only VHD reader `/import_raw_vdi` uses (vhd.md §2-§5, xapi.md §9.3-§9.4).
+and the forward-only VHD reader `/import_raw_vdi` uses (docs/vhd.md §2-§5, docs/xapi.md §9.3-§9.4).
 
 Layout written: footer copy (0) · dynamic header (512, table_offset 2048) · one zero sector
 (room for the parent locator) · BAT · for each included block in ascending index a bitmap with

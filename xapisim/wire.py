@@ -1,4 +1,4 @@
-"""XML-RPC codec written the way XAPI writes it (reference xapi.md §1-§4).
+"""XML-RPC codec written the way XAPI writes it (docs/xapi.md §1-§4).
 
 XAPI (ocaml-rpc, non-strict mode) emits compact XML with no whitespace between elements, untyped
 strings and 64-bit ints, `<double>` as `%.16g`, `<i4>` only in `valid_ref_counts`. XO's JavaScript
@@ -112,7 +112,7 @@ def encode_record(record: dict[str, Any]) -> str:
 
 
 def value_fragment(value: Any) -> str:
-    """`<value>…</value>` alone: what a task's `result` field holds (xapi.md §8.7)."""
+    """`<value>…</value>` alone: what a task's `result` field holds (docs/xapi.md §8.7)."""
     out: list[str] = []
     encode_value(value, out)
     return "".join(out)
@@ -143,7 +143,7 @@ def failure_response(details: list[str]) -> bytes:
 
 
 def bare_response(value: Any) -> bytes:
-    """A response without the Status/Value envelope (only `system.listMethods`, xapi.md §3)."""
+    """A response without the Status/Value envelope (only `system.listMethods`, docs/xapi.md §3)."""
     out = ['<?xml version="1.0"?><methodResponse><params><param>']
     encode_value(value, out)
     out.append("</param></params></methodResponse>")

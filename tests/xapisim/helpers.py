@@ -63,7 +63,7 @@ def wait_task(session: XenAPI.Session, task: str, timeout: float = 30) -> dict[s
 
 
 def task_value(record: dict[str, Any]) -> Any:
-    """Parse `task.result` the way xapi.md §8.7 says."""
+    """Parse `task.result` the way docs/xapi.md §8.7 says."""
     return xmlrpc.client.loads(
         f"<methodResponse><params><param>{record['result']}</param></params></methodResponse>"
     )[0][0]

@@ -1,4 +1,5 @@
-"""The block store's copy-on-write chains and XAPI's delta rule, without HTTP (xapi.md §9.3)."""
+"""The block store's copy-on-write chains and XAPI's delta rule, without HTTP
+(docs/xapi.md §9.3)."""
 
 from __future__ import annotations
 

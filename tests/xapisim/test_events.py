@@ -1,4 +1,4 @@
-"""event.from / event.inject (xapi.md §7): tokens, add/mod/del, counts, blocking, errors."""
+"""event.from / event.inject (docs/xapi.md §7): tokens, add/mod/del, counts, blocking, errors."""
 
 from __future__ import annotations
 

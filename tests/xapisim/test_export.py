@@ -1,4 +1,5 @@
-"""`GET /export_raw_vdi` (xapi.md §9.1-§9.3, vhd.md §5.1), read back by libvhdi and qemu-img.
+"""`GET /export_raw_vdi` (docs/xapi.md §9.1-§9.3, docs/vhd.md §5.1), read back by libvhdi
+and qemu-img.
 
 Every comparison is against both the simulator's `format=raw` export and its `sim.vdi_sha256`.
 """
@@ -81,7 +82,7 @@ def test_full_vhd_read_by_libvhdi_and_qemu(pool, tmp_path) -> None:
     vhd.write_bytes(export(sim.url, session.handle, vdi, "vhd")[2])
     assert sha256_hex(raw) == sim.sim("vdi_sha256", vdi)
     assert vhd_check.pyvhdi_read(vhd) == raw
-    # qemu-img trusts CHS for creator `caml` (vhd.md §6): it reads a size rounded down to the
+    # qemu-img trusts CHS for creator `caml` (docs/vhd.md §6): it reads a size rounded down to the
     # geometry, so compare what it reads with the same prefix of the raw export.
     qemu = qemu_img.read_vhd(vhd, tmp_path / "qemu.raw")
     assert len(qemu) == qemu_img.virtual_size(vhd)
@@ -131,7 +132,8 @@ def test_delta_export_is_the_symmetric_difference(pool, tmp_path) -> None:
     offsets = [delta.bat[b] * 512 for b in written]
     assert all(delta_bytes[o : o + 512] == b"\xff" * 512 for o in offsets)
 
-    # Exported files do not chain by themselves (vhd.md §11.3): point the parent identity right.
+    # Exported files do not chain by themselves (docs/vhd.md §11.3): point the parent identity
+    # right.
     vhd_check.set_footer_uuid(full, delta.parent_uuid)
     delta_path = tmp_path / "2-delta.vhd"
     delta_path.write_bytes(delta_bytes)

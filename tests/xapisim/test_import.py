@@ -1,4 +1,4 @@
-"""`PUT /import_raw_vdi` (xapi.md §9.4): raw, VHD applied as a patch, and the refusals."""
+"""`PUT /import_raw_vdi` (docs/xapi.md §9.4): raw, VHD applied as a patch, and the refusals."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Classes, fields and generic methods of xapi.md §8, on the seeded pool."""
+"""Classes, fields and generic methods of docs/xapi.md §8, on the seeded pool."""
 
 from __future__ import annotations
 

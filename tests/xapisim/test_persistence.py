@@ -1,4 +1,5 @@
-"""State in DIR survives a restart (SIGTERM) and a kill; sessions and tasks do not (§7.5)."""
+"""State in DIR survives a restart (SIGTERM) and a kill; sessions and tasks do not
+(docs/xapi.md §7.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sessions (xapi.md §2, §5, §6, §7.5): login, logout, HOST_IS_SLAVE, restart and failover."""
+"""Sessions (docs/xapi.md §2, §5, §6, §7.5): login, logout, HOST_IS_SLAVE, restart and failover."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_toolstack_restart_wipes_sessions_and_tasks(xapisim) -> None:
     task = session.xenapi.task.create("mine", "")
     assert session.xenapi.task.get_status(task) == "pending"
     xapisim.sim("restart_toolstack")
-    # The SDK sees SESSION_INVALID and silently logs in again (xapi.md §5).
+    # The SDK sees SESSION_INVALID and silently logs in again (docs/xapi.md §5).
     assert session.xenapi.VM.get_all()
     assert session.handle != old_handle
     with pytest.raises(XenAPI.Failure) as failure:

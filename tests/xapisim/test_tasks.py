@@ -1,5 +1,5 @@
-"""Async calls and tasks (xapi.md §8.7): progress, result fragments, error_info, cancel, GC;
-and the session expiry that runs with the task GC (xapi.md §2.1)."""
+"""Async calls and tasks (docs/xapi.md §8.7): progress, result fragments, error_info, cancel, GC;
+and the session expiry that runs with the task GC (docs/xapi.md §2.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The VHD stream writer and forward-only reader of xapisim, without HTTP (vhd.md §2-§6)."""
+"""The VHD stream writer and forward-only reader of xapisim, without HTTP (docs/vhd.md §2-§6)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ BLOCK = vhdstream.BLOCK_SIZE
     [(10 * 1024**3, 10737377280), (8392192, 8390656), (64 * 1024**2, 67055616)],
 )
 def test_geometry_matches_what_qemu_derives_for_caml(size: int, qemu_reads: int) -> None:
-    """vhd.md §6: qemu-img trusts CHS for `caml`, so CHS * 512 is what it reports (values
+    """docs/vhd.md §6: qemu-img trusts CHS for `caml`, so CHS * 512 is what it reports (values
     observed with qemu-img 7.2 on streams of these sizes)."""
     cylinders, heads, sectors = vhdstream.geometry(size)
     assert cylinders * heads * sectors * 512 == qemu_reads

@@ -1,4 +1,4 @@
-"""What a backup tool calls on VMs, VDIs and VBDs (xapi.md §8.3-§8.8)."""
+"""What a backup tool calls on VMs, VDIs and VBDs (docs/xapi.md §8.3-§8.8)."""
 
 from __future__ import annotations
 

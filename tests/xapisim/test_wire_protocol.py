@@ -1,4 +1,5 @@
-"""The wire format of xapi.md §1-§4: compact XML, untyped values, envelope, errors, JSON-RPC."""
+"""The wire format of docs/xapi.md §1-§4: compact XML, untyped values, envelope, errors,
+JSON-RPC."""
 
 from __future__ import annotations
 
@@ -219,7 +220,7 @@ _VALUE = st.recursive(
 
 
 def _as_python_client_sees_it(value):
-    """What xmlrpc.client yields for an untyped XAPI value (xapi.md §4); doubles go out as
+    """What xmlrpc.client yields for an untyped XAPI value (docs/xapi.md §4); doubles go out as
     `%.16g`, so a 17-digit float comes back rounded, as from XAPI."""
     if isinstance(value, bool):
         return value

@@ -1,5 +1,5 @@
 """XO's JavaScript XAPI client (npm `xen-api@4.7.6`) cannot tell the simulator from XAPI:
-it connects, builds its cache, follows `event.from` and sees a snapshot appear (xapi.md §7.4).
+it connects, builds its cache, follows `event.from` and sees a snapshot appear (docs/xapi.md §7.4).
 
 The package is installed by the project's test set-up:
 `npm install --prefix var/npm xen-api@4.7.6`. Without it this test fails (never skips)."""

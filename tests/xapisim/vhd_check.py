@@ -1,5 +1,5 @@
 """Independent VHD checks for the tests: a struct-level reader written from vhd.md (not from
-xapisim's code) and identity rewriting for pyvhdi (vhd.md §11.3); qemu-img is in
+xapisim's code) and identity rewriting for pyvhdi (docs/vhd.md §11.3); qemu-img is in
 tests/qemu_img.py."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""event.from / event.inject / event.get_current_id (xapi.md §7).
+"""event.from / event.inject / event.get_current_id (docs/xapi.md §7).
 
 Tokens are `"%020d,%020d"` (database generation, message generation) so they compare as strings.
 `event.from` blocks until a matching change exists or the float timeout expires, then waits

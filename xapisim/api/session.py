@@ -1,4 +1,4 @@
-"""session.*: login, logout, and the session limits of xapi_globs.ml (xapi.md §2.1)."""
+"""session.*: login, logout, and the session limits of xapi_globs.ml (docs/xapi.md §2.1)."""
 
 from __future__ import annotations
 

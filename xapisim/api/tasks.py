@@ -1,4 +1,4 @@
-"""task.create / task.cancel / task.destroy (xapi.md §8.7, §9.6)."""
+"""task.create / task.cancel / task.destroy (docs/xapi.md §8.7, §9.6)."""
 
 from __future__ import annotations
 

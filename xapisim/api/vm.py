@@ -1,5 +1,5 @@
 """VM lifecycle a backup tool drives: snapshot (with ignore_vdis), checkpoint, start, shutdown,
-destroy. Snapshot records are built like xapi_vm_clone.ml's copy_vm_record (xapi.md §8.3)."""
+destroy. Snapshot records are built like xapi_vm_clone.ml's copy_vm_record (docs/xapi.md §8.3)."""
 
 from __future__ import annotations
 
