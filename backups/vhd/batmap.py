@@ -52,13 +52,6 @@ class Batmap:
         byte = index >> 3
         return byte < len(self.bits) and bool(self.bits[byte] & (0x80 >> (index & 7)))
 
-    def full_blocks(self) -> list[int]:
-        """Indices whose bit is set, ascending."""
-        value = int.from_bytes(self.bits, "big")
-        count = len(self.bits) * 8
-        digits = format(value, f"0{count}b") if value else ""
-        return [index for index, digit in enumerate(digits) if digit == "1"]
-
     def pack(self, current_size: int) -> bytes:
         """Header sector followed by the bits, checksummed as blktap does for this disk size."""
         head = bytearray(SECTOR)

@@ -17,8 +17,9 @@ footer say ``tap`` 1.3. Each of those steps leaves every read unchanged.
 from __future__ import annotations
 
 import os
+import struct
 
-from .batmap import Batmap, markable, slot_bytes
+from .batmap import Batmap, batmap_checksum, markable, slot_bytes
 from .bitmap import all_sectors, from_mask, is_full, runs, to_mask
 from .errors import MergeError
 from .fields import CREATOR_TAP, SECTOR, TAP_CREATOR_VERSION, UNUSED, round_up
@@ -66,6 +67,7 @@ class ParentWriter:
         self.footer = self.vhd.footer
         self.footer_raw = self.footer.pack()
         self.batmap_bits: bytes | None = None  # the valid batmap's bits once prepared
+        self.batmap_stale = False  # its checksum must be rewritten even if no bit changes
         self.changed_bitmaps: dict[int, int] = {}
         self.new_entries: dict[int, int] = {}
 
@@ -122,6 +124,9 @@ class ParentWriter:
             and len(batmap.bits) * 8 >= entries
         ):
             self.batmap_bits = batmap.bits
+            stored = struct.unpack_from(">I", os.pread(self.fd, SECTOR, start), 24)[0]
+            # A checksum over all the bits (xoweb before it followed blktap) is rewritten.
+            self.batmap_stale = stored != batmap_checksum(batmap.bits, self.footer.current_size)
             return
         bat_end = self.header.table_offset + self.header.bat_bytes
         in_the_way = [
@@ -294,7 +299,7 @@ class ParentWriter:
             bitmap = os.pread(self.fd, self.bitmap_size, entry * SECTOR)
             if is_full(bitmap, self.spb) or to_mask(bitmap, self.spb) == full:
                 bits[index >> 3] |= 0x80 >> (index & 7)
-        if bytes(bits) == on_disk:
+        if bytes(bits) == on_disk and not self.batmap_stale:
             return
         batmap = Batmap(start, bytes(bits))
         # Each flush orders the writes on disk too: a checksum never meets half-written bits.
