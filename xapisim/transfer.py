@@ -11,7 +11,6 @@ import time
 from typing import TYPE_CHECKING
 
 from .disks import BLOCK_SIZE, ZERO_BLOCK
-from .errors import VDI_IO_ERROR, XapiError
 
 if TYPE_CHECKING:
     from .pool import Simulator
@@ -19,6 +18,10 @@ if TYPE_CHECKING:
 
 SEND_SLICE = 256 * 1024
 SMALL = 64 * 1024
+
+
+class ExportCut(Exception):
+    """`sim.cut_export_after` closed the connection: the client sees the body stop there."""
 
 
 class Throttle:
@@ -65,7 +68,7 @@ class Sender:
         if self.cut is not None and self.sent + len(view) > self.cut:
             self.handler.wfile.write(view[: self.cut - self.sent])
             self.handler.wfile.flush()
-            raise XapiError(*VDI_IO_ERROR)
+            raise ExportCut(self.cut)
         if self.handler.sim.faults.rate_limit or self.cut is not None:
             for start in range(0, len(view), SEND_SLICE):
                 chunk = view[start : start + SEND_SLICE]
