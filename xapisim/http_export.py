@@ -139,8 +139,17 @@ def _stream(handler: Handler, task: str, vdi: str, base: str | None, fmt: str) -
         total = size
     cut = sim.faults.cut_export_after
     sim.faults.cut_export_after = None
-    sender = Sender(handler, vdi_uuid, size, fmt, cut)
     percent = 0
+
+    def progress(sent: int) -> None:
+        # vhd-tool reports whole percents; XAPI sets progress = pct / 100.
+        nonlocal percent
+        now = sent * 100 // total if total else 100
+        if now > percent:
+            percent = now
+            tasks.set_progress(db, task, percent / 100)
+
+    sender = Sender(handler, vdi_uuid, size, fmt, cut, progress)
     for piece in pieces:
         if isinstance(piece, bytes):
             sender.send(piece)
@@ -149,9 +158,5 @@ def _stream(handler: Handler, task: str, vdi: str, base: str | None, fmt: str) -
         else:
             index = -1 - piece
             sender.send(ZERO_BLOCK[: min(BLOCK_SIZE, size - index * BLOCK_SIZE)])
-        # vhd-tool reports whole percents; XAPI sets progress = pct / 100.
-        now = sender.sent * 100 // total if total else 100
-        if now > percent:
-            percent = now
-            tasks.set_progress(db, task, percent / 100)
+        progress(sender.sent)
     handler.wfile.flush()

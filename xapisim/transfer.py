@@ -8,6 +8,7 @@ import os
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .disks import BLOCK_SIZE, ZERO_BLOCK
@@ -49,7 +50,13 @@ class Sender:
     to see the bytes (plain HTTP, no rate limit, no cut), else through Python in slices."""
 
     def __init__(
-        self, handler: Handler, vdi_uuid: str, size: int, fmt: str, cut: int | None
+        self,
+        handler: Handler,
+        vdi_uuid: str,
+        size: int,
+        fmt: str,
+        cut: int | None,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         self.handler = handler
         self.store = handler.sim.store
@@ -58,6 +65,7 @@ class Sender:
         self.fmt = fmt
         self.cut = cut
         self.sent = 0
+        self.progress = progress  # told the bytes sent so far, after each piece or slice
         self.throttle = Throttle(handler.sim)
         self.plain = isinstance(handler.connection, socket.socket) and not isinstance(
             handler.connection, ssl.SSLSocket
@@ -74,6 +82,8 @@ class Sender:
                 chunk = view[start : start + SEND_SLICE]
                 self.handler.wfile.write(chunk)
                 self.throttle.account(len(chunk))
+                if self.progress is not None:
+                    self.progress(self.sent + start + len(chunk))
         elif self.plain and len(view) <= SMALL:
             # A bitmap sector before a block sent by sendfile: MSG_MORE lets the kernel put it
             # in the same segments as the block instead of a tiny packet of its own.
