@@ -286,16 +286,19 @@ class Simulator:
                 tasks.forget(task)
 
     def simulate_work(self, call: Call) -> None:
-        """The `sim.set_async_delay` wait of an `Async.` call: progress moves in ten steps and a
-        `task.cancel` ends it with TASK_CANCELLED (an operation that polls for it)."""
-        steps = 10
-        for step in range(steps if self.faults.async_delay else 0):
+        """The `sim.set_async_delay` wait of an `Async.` call: progress moves in tenths, and a
+        `task.cancel` (looked for every 50 ms, as an operation that polls would) ends it with
+        TASK_CANCELLED."""
+        delay = self.faults.async_delay
+        began = time.monotonic()
+        while True:
             if tasks.cancel_requested(self.db, call.task):
                 raise XapiError("TASK_CANCELLED", call.task)
-            tasks.set_progress(self.db, call.task, step / steps)
-            time.sleep(self.faults.async_delay / steps)
-        if tasks.cancel_requested(self.db, call.task):
-            raise XapiError("TASK_CANCELLED", call.task)
+            elapsed = time.monotonic() - began
+            if elapsed >= delay:
+                return
+            tasks.set_progress(self.db, call.task, int(10 * elapsed / delay) / 10)
+            time.sleep(min(0.05, delay - elapsed))
 
     def inject_fault(self, name: str) -> None:
         """Raise the error queued by `sim.fail_next` for this method name, once."""

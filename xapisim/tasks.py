@@ -52,9 +52,11 @@ _finished: dict[str, float] = {}
 def set_progress(db: Database, task: str | None, progress: float) -> None:
     if task is None:
         return
+    value = float(round(progress, 4))
     with db.lock:
-        if db.exists("task", task) and db.tables["task"][task]["status"] == "pending":
-            db.update("task", task, progress=float(round(progress, 4)))
+        record = db.tables["task"].get(task)
+        if record is not None and record["status"] == "pending" and record["progress"] != value:
+            db.update("task", task, progress=value)
 
 
 def cancel_requested(db: Database, task: str | None) -> bool:
