@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from .server import Handler
 
 FORMATS = ("raw", "vhd")
-CHUNK_HEADER = struct.Struct("<QI")  # vhd-tool's chunked framing: offset, length (LE)
+CHUNK_HEADER = struct.Struct("<QI")
+SLICE = 256 * 1024  # vhd-tool's chunked framing: offset, length (LE)
 
 
 class Refused(Exception):
@@ -184,16 +185,24 @@ def _receive(
     percent = 0
 
     def read(count: int) -> bytes:
+        # In slices, so that the rate limit and the whole-percent progress move smoothly.
         nonlocal received, percent
-        data = handler.rfile.read(count)
-        received += len(data)
-        throttle.account(len(data))
-        if length:
-            now = min(100, received * 100 // length)
-            if now > percent:
-                percent = now
-                tasks.set_progress(sim.db, task, percent / 100)
-        return data
+        pieces = []
+        left = count
+        while left:
+            piece = handler.rfile.read(min(left, SLICE))
+            if not piece:
+                break
+            pieces.append(piece)
+            left -= len(piece)
+            received += len(piece)
+            throttle.account(len(piece))
+            if length:
+                now = min(100, received * 100 // length)
+                if now > percent:
+                    percent = now
+                    tasks.set_progress(sim.db, task, percent / 100)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def write(offset: int, data: bytes) -> None:
         # On a pre-zeroed disk, vhd-tool does not write zeros over blocks nobody wrote.

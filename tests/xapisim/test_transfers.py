@@ -118,3 +118,29 @@ def test_progress_moves_by_whole_percents_and_cancel_does_not_stop_it(slow) -> N
     assert all(abs(p * 100 - round(p * 100)) < 1e-6 for p in seen), sorted(seen)
     record = wait_task(session, task)
     assert (record["status"], record["progress"]) == ("success", 1.0)
+
+
+def test_import_progress_moves_by_whole_percents(slow) -> None:
+    sim, session, _dom0, disk, _base = slow
+    x = session.xenapi
+    payload = bytes(range(256)) * (6 * MIB // 256)
+    task = x.task.create("watched import", "")
+    thread, out = in_background(
+        lambda: request(
+            sim.url,
+            "PUT",
+            f"/import_raw_vdi?session_id={session.handle}&vdi={disk}&format=raw&task_id={task}",
+            body=payload,
+            headers={"Content-Length": str(len(payload))},
+        )
+    )
+    seen = set()
+    while thread.is_alive():
+        seen.add(x.task.get_progress(task))
+        time.sleep(0.03)
+    thread.join()
+    assert out[0][0] == 200
+    assert wait_task(session, task)["status"] == "success"
+    assert sim.sim("vdi_sha256", disk) == sha256_hex(payload)
+    assert len(seen) > 5
+    assert all(abs(p * 100 - round(p * 100)) < 1e-6 for p in seen), sorted(seen)
