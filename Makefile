@@ -1,12 +1,14 @@
 # xoweb: the two commands of the README, and the steps they share.
 #   make run    set up, then start every process under honcho (Ctrl-C stops them all)
-#   make test   set up, then lint and run the whole test suite (SQLite, then PostgreSQL)
+#   make test   set up (plus the test tools), then lint and run the whole test suite (SQLite,
+#               then PostgreSQL)
 
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+TEST_INSTALLED := $(VENV)/.installed-test
 NPM_PREFIX := var/npm
 # The ports follow XOWEB_WEB_PORT / XOWEB_FLOWER_PORT when set (as the Procfile does).
 WEB_PORT := $(or $(XOWEB_WEB_PORT),8000)
@@ -31,14 +33,20 @@ setup: $(INSTALLED)
 	@$(PY) manage.py migrate --noinput -v 0
 	@$(PY) manage.py collectstatic --noinput -v 0
 
-test-setup: setup $(NPM_PREFIX)/.installed
+test-setup: setup $(TEST_INSTALLED) $(NPM_PREFIX)/.installed
 	@scripts/install-os-packages test
 
+# The service's dependencies only: what production runs (requirements.lock).
 $(INSTALLED): pyproject.toml requirements.lock
 	@scripts/install-os-packages run
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
+	touch $@
+
+# What the tests add: pytest, Playwright, hypothesis, ruff… (requirements-test.lock).
+$(TEST_INSTALLED): $(INSTALLED) requirements-test.lock
+	$(PY) -m pip install -q -r requirements.lock -r requirements-test.lock
 	touch $@
 
 # XO's own XAPI client, the independent peer of the simulator's tests.
@@ -47,7 +55,7 @@ $(NPM_PREFIX)/.installed:
 	npm install -s --no-audit --no-fund --prefix $(NPM_PREFIX) xen-api@4.7.6
 	touch $@
 
-lint: $(INSTALLED)
+lint: $(TEST_INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
@@ -58,12 +66,17 @@ pytest: test-setup
 pytest-postgres: test-setup
 	scripts/with-postgres $(PY) -m pytest -m django_db -q
 
-# Re-resolve the dependencies within pyproject.toml's ranges and record the result.
+# Re-resolve the dependencies within pyproject.toml's ranges and record both locks: the service's
+# alone first, then what the tests add on top of it (constrained to the service's versions).
 lock:
 	rm -rf var/lock-venv && $(PYTHON) -m venv var/lock-venv
 	var/lock-venv/bin/pip install -q --upgrade pip
-	var/lock-venv/bin/pip install -q '.[dev]'
-	var/lock-venv/bin/pip freeze --exclude xoweb > requirements.lock
+	var/lock-venv/bin/pip install -q .
+	{ sed -n '/^#/p' requirements.lock; var/lock-venv/bin/pip freeze --exclude xoweb; } > var/service.lock
+	var/lock-venv/bin/pip install -q '.[test]' -c var/service.lock
+	{ sed -n '/^#/p' requirements-test.lock; var/lock-venv/bin/pip freeze --exclude xoweb \
+	  | grep -vxFf var/service.lock; } > var/test.lock
+	mv var/service.lock requirements.lock && mv var/test.lock requirements-test.lock
 	rm -rf var/lock-venv build *.egg-info
 
 clean:

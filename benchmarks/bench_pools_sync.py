@@ -9,6 +9,11 @@ Starts ``python -m xapisim`` with ``--vms N`` and a throwaway SQLite database, t
 2. events applied per second: ``--changes`` VM renames fetched in one ``event.from`` and
    applied by the watcher's batch writer (baseline: the same renames fetched, not applied);
 3. the time to mark the pool stale and then to purge it.
+
+Goals (issue 5 asked for the numbers; these bounds were set by issue 10 from its measurements,
+so that a slowdown shows): the first sync costs at most twice the bare fetch (ratio <= 2.0);
+applying a batch of events costs at most as long as fetching it (ratio <= 1.0); greying and
+purging the pool each cost at most a quarter of the first sync.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from goals import at_most, summary  # noqa: E402
 from throwaway_site import throwaway_site  # noqa: E402
 
 
@@ -114,7 +120,7 @@ def run(url: str, options: argparse.Namespace) -> None:
     print(
         f"first sync: {sync_seconds:.2f} s, {len(queries.captured_queries)} queries, "
         f"{vm_rows} VM rows; bare fetch {fetch_seconds:.2f} s; "
-        f"ratio sync/fetch {sync_seconds / fetch_seconds:.2f}"
+        f"ratio sync/fetch {at_most(sync_seconds / fetch_seconds, 2.0)}"
     )
 
     # Events: rename VMs through XAPI, fetch them in one event.from, apply them.
@@ -134,22 +140,24 @@ def run(url: str, options: argparse.Namespace) -> None:
     print(
         f"events: {applied} applied in {apply_seconds:.3f} s = {applied / apply_seconds:.0f}/s, "
         f"{len(queries.captured_queries)} queries; fetching them took {fetch_events_seconds:.3f} s; "
-        f"ratio apply/fetch {apply_seconds / fetch_events_seconds:.2f}"
+        f"ratio apply/fetch {at_most(apply_seconds / fetch_events_seconds, 1.0)}"
     )
     assert VM.objects.filter(pool=pool, name_label__startswith="renamed ").count() == len(refs)
 
     started = time.perf_counter()
-    cache.mark_stale(pool, status=PoolStatus.STALE, reason="benchmark")
+    cache.mark_lost(pool, status=PoolStatus.STALE, reason="benchmark")
     stale_seconds = time.perf_counter() - started
     started = time.perf_counter()
     assert cache.purge(pool)
     purge_seconds = time.perf_counter() - started
     assert not VM.objects.filter(pool=pool).exists()
     print(
-        f"mark stale: {stale_seconds:.3f} s; purge: {purge_seconds:.3f} s "
-        f"(ratio purge/first sync {purge_seconds / sync_seconds:.2f})"
+        f"mark stale: {stale_seconds:.3f} s, ratio to the first sync "
+        f"{at_most(stale_seconds / sync_seconds, 0.25)}; purge: {purge_seconds:.3f} s, ratio "
+        f"{at_most(purge_seconds / sync_seconds, 0.25)}"
     )
     watcher.client.logout()
+    summary()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,12 @@ Prints, each against a baseline measured in the same run:
   made (throttled: about one a second plus one per whole percent, never one per block);
 * the estimate of a backup run of 50 VMs × 3 disks with full histories;
 * the task page and its JSON at ``--small`` and ``--large`` tasks: median time, query count and
-  the ratio large/small (the query count must not grow).
+  the ratio large/small.
+
+Goals (issue 6, as numbers): the reporter writes at most ``seconds + 103`` times (one a second,
+one per percent from 0 to 100, and the end's two) and costs at most 10 µs per ``advance()``;
+the run's estimate costs at most its 150 leaves' worth (ratio to one disk <= 150); the pages'
+query count does not grow with the number of tasks (ratio 1).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from goals import at_most, summary  # noqa: E402
 from throwaway_site import throwaway_site, time_pages  # noqa: E402
 
 
@@ -46,7 +52,8 @@ def bench_reporter(blocks: int) -> None:
     per_block = (reported - bare) / blocks * 1e6
     print(
         f"reporter: {blocks} blocks in {reported:.2f} s (bare loop {bare:.3f} s): "
-        f"{per_block:.2f} µs per advance(), {writes} database writes "
+        f"{at_most(per_block, 10.0)} µs per advance(); "
+        f"{at_most(writes, int(reported) + 103, digits=0)} database writes "
         f"({writes / max(reported, 1e-9):.0f}/s, {blocks / max(writes, 1):.0f} blocks per write)"
     )
 
@@ -83,9 +90,8 @@ def bench_estimate() -> None:
         timings[name] = statistics.median(samples)
     ratio = timings["run of 50 VMs × 3 disks"] / timings["one disk"]
     print(
-        "estimate: one disk {:.2f} ms, run of 150 disks {:.2f} ms (×{:.0f} for 150 leaves)".format(
-            timings["one disk"] * 1e3, timings["run of 50 VMs × 3 disks"] * 1e3, ratio
-        )
+        f"estimate: one disk {timings['one disk'] * 1e3:.2f} ms, run of 150 disks "
+        f"{timings['run of 50 VMs × 3 disks'] * 1e3:.2f} ms, ratio {at_most(ratio, 150)}"
     )
 
 
@@ -128,8 +134,9 @@ def main() -> None:
             print(
                 f"{path:<24} {options.small:>6} tasks {t_small * 1e3:7.1f} ms {q_small:>2} queries"
                 f" | {options.large:>6} tasks {t_large * 1e3:7.1f} ms {q_large:>2} queries"
-                f" | time ×{t_large / t_small:.2f}, queries ×{q_large / q_small:.2f}"
+                f" | time ×{t_large / t_small:.2f}, queries ×{at_most(q_large / q_small, 1.0)}"
             )
+    summary()
 
 
 if __name__ == "__main__":

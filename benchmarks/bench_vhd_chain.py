@@ -21,6 +21,9 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from goals import at_least, summary
 
 import backups.vhd as vhd
 
@@ -101,8 +104,9 @@ def main() -> None:
             f"read {args.size_mib} MiB as raw: chain of 1 full + {DELTAS} deltas {chain_time:.2f} s "
             f"({mib / chain_time:.0f} MiB/s), single VHD {single_time:.2f} s "
             f"({mib / single_time:.0f} MiB/s), plain raw file {raw_time:.2f} s; "
-            f"ratio {single_time / chain_time:.2f} (goal >= {GOAL})"
+            f"ratio {at_least(single_time / chain_time, GOAL)}"
         )
+    summary()
 
 
 if __name__ == "__main__":

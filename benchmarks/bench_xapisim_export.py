@@ -6,6 +6,11 @@ Steps: start `python -m xapisim` on a free port → create a VDI of SIZE and fil
 random bytes through `PUT /import_raw_vdi` → time `cat` of the same bytes to /dev/null (best of
 2, page cache warm) → time `GET /export_raw_vdi?format=raw` and `format=vhd` (best of 2, body read
 by curl into /dev/null, or by http.client without curl) → print throughputs and the ratios raw/cat and vhd/raw.
+
+Goals (issue 3 asked for the ratios; these bounds were set by issue 10 from its measurements):
+the raw export keeps at least 0.15 of `cat`'s throughput from the page cache, so the simulator is
+never what limits xoweb's own transfer benchmarks; the VHD export keeps at least 0.8 of the raw
+export's (the same bound as parsing a stream against a plain copy, issue 4).
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+
 import XenAPI  # noqa: E402
+from goals import at_least, summary  # noqa: E402
 
 from xapisim.api.control import parse_size  # noqa: E402
 
@@ -197,11 +205,16 @@ def main() -> int:
         f"export format=vhd      {vhd:7.3f} s  {vhd_bytes / mib / vhd:8.1f} MiB/s  ({vhd_bytes} bytes)"
     )
     print(
-        f"ratio raw export / cat {(size / raw) / (size / cat):7.3f}  (throughput, 1.0 = as fast as cat)"
+        f"ratio raw export / cat {at_least((size / raw) / (size / cat), 0.15, digits=3)}"
+        "  (throughput, 1.0 = as fast as cat)"
     )
-    print(f"ratio vhd / raw export {(vhd_bytes / vhd) / (raw_bytes / raw):7.3f}  (throughput)")
+    print(
+        f"ratio vhd / raw export {at_least((vhd_bytes / vhd) / (raw_bytes / raw), 0.8, digits=3)}"
+        "  (throughput)"
+    )
     if args.scale_vms:
         scale(args.scale_vms)
+    summary()
     return 0
 
 

@@ -1,55 +1,31 @@
-"""Django admin for the pools app: pools are edited (write-only password), the cache is read-only."""
+"""Django admin for the pools app: pools are edited through the pages' form (same validation,
+same connection test, write-only password); the cache is read-only."""
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from pools.forms import EDITED_FIELDS, save_settings
+from pools.forms import PoolForm, save_settings
 from pools.models import SR, VBD, VDI, VM, Host, Pool, WatcherHeartbeat, XapiTask
-
-
-class PoolAdminForm(forms.ModelForm):
-    """The password is write-only: never given an initial value, never rendered back."""
-
-    new_password = forms.CharField(
-        label="Password",
-        widget=forms.PasswordInput(render_value=False),
-        required=False,
-        strip=False,
-        help_text="Leave empty to keep the current password.",
-    )
-
-    class Meta:
-        model = Pool
-        fields = EDITED_FIELDS
-
-    def clean(self):
-        data = super().clean()
-        if self.instance.pk is None and not data.get("new_password"):
-            self.add_error("new_password", "enter the password of the XAPI user")
-        return data
-
-    def save(self, commit: bool = True) -> Pool:
-        pool = super().save(commit=False)
-        if self.cleaned_data.get("new_password"):
-            pool.set_password(self.cleaned_data["new_password"])
-        if commit:
-            save_settings(pool, adding=pool.pk is None)
-        return pool
 
 
 @admin.register(Pool)
 class PoolAdmin(admin.ModelAdmin):
-    form = PoolAdminForm
+    form = PoolForm
 
-    # Error reports (DEBUG pages, mails to admins) must not show the password typed.
     def save_model(self, request, obj, form, change) -> None:
         save_settings(obj, adding=not change)
+        if form.trusted_fingerprint:
+            self.message_user(
+                request,
+                f"The master's certificate was trusted on first use and pinned: SHA-256 "
+                f"{form.trusted_fingerprint}. Compare it with the one shown on the host.",
+            )
 
-    @method_decorator(sensitive_post_parameters("new_password"))
+    # Error reports (DEBUG pages, mails to admins, the log) must not show the password typed.
+    @method_decorator(sensitive_post_parameters("password"))
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         return super().changeform_view(request, object_id, form_url, extra_context)
 

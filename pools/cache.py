@@ -1,8 +1,9 @@
-"""Writing the object cache: full syncs, event batches, stale marking and purges.
+"""Writing the object cache: full syncs, event batches, losses and purges.
 
-Only the watcher (and the receivers of its signals) call these. Every function writes in one
-transaction with bulk statements, so a page never sees half a batch and 10,000 VMs take a
-handful of queries per 500 rows.
+Only the watcher calls these (pools/watcher.py), and it tells other apps what happened through
+the pool signals. Every function writes in one transaction with bulk statements, so a page never
+sees half a batch and 10,000 VMs take a handful of queries per 500 rows. How long a lost pool's
+objects stay greyed is :mod:`pools.liveness`'s rule (``grace_cutoff``).
 """
 
 from __future__ import annotations
@@ -10,15 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from pools import liveness
 from pools.choices import PoolStatus
 from pools.models import CACHED_MODELS, CachedObject, Pool, XapiTask
-from pools.signals import pool_purged
 
 logger = logging.getLogger(__name__)
 
@@ -141,25 +141,44 @@ def apply_events(pool: Pool, events: list[dict], *, pool_fields: dict | None = N
     return applied
 
 
-def mark_stale(pool: Pool, *, status: str, reason: str, now: datetime | None = None) -> None:
-    """Grey the pool's cached objects: the pool is unreachable (or refused us) since ``now``.
+def mark_lost(pool: Pool, *, status: str, reason: str, now: datetime | None = None) -> bool:
+    """Record that the watcher lost the pool: unreachable (``status`` stale), refused (error)
+    or disabled. Returns whether this loss greyed the pool's objects.
 
-    The first loss of an outage starts the grace period; later failures only update the
-    message shown.
+    Steps, in one transaction:
+
+    1. a connected pool gets its loss time (``stale_since = now``), which starts the grace
+       period; a pool already lost keeps the time of the first loss of the outage;
+    2. the status: the one asked for when the pool has a loss time; otherwise there is no cache
+       to grey (the pool never connected, or was purged), and an unreachable pool is shown
+       ``connecting`` (never connected) or ``disconnected`` (purged), never stale without a
+       time;
+    3. every row of the pool not yet greyed gets the pool's loss time.
     """
     now = now or timezone.now()
     with transaction.atomic():
-        Pool.objects.filter(pk=pool.pk, stale_since__isnull=True).update(stale_since=now)
+        greyed = Pool.objects.filter(
+            pk=pool.pk, stale_since__isnull=True, status=PoolStatus.CONNECTED
+        ).update(stale_since=now)
+        lost_at, connected_at = Pool.objects.filter(pk=pool.pk).values_list(
+            "stale_since", "connected_at"
+        ).first() or (None, None)
+        if lost_at is None and status == PoolStatus.STALE:
+            status = PoolStatus.CONNECTING if connected_at is None else PoolStatus.DISCONNECTED
         Pool.objects.filter(pk=pool.pk).update(status=status, status_message=reason[:2000])
-        for model in CACHED_MODELS:
-            model.objects.filter(pool=pool, stale_since__isnull=True).update(stale_since=now)
+        if lost_at is not None:
+            for model in CACHED_MODELS:
+                model.objects.filter(pool=pool, stale_since__isnull=True).update(
+                    stale_since=lost_at
+                )
+    return bool(greyed)
 
 
 def purge(pool: Pool, *, stale_since: datetime | None = None) -> bool:
     """Delete the pool's cached objects, if it is still stale (since ``stale_since`` if given).
 
     The check and the delete are one transaction, so a resync that finished in between wins.
-    Sends ``pool_purged``; returns whether it purged.
+    Returns whether it purged (the watcher then tells other apps with ``pool_purged``).
     """
     with transaction.atomic():
         claim = Pool.objects.filter(pk=pool.pk, stale_since__isnull=False)
@@ -173,16 +192,12 @@ def purge(pool: Pool, *, stale_since: datetime | None = None) -> bool:
         for model in CACHED_MODELS:
             model.objects.filter(pool=pool).delete()
     logger.info("pool %s: cached objects purged after the grace period", pool.name)
-    pool_purged.send(sender=Pool, pool=pool)
     return True
 
 
-def purge_expired(now: datetime | None = None) -> list[Pool]:
-    """Purge every pool that has been stale for longer than ``POOL_STALE_GRACE_SECONDS``."""
-    now = now or timezone.now()
-    limit = now - timedelta(seconds=settings.POOL_STALE_GRACE_SECONDS)
-    purged = []
-    for pool in Pool.objects.filter(stale_since__lte=limit):
-        if purge(pool, stale_since=pool.stale_since):
-            purged.append(pool)
-    return purged
+def purge_expired(now: datetime | None = None, *, pool: Pool | None = None) -> list[Pool]:
+    """Purge every pool (or only ``pool``) lost for longer than the grace period at ``now``."""
+    expired = Pool.objects.filter(stale_since__lte=liveness.grace_cutoff(now or timezone.now()))
+    if pool is not None:
+        expired = expired.filter(pk=pool.pk)
+    return [lost for lost in expired if purge(lost, stale_since=lost.stale_since)]

@@ -1,4 +1,4 @@
-"""The pool form, shared by the pages, the admin and ``manage.py pool_add``.
+"""The pool form, the only one: the pages, the admin and ``manage.py pool_add`` all use it.
 
 Saving tests the connection first (the one time a person asks xoweb to wait on XAPI, with a
 short timeout): every failure becomes an error on the field to fix, and nothing is saved.
@@ -23,7 +23,7 @@ from pools.xapi import (
     normalise_url,
 )
 
-#: The columns people edit; the others belong to the watcher.
+#: The columns people edit; the others belong to the watcher (read-only in the admin).
 EDITED_FIELDS = ["name", "master_url", "username", "tls_mode", "tls_fingerprint", "enabled"]
 
 

@@ -2,24 +2,26 @@
 
 The cache is written only by the watcher (``manage.py watch_pools``). Every cached row is keyed
 by ``(pool, ref)``, carries the object's uuid, the columns the pages filter and sort on, and the
-full XAPI record as JSON. A row whose ``stale_since`` is set belongs to a pool whose connection
-was lost: it may be shown greyed, never as live, and is purged after the grace period.
+full XAPI record as JSON. Whether a row may be shown or used as the pool's current state is
+decided in one place, :mod:`pools.liveness`; the querysets' ``live()`` apply that rule in SQL.
 """
 
 from __future__ import annotations
 
 import xmlrpc.client
-from datetime import timedelta
+from datetime import UTC, datetime
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.db.models import Count, Exists, OuterRef, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 
-from pools import crypto
+from pools import crypto, liveness
+from pools.addresses import normalise_fingerprint, normalise_url
 from pools.choices import PoolStatus, PowerState, TlsMode, VbdType, XapiTaskStatus
 
 NULL_REF = "OpaqueRef:NULL"
@@ -40,8 +42,9 @@ class PoolQuerySet(models.QuerySet):
     def enabled(self) -> PoolQuerySet:
         return self.filter(enabled=True)
 
-    def connected(self) -> PoolQuerySet:
-        return self.filter(status=PoolStatus.CONNECTED)
+    def live(self, now: datetime | None = None) -> PoolQuerySet:
+        """Pools whose cache is their state now (:mod:`pools.liveness`)."""
+        return self.filter(liveness.live_pools_filter(now or timezone.now()))
 
     def with_counts(self) -> PoolQuerySet:
         """Annotate host/sr/vm/vdi/task counts (vm: guests only), in the same single query."""
@@ -132,22 +135,7 @@ class Pool(models.Model):
     def get_password(self) -> str:
         return crypto.decrypt_secret(self.password_encrypted) if self.password_encrypted else ""
 
-    @property
-    def is_live(self) -> bool:
-        return self.status == PoolStatus.CONNECTED
-
-    @property
-    def purge_at(self):
-        """When the greyed objects of a lost pool will be purged, unless it reconnects first."""
-        from django.conf import settings
-
-        if self.stale_since is None:
-            return None
-        return self.stale_since + timedelta(seconds=settings.POOL_STALE_GRACE_SECONDS)
-
     def clean(self) -> None:
-        from pools.xapi import normalise_fingerprint, normalise_url
-
         errors = {}
         if self.master_url:  # an empty one is refused as a required field
             try:
@@ -175,31 +163,28 @@ class WatcherHeartbeat(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.hostname}:{self.pid})"
 
-    def is_alive(self, now=None) -> bool:
-        from django.conf import settings
-
-        now = now or timezone.now()
-        return (now - self.beat_at).total_seconds() <= settings.POOL_WATCHER_HEARTBEAT_TIMEOUT
+    def is_alive(self, now: datetime | None = None) -> bool:
+        return liveness.heartbeat_is_fresh(self.beat_at, now or timezone.now())
 
 
 # --- the object cache ------------------------------------------------------------------------
 
 
 class CachedObjectQuerySet(models.QuerySet):
-    def live(self) -> CachedObjectQuerySet:
-        """Rows that may be shown as live: not stale, their pool connected, and a watcher
-        alive to keep them current (a dead watcher's last picture is not live)."""
-        from django.conf import settings
+    """Filters by the liveness rule (:mod:`pools.liveness`), e.g. ``VM.objects.guests().live()``
+    for the VMs a backup may select."""
 
-        fresh = timezone.now() - timedelta(seconds=settings.POOL_WATCHER_HEARTBEAT_TIMEOUT)
-        watched = WatcherHeartbeat.objects.filter(beat_at__gte=fresh)
-        return self.filter(
-            Exists(watched), stale_since__isnull=True, pool__status=PoolStatus.CONNECTED
-        )
+    def live(self, now: datetime | None = None) -> CachedObjectQuerySet:
+        """Rows that are their pool's state now: pool connected, a watcher beating, no loss."""
+        return self.filter(liveness.live_objects_filter(now or timezone.now()))
+
+    def not_live(self, now: datetime | None = None) -> CachedObjectQuerySet:
+        """Everything ``live()`` leaves out (stale or unknown): shown greyed, never used."""
+        return self.exclude(liveness.live_objects_filter(now or timezone.now()))
 
     def stale(self) -> CachedObjectQuerySet:
-        """Everything ``live()`` leaves out: to be shown greyed, never used as current."""
-        return self.exclude(pk__in=self.live().values("pk"))
+        """Rows of a lost pool, greyed until the grace period ends or the pool comes back."""
+        return self.filter(Q(stale_since__isnull=False) | Q(pool__stale_since__isnull=False))
 
 
 class CachedObject(models.Model):
@@ -234,8 +219,11 @@ class CachedObject(models.Model):
         return {"uuid": record.get("uuid", ""), "name_label": record.get("name_label", "")[:255]}
 
 
-def _cache_meta(model_name: str, *, extra_indexes: tuple = ()) -> type:
-    """A Meta with the (pool, ref) key every cached model shares."""
+def _cache_meta(
+    model_name: str, *, extra_indexes: tuple = (), verbose_name: str = "", plural: str = ""
+) -> type:
+    """A Meta with the (pool, ref) key every cached model shares; XAPI's class names (SR, VDI…)
+    keep their capitals in the admin."""
 
     class Meta:
         constraints = [
@@ -251,6 +239,9 @@ def _cache_meta(model_name: str, *, extra_indexes: tuple = ()) -> type:
             *extra_indexes,
         ]
 
+    if verbose_name:
+        Meta.verbose_name = verbose_name
+        Meta.verbose_name_plural = plural or f"{verbose_name}s"
     return Meta
 
 
@@ -269,8 +260,6 @@ def _ref(record: dict, key: str) -> str:
 
 def _datetime(value):
     """XAPI datetimes come as ``YYYYMMDDTHH:MM:SSZ``; the epoch means "never"."""
-    from datetime import UTC, datetime
-
     if value in (None, ""):
         return None
     text = str(value)
@@ -293,6 +282,10 @@ class Host(CachedObject):
 
     Meta = _cache_meta("host")
 
+    def get_absolute_url(self) -> str:
+        """The VMs running on this host."""
+        return f"{reverse('pools:vm_list')}?host={self.pk}"
+
     @classmethod
     def columns_from_record(cls, record: dict) -> dict:
         return {
@@ -313,7 +306,7 @@ class SR(CachedObject):
     physical_size = models.BigIntegerField(default=0)
     physical_utilisation = models.BigIntegerField(default=0)
 
-    Meta = _cache_meta("sr")
+    Meta = _cache_meta("sr", verbose_name="SR")
 
     @classmethod
     def columns_from_record(cls, record: dict) -> dict:
@@ -354,6 +347,7 @@ class VM(CachedObject):
 
     Meta = _cache_meta(
         "vm",
+        verbose_name="VM",
         extra_indexes=(
             # The VM list: guests of a pool sorted by name (the default sort).
             models.Index(
@@ -364,6 +358,10 @@ class VM(CachedObject):
             models.Index(fields=["pool", "snapshot_of_ref"], name="pools_vm_snapshot_of"),
         ),
     )
+
+    def get_absolute_url(self) -> str:
+        """The VM list, showing this VM (found by its uuid)."""
+        return f"{reverse('pools:vm_list')}?kind=all&q={self.uuid}"
 
     @classmethod
     def columns_from_record(cls, record: dict) -> dict:
@@ -395,7 +393,7 @@ class VDI(CachedObject):
     missing = models.BooleanField(default=False)
 
     # The disks of one page of the VM list are read by (pool, ref): the unique constraint's index.
-    Meta = _cache_meta("vdi")
+    Meta = _cache_meta("vdi", verbose_name="VDI")
 
     @classmethod
     def columns_from_record(cls, record: dict) -> dict:
@@ -424,6 +422,7 @@ class VBD(CachedObject):
 
     Meta = _cache_meta(
         "vbd",
+        verbose_name="VBD",
         extra_indexes=(
             # The disks of the VMs on one page of the VM list: VBD where pool and vm_ref in (...).
             models.Index(fields=["pool", "vm_ref"], name="pools_vbd_pool_vm"),
@@ -441,6 +440,12 @@ class VBD(CachedObject):
             "userdevice": str(record.get("userdevice", ""))[:16],
             "currently_attached": bool(record.get("currently_attached", False)),
         }
+
+
+class XapiTaskQuerySet(CachedObjectQuerySet):
+    def running(self) -> XapiTaskQuerySet:
+        """Pending or cancelling: XAPI is still working on them (as the cache last saw it)."""
+        return self.filter(status__in=[XapiTaskStatus.PENDING, XapiTaskStatus.CANCELLING])
 
 
 class XapiTask(CachedObject):
@@ -467,13 +472,19 @@ class XapiTask(CachedObject):
     subtask_of_ref = models.CharField(max_length=64, blank=True)
     progress_history = models.JSONField(default=list)
 
+    objects = XapiTaskQuerySet.as_manager()
+
     Meta = _cache_meta(
         "xapitask",
+        verbose_name="XAPI task",
         extra_indexes=(
             # The task list: running tasks first, newest first.
             models.Index(fields=["status", "-created"], name="pools_xapitask_status_created"),
         ),
     )
+
+    def get_absolute_url(self) -> str:
+        return reverse("tasks:xapi_task_detail", args=[self.pk])
 
     @classmethod
     def columns_from_record(cls, record: dict) -> dict:

@@ -1,18 +1,21 @@
-"""Functions other apps call to act on a pool (they never import XenAPI or pools.xapi).
+"""Functions other apps (and the pools pages) call to read a pool's cache or act on a pool;
+they never import XenAPI or pools.xapi themselves.
 
-They talk to XAPI, so they must run in a Celery worker or the watcher, never in a web request.
+``client_for`` and ``cancel_xapi_task`` talk to XAPI, so they run in a Celery worker or the
+watcher, never in a web request; ``disks_of`` only reads the cache.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 
-from pools.models import Pool, XapiTask
+from pools.liveness import current_watch
+from pools.models import VBD, VDI, VM, Pool, XapiTask
 from pools.xapi import XapiClient, XapiError
 
 
 class PoolUnavailable(XapiError):
-    """The pool is not connected, so nothing can be asked of it."""
+    """The pool is not live (:mod:`pools.liveness`), so nothing can be asked of it."""
 
 
 def client_for(pool: Pool, *, url: str = "", timeout: float | None = None) -> XapiClient:
@@ -55,10 +58,41 @@ def cancel_xapi_task(xapi_task: XapiTask) -> None:
     ``OPERATION_NOT_ALLOWED`` for a task that cannot be cancelled) otherwise.
     """
     pool = Pool.objects.get(pk=xapi_task.pool_id)
-    if not pool.is_live:
+    verdict = current_watch().pool(pool)
+    if not verdict.live:
         raise PoolUnavailable(
-            f"pool {pool.name} is {pool.get_status_display().lower()}: "
-            f"task {xapi_task.name_label or xapi_task.ref} cannot be cancelled now"
+            f"{verdict.reason}: task {xapi_task.name_label or xapi_task.ref} cannot be "
+            "cancelled now"
         )
     with client_for(pool) as client:
         client.cancel_task(xapi_task.ref)
+
+
+def disks_of(vms: list[VM]) -> dict[tuple[int, str], list[VDI]]:
+    """The disks (VDIs behind Disk VBDs) of the given VMs, by ``(pool id, VM ref)``, in two
+    queries whatever their number."""
+    if not vms:
+        return {}
+    refs = {vm.ref for vm in vms}
+    pool_ids = {vm.pool_id for vm in vms}
+    vbds = list(
+        VBD.objects.filter(pool_id__in=pool_ids, vm_ref__in=refs, type="Disk")
+        .exclude(vdi_ref="")
+        .order_by("userdevice")
+        .values_list("pool_id", "vm_ref", "vdi_ref")
+    )
+    vdis = {
+        (vdi.pool_id, vdi.ref): vdi
+        for vdi in VDI.objects.filter(
+            # Hidden base copies (managed=false) are never a VM's disk (docs/xapi.md §12).
+            pool_id__in=pool_ids,
+            ref__in={vdi_ref for _, _, vdi_ref in vbds},
+            managed=True,
+        ).only("pool_id", "ref", "name_label", "virtual_size", "stale_since")
+    }
+    disks: dict[tuple[int, str], list[VDI]] = {}
+    for pool_id, vm_ref, vdi_ref in vbds:
+        vdi = vdis.get((pool_id, vdi_ref))
+        if vdi is not None:
+            disks.setdefault((pool_id, vm_ref), []).append(vdi)
+    return disks

@@ -1,12 +1,14 @@
-"""Signals the watcher sends about a pool's connection (receivers in pools/receivers.py).
+"""Signals the watcher sends to tell other apps about a pool's connection.
 
-All are sent with ``sender=Pool`` and a ``pool`` keyword argument:
+The watcher has already done what the pools app itself needs (pools/watcher.py greys and purges
+the cache); these are for the other apps, e.g. the backup engine failing a lost pool's VMs
+cleanly. All are sent with ``sender=Pool`` and a ``pool`` keyword argument:
 
-* ``pool_connected(pool)`` — a full resync just finished: the cache equals the pool's state;
-* ``pool_lost(pool, reason, status)`` — the connection failed (``status`` is the PoolStatus to
-  show: stale for a lost master, error for a refusal such as bad credentials); the receiver
-  marks the pool's cached objects stale;
-* ``pool_purged(pool)`` — the grace period passed without a reconnect and the pool's cached
+* ``pool_connected(pool)``: a full resync just finished, the cache equals the pool's state;
+* ``pool_lost(pool, reason, status)``: the connection failed (``status`` is the PoolStatus asked
+  for: stale for a lost master, error for a refusal such as bad credentials, disabled) and the
+  pool's objects are greyed; sent once per outage;
+* ``pool_purged(pool)``: the grace period passed without a reconnect and the pool's cached
   objects were deleted.
 """
 

@@ -1,22 +1,26 @@
 """Pages about pools and their VMs. They read the cache only: no view waits on XAPI, except
-the pool form's connection test, which a person asks for (with a short timeout)."""
+the pool form's connection test, which a person asks for (with a short timeout). Whether a row
+is shown live, stale or unknown is :mod:`pools.liveness`'s verdict (the ``verdict`` filter of
+``{% load liveness %}``), never decided here."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from pools.choices import PoolStatus, PowerState
+from pools.addresses import url_for_address
+from pools.choices import PowerState
 from pools.forms import PoolForm
-from pools.models import SR, VBD, VDI, VM, Host, Pool, WatcherHeartbeat, XapiTask
-from pools.xapi import url_for_address
+from pools.liveness import current_watch
+from pools.models import VM, Host, Pool
+from pools.services import disks_of
 
 VMS_PER_PAGE = 50
 
@@ -39,26 +43,20 @@ VM_KINDS = {
 }
 
 
-def watcher_state() -> dict:
-    """Whether a ``watch_pools`` process beat recently (pages show it; stale if not)."""
-    heartbeat = WatcherHeartbeat.objects.order_by("-beat_at").first()
-    return {
-        "watcher": heartbeat,
-        "watcher_alive": bool(heartbeat and heartbeat.is_alive(timezone.now())),
-    }
-
-
 def pool_list(request: HttpRequest) -> HttpResponse:
     return render(
-        request, "pools/pool_list.html", {"pools": Pool.objects.with_counts(), **watcher_state()}
+        request,
+        "pools/pool_list.html",
+        {"pools": Pool.objects.with_counts(), "watch": current_watch()},
     )
 
 
 def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
     pool = get_object_or_404(Pool.objects.with_counts(), pk=pk)
-    state = watcher_state()
-    live = pool.is_live and state["watcher_alive"]
-    hosts = list(Host.objects.filter(pool=pool).order_by("name_label").defer("record"))
+    # Through the pool's related managers, so that each row knows its pool without a query.
+    hosts = list(
+        pool.host_set.order_by("name_label").defer("record").annotate(vm_count=_resident_guests())
+    )
     for host in hosts:
         try:
             host.is_master = url_for_address(host.address, like=pool.connected_url) == (
@@ -71,13 +69,25 @@ def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "pools/pool_detail.html",
         {
             "pool": pool,
-            "live": live,
             "hosts": hosts,
-            "srs": SR.objects.filter(pool=pool).order_by("name_label"),
-            "tasks": XapiTask.objects.filter(pool=pool).order_by("-created")[:20],
-            **state,
+            "srs": pool.sr_set.order_by("name_label"),
+            "tasks": pool.xapitask_set.order_by("-created")[:20],
+            "watch": current_watch(),
         },
     )
+
+
+def _resident_guests() -> Coalesce:
+    """The number of guest VMs resident on each host, in the hosts' query."""
+    guests = (
+        VM.objects.guests()
+        .filter(pool=OuterRef("pool"), resident_on_ref=OuterRef("ref"))
+        .order_by()
+        .values("pool")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(guests), 0)
 
 
 @sensitive_post_parameters("password")
@@ -130,23 +140,26 @@ def vm_list(request: HttpRequest) -> HttpResponse:
     if kind not in VM_KINDS:
         kind = "guests"
     pool_id = request.GET.get("pool", "")
+    host_id = request.GET.get("host", "")
 
     vms = VM.objects.filter(VM_KINDS[kind]).select_related("pool")
     if query:
         vms = vms.filter(Q(name_label__icontains=query) | Q(uuid__iexact=query))
     if pool_id.isdigit():
         vms = vms.filter(pool_id=int(pool_id))
+    host = None
+    if host_id.isdigit():
+        host = Host.objects.filter(pk=int(host_id)).only("pk", "pool_id", "ref", "name_label")
+        host = host.first()
+        if host is not None:
+            vms = vms.filter(pool_id=host.pool_id, resident_on_ref=host.ref)
     vms = vms.order_by(*VM_SORTS[sort]).defer("record", "pool__member_urls")
     page = Paginator(vms, VMS_PER_PAGE).get_page(request.GET.get("page"))
 
-    state = watcher_state()
     rows = list(page.object_list)
-    disks = _disks_of(rows)
+    disks = disks_of(rows)
     for vm in rows:
         vm.disks = disks.get((vm.pool_id, vm.ref), [])
-        vm.shown_stale = (
-            vm.is_stale or vm.pool.status != PoolStatus.CONNECTED or not state["watcher_alive"]
-        )
     return render(
         request,
         "pools/vm_list.html",
@@ -158,34 +171,9 @@ def vm_list(request: HttpRequest) -> HttpResponse:
             "kind": kind,
             "kinds": list(VM_KINDS),
             "pool_id": pool_id,
+            "host": host,
             "pools": Pool.objects.order_by("name").only("pk", "name"),
             "power_states": PowerState,
-            **state,
+            "watch": current_watch(),
         },
     )
-
-
-def _disks_of(vms: list[VM]) -> dict[tuple[int, str], list[VDI]]:
-    """The disks (VDIs behind Disk VBDs) of the given VMs, in two queries whatever their number."""
-    if not vms:
-        return {}
-    refs = {vm.ref for vm in vms}
-    pool_ids = {vm.pool_id for vm in vms}
-    vbds = list(
-        VBD.objects.filter(pool_id__in=pool_ids, vm_ref__in=refs, type="Disk")
-        .exclude(vdi_ref="")
-        .order_by("userdevice")
-        .values_list("pool_id", "vm_ref", "vdi_ref")
-    )
-    vdis = {
-        (vdi.pool_id, vdi.ref): vdi
-        for vdi in VDI.objects.filter(
-            pool_id__in=pool_ids, ref__in={vdi_ref for _, _, vdi_ref in vbds}, managed=True
-        ).only("pool_id", "ref", "name_label", "virtual_size", "stale_since")
-    }
-    disks: dict[tuple[int, str], list[VDI]] = {}
-    for pool_id, vm_ref, vdi_ref in vbds:
-        vdi = vdis.get((pool_id, vdi_ref))
-        if vdi is not None:
-            disks.setdefault((pool_id, vm_ref), []).append(vdi)
-    return disks

@@ -7,13 +7,17 @@
    of pools that were disabled or removed, restarts those whose connection settings changed;
 3. purges pools that stayed stale longer than ``POOL_STALE_GRACE_SECONDS``.
 
+The watcher handles its own losses: it greys a lost pool's objects and purges them itself
+(pools/cache.py), then sends ``pool_connected`` / ``pool_lost`` / ``pool_purged`` only to tell
+other apps (pools/signals.py).
+
 A PoolWatcher follows docs/xapi.md §7.4/7.5: log in (following ``HOST_IS_SLAVE``; after a
 transport error probing the known pool members for the new master), take a token with
 ``event.inject`` *before* fetching every watched class, replace the cache, then loop on
 ``event.from``. ``SESSION_INVALID``, ``EVENTS_LOST`` or a bad token restart from the inject; a
 ``valid_ref_counts`` that disagrees with the cache (ghost tasks after a toolstack restart)
-re-fetches that class. A lost connection sends ``pool_lost`` (objects greyed) and reconnects
-with a doubling backoff.
+re-fetches that class. A lost connection greys the objects (``pool_lost``) and reconnects with a
+doubling backoff.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import logging
 import os
 import socket
 import threading
-import time
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
@@ -33,7 +36,7 @@ from pools.choices import PoolStatus
 from pools.crypto import CredentialsUnreadable
 from pools.models import Pool, WatcherHeartbeat
 from pools.services import client_for
-from pools.signals import pool_connected, pool_lost
+from pools.signals import pool_connected, pool_lost, pool_purged
 from pools.xapi import (
     SessionRenewed,
     TlsFingerprintMismatch,
@@ -67,6 +70,16 @@ def config_key(pool: Pool) -> tuple:
         pool.tls_fingerprint,
         tuple(sorted(pool.member_fingerprints.items())),
     )
+
+
+def report_loss(pool: Pool, *, status: str, reason: str) -> None:
+    """A pool was lost (unreachable, refused or disabled): grey its objects, purge them at once
+    when the grace period is 0 (like XO 5.56), and tell other apps."""
+    cache.mark_lost(pool, status=status, reason=reason)
+    logger.warning("pool %s lost: %s", pool.name, reason)
+    pool_lost.send(sender=Pool, pool=pool, reason=reason, status=status)
+    for purged in cache.purge_expired(pool=pool):
+        pool_purged.send(sender=Pool, pool=purged)
 
 
 class PoolWatcher(threading.Thread):
@@ -152,15 +165,16 @@ class PoolWatcher(threading.Thread):
             self.client = None
 
     def lose(self, reason: str, status: str) -> None:
-        """Report the loss once per outage (greys the objects), then wait before retrying."""
+        """Record the failure (the first of an outage greys the objects and tells other apps),
+        then wait before retrying."""
         self.drop_client()
         if self.stopping.is_set():
             return
         if not self.lost:
             self.lost = True
-            pool_lost.send(sender=Pool, pool=self.pool, reason=reason, status=status)
+            report_loss(self.pool, status=status, reason=reason)
         else:
-            Pool.objects.filter(pk=self.pool.pk).update(status=status, status_message=reason)
+            cache.mark_lost(self.pool, status=status, reason=reason)
         logger.info("pool %s: %s; retrying in %.0f s", self.pool.name, reason, self.backoff)
         self.wait_backoff()
 
@@ -203,6 +217,7 @@ class PoolWatcher(threading.Thread):
         self.lost = False
         self.resyncs_in_a_row += 1
         self.pool.refresh_from_db()
+        logger.info("pool %s connected and in sync", self.pool.name)
         pool_connected.send(sender=Pool, pool=self.pool)
 
     def _pool_fields(self, pool_record: dict, records: dict | None = None) -> dict:
@@ -247,9 +262,7 @@ class PoolWatcher(threading.Thread):
             self.check_counts(result.get("valid_ref_counts", {}))
 
     def _refresh_member_urls(self) -> None:
-        from pools.models import Host
-
-        hosts = Host.objects.filter(pool=self.pool).values_list("record", flat=True)
+        hosts = self.pool.host_set.values_list("record", flat=True)
         Pool.objects.filter(pk=self.pool.pk).update(member_urls=self._member_urls(hosts))
 
     def check_counts(self, valid_ref_counts: dict) -> None:
@@ -338,15 +351,14 @@ class Supervisor:
         for pk, pool in pools.items():
             if not pool.enabled:
                 if pool.status != PoolStatus.DISABLED:
-                    pool_lost.send(
-                        sender=Pool, pool=pool, reason="disabled", status=PoolStatus.DISABLED
-                    )
+                    report_loss(pool, status=PoolStatus.DISABLED, reason="disabled")
             elif pk not in self.watchers:
                 if pool.status == PoolStatus.DISABLED:
                     Pool.objects.filter(pk=pk).update(status=PoolStatus.CONNECTING)
                 self.watchers[pk] = watcher = PoolWatcher(pool)
                 watcher.start()
-        cache.purge_expired()
+        for pool in cache.purge_expired():
+            pool_purged.send(sender=Pool, pool=pool)
 
     def beat(self) -> None:
         now = timezone.now()
@@ -378,19 +390,7 @@ class Supervisor:
             except Pool.DoesNotExist:
                 continue
             if pool.enabled:
-                pool_lost.send(
-                    sender=Pool, pool=pool, reason="the watcher stopped", status=PoolStatus.STALE
-                )
+                report_loss(pool, status=PoolStatus.STALE, reason="the watcher stopped")
             del watcher
         WatcherHeartbeat.objects.filter(name=self.name, pid=os.getpid()).delete()
         logger.info("watcher stopped")
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds passed (tests, benchmarks)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 import XenAPI
 
+from pools.addresses import normalise_fingerprint, normalise_url, url_for_address
 from pools.xapi_http import HttpHandlersMixin, HttpTransfer
 from pools.xapi_net import (
     API_VERSION,
@@ -53,9 +54,6 @@ from pools.xapi_net import (
     connection_error,
     failure_from,
     fetch_certificate_fingerprint,
-    normalise_fingerprint,
-    normalise_url,
-    url_for_address,
 )
 
 __all__ = [

@@ -1,6 +1,7 @@
-"""The network side of the XAPI client: errors, addresses, TLS pinning and the XML-RPC transport.
+"""The network side of the XAPI client: errors, TLS pinning and the XML-RPC transport.
 
-No XenAPI here: pools/xapi.py builds the SDK session on top of this transport.
+No XenAPI here: pools/xapi.py builds the SDK session on top of this transport; addresses and
+fingerprints are normalised by pools/addresses.py.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import xmlrpc.client
 from collections.abc import Callable
 from urllib.parse import urlsplit
 from xml.parsers.expat import ExpatError
+
+from pools.addresses import normalise_fingerprint, normalise_url
 
 ORIGINATOR = "xoweb"
 API_VERSION = "2.0"
@@ -132,64 +135,6 @@ TRANSPORT_ERRORS = (
     ValueError,
     ExpatError,  # a body that is not XML-RPC
 )
-
-
-# --- addresses and fingerprints -----------------------------------------------------------------
-
-
-def normalise_url(text: str) -> str:
-    """``scheme://host[:port]`` from what a person typed; https is assumed without a scheme."""
-    text = (text or "").strip()
-    if not text:
-        raise ValueError("enter the address of the pool master, e.g. https://10.0.0.1")
-    if "://" not in text:
-        text = "https://" + text
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"the address must start with https:// or http://, not {parts.scheme}://")
-    if parts.username or parts.password:
-        raise ValueError("put the user name and password in their own fields, not in the address")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"the port in {text!r} is not a number between 1 and 65535") from None
-    host = parts.hostname
-    if not host or any(char in host for char in " /\\"):
-        raise ValueError(f"{text!r} has no valid host name")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(
-            "give only the master's address (scheme, host and port), without a path or query"
-        )
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
-
-
-def url_for_address(address: str, like: str) -> str:
-    """The URL of a host known by its XAPI ``address``, with the scheme (and port) of ``like``.
-
-    XAPI gives bare addresses (``10.0.0.2``); the simulator gives ``host:port``.
-    """
-    if "://" in address:
-        return normalise_url(address)
-    reference = urlsplit(like)
-    has_port = address.count(":") == 1 or address.startswith("[")
-    netloc = address if has_port else address + (f":{reference.port}" if reference.port else "")
-    return normalise_url(f"{reference.scheme}://{netloc}")
-
-
-def normalise_fingerprint(text: str) -> str:
-    """``AB:CD:…`` (32 bytes) from a SHA-256 fingerprint written with or without separators."""
-    raw = (text or "").strip()
-    for prefix in ("sha256:", "sha256="):
-        if raw.lower().startswith(prefix):
-            raw = raw[len(prefix) :]
-    digits = raw.replace(":", "").replace(" ", "").replace("-", "").lower()
-    if len(digits) != 64 or any(char not in "0123456789abcdef" for char in digits):
-        raise ValueError(
-            "a SHA-256 fingerprint is 64 hexadecimal digits, optionally in pairs separated by colons"
-        )
-    return ":".join(digits[i : i + 2] for i in range(0, 64, 2)).upper()
 
 
 def certificate_fingerprint(der: bytes) -> str:

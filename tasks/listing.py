@@ -13,9 +13,10 @@ from django.core.paginator import Page, Paginator
 from django.utils import timezone
 
 from pools.choices import XapiTaskStatus
+from pools.liveness import current_watch
 from pools.models import Pool, XapiTask
 from tasks.models import Task
-from tasks.presenters import TaskView, build_tree, watcher_alive, xapi_view
+from tasks.presenters import TaskView, build_tree, xapi_view
 
 STATUS_FILTERS = {
     "": "all",
@@ -87,9 +88,7 @@ def filtered_tasks(filters: TaskFilters, now: datetime):
 def filtered_xapi_tasks(filters: TaskFilters):
     xapi_tasks = XapiTask.objects.select_related("pool").order_by("status", "-created", "-pk")
     if filters.status == "running":
-        xapi_tasks = xapi_tasks.filter(
-            status__in=[XapiTaskStatus.PENDING, XapiTaskStatus.CANCELLING]
-        )
+        xapi_tasks = xapi_tasks.running()
     elif filters.status == "failed":
         xapi_tasks = xapi_tasks.filter(status=XapiTaskStatus.FAILURE)
     elif filters.status == "recent":
@@ -120,10 +119,10 @@ def task_page(
     order = {pk: index for index, pk in enumerate(root_ids)}
     views = sorted(build_tree(rows, now), key=lambda view: order.get(view.id, len(order)))
     xapi_rows = list(filtered_xapi_tasks(filters)[:MAX_XAPI_TASKS]) if page.number == 1 else []
-    watched = watcher_alive(now) if xapi_rows else False
+    watch = current_watch(now) if xapi_rows else None
     return TaskPage(
         tasks=[view for view in views if view.id in order],
-        xapi_tasks=[xapi_view(row, now, watched=watched) for row in xapi_rows],
+        xapi_tasks=[xapi_view(row, watch) for row in xapi_rows],
         page=page,
         filters=filters,
         pools=list(Pool.objects.order_by("name")),

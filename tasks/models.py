@@ -158,6 +158,7 @@ class TaskLogEntry(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
+        verbose_name_plural = "task log entries"
         # The task detail page lists one task's log in time order: the FK index serves it.
 
     def __str__(self) -> str:

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from django.urls import reverse
 from django.utils import timezone
 
+from pools.liveness import Watch
+from pools.models import XapiTask
 from tasks.choices import TaskStatus, TaskUnit
 from tasks.estimates import Estimate, Track, estimate
 from tasks.models import Task
@@ -51,8 +53,9 @@ class TaskView:
     pool_name: str = ""
     cancellable: bool = False
     cancel_requested: bool = False
-    stale: bool = False
-    detail: str = ""  # XAPI: cancelling, the pool's stale state
+    stale: bool = False  # XAPI: not live (pools.liveness): greyed, no estimate, no cancel
+    liveness: str = ""  # XAPI: live, stale or unknown ("" for xoweb's own tasks)
+    detail: str = ""  # XAPI: cancelling, why the task is not live
     children: list[TaskView] = field(default_factory=list)
     depth: int = 0
     ancestors: tuple[int, ...] = ()
@@ -86,6 +89,7 @@ class TaskView:
             "status": self.status,
             "stalled": result.stalled,
             "stale": self.stale,
+            "liveness": self.liveness or None,
             "progress": None if result.progress is None else round(result.progress, 4),
             "unit": self.unit,
             "elapsed_s": _round(result.elapsed),
@@ -207,26 +211,16 @@ def _view(
 # --- XAPI tasks ----------------------------------------------------------------------------------
 
 
-def watcher_alive(now: datetime | None = None) -> bool:
-    """Whether a pool watcher beats: without one, the cache is a picture, not live (one query)."""
-    from django.conf import settings
+def xapi_view(xapi_task: XapiTask, watch: Watch) -> TaskView:
+    """The view of one cached XAPI task (its pool loaded with it), at ``watch.now``.
 
-    from pools.models import WatcherHeartbeat
-
-    now = now or timezone.now()
-    fresh = now - timedelta(seconds=settings.POOL_WATCHER_HEARTBEAT_TIMEOUT)
-    return WatcherHeartbeat.objects.filter(beat_at__gte=fresh).exists()
-
-
-def xapi_view(xapi_task, now: datetime | None = None, *, watched: bool = True) -> TaskView:
-    """The view of one cached XAPI task (``pools.models.XapiTask``, with its pool loaded).
-
-    ``watched`` says whether a watcher keeps the cache current (:func:`watcher_alive`): a task
-    of a lost pool, or seen by a watcher that died, is stale: greyed, with no estimate.
+    Whether it is shown live is :mod:`pools.liveness`'s verdict: a task of a lost pool, or seen
+    by a watcher that died, is greyed, with no estimate and no cancel.
     """
-    now = now or timezone.now()
+    now = watch.now
     pool = xapi_task.pool
-    stale = xapi_task.stale_since is not None or not pool.is_live or not watched
+    verdict = watch.object(xapi_task, pool)
+    stale = not verdict.live
     status = _XAPI_STATUS.get(xapi_task.status, TaskStatus.RUNNING)
     final = status in TaskStatus.final()
     created = _ts(xapi_task.created)
@@ -242,16 +236,14 @@ def xapi_view(xapi_task, now: datetime | None = None, *, watched: bool = True) -
     )
     result = estimate(track, now.timestamp())
     if stale and not final:
-        # A lost pool's task is not shown as live: no estimate from a silent pool.
+        # A task that is not live gets no estimate: the pool it runs on is silent to us.
         result = Estimate(result.progress, result.elapsed, None, None, None)
     error = " ".join(str(part) for part in xapi_task.error_info or ())
     details = []
     if xapi_task.status == "cancelling":
         details.append("cancelling")
-    if stale and not watched:
-        details.append("no pool watcher is running: last known state")
-    elif stale:
-        details.append(f"pool {pool.name} is {pool.get_status_display().lower()}")
+    if stale:
+        details.append(verdict.reason)
     return TaskView(
         id=xapi_task.pk,
         source=pool.name,
@@ -260,7 +252,7 @@ def xapi_view(xapi_task, now: datetime | None = None, *, watched: bool = True) -
         status=status,
         unit=TaskUnit.RATIO,
         estimate=result,
-        url=reverse("tasks:xapi_task_detail", args=[xapi_task.pk]),
+        url=xapi_task.get_absolute_url(),
         started=xapi_task.created,
         ended=xapi_task.finished if final else None,
         error=error,
@@ -268,5 +260,6 @@ def xapi_view(xapi_task, now: datetime | None = None, *, watched: bool = True) -
         pool_name=pool.name,
         cancellable=(not final and not stale and "cancel" in (xapi_task.allowed_operations or ())),
         stale=stale,
+        liveness=verdict.liveness,
         detail=", ".join(details),
     )

@@ -4,7 +4,7 @@ Use it as a context manager; the task succeeds when the block ends, fails with t
 message when it raises (the exception goes on), and is the implicit parent of the tasks started
 inside the block::
 
-    from tasks.reporter import task
+    from tasks.reporter import start_planned, task
 
     with task("Backup run of job nightly", kind="run", about=job) as run:
         # Plan the children up front, so that the run's estimate covers those not started.
@@ -13,7 +13,7 @@ inside the block::
             backup_vm.delay(child.id)            # another worker process picks it up
 
     # in the worker process:
-    with task(vm_task_id) as vm:                 # starts the planned row (only once)
+    with start_planned(vm_task_id) as vm:        # starts the planned row (only once)
         with task("snapshot", kind="snapshot"):  # parent: the current task, `vm`
             ...
         with vm.subtask("transfer xvda", kind="transfer", total=disk_size) as transfer:
@@ -22,15 +22,31 @@ inside the block::
         vm.warning("disk xvdb skipped: its name contains [NOBAK]")
         vm.set_result({"size": transfer.done})
 
-Writes to the database are throttled: a task's row is written at most about once a second
-(``FLUSH_SECONDS``), plus once on each whole percent, never once per block. A daemon thread
-touches the ``updated`` column of every task open in the process every
-``TASK_HEARTBEAT_SECONDS``, even while the work blocks (a snapshot, a slow XAPI call); when the
-process dies the beats stop, and :func:`tasks.services.mark_interrupted` (periodic) or any
-reader (``Task.effective_status``) turns the task interrupted.
+``task(name, ...)`` always creates a new task; :func:`start_planned` starts one created earlier
+by :meth:`TaskReporter.plan`. Both, ``subtask`` and ``plan`` take the same options
+(:class:`TaskOptions`). The backup engine sees a reporter only through its ``Progress``
+protocol: ``subtask(name, kind=, total=)``, ``advance``, ``update``, ``info``, ``warning`` and
+``check`` keep their meaning.
 
-A planned task starts once: a redelivered Celery message that starts it again gets
-:class:`TaskNotStartable` (with the task's current status in its message) and should just end.
+Writes to the database are throttled: a task's row is written at most about once a second
+(``FLUSH_SECONDS``), plus once on each whole percent, never once per block. The process's
+heartbeat (:mod:`tasks.heartbeat`, apart from the reporter objects) touches the ``updated``
+column of every task running in the process every ``TASK_HEARTBEAT_SECONDS``, even while the
+work blocks; when the process dies the beats stop, and :func:`tasks.services.mark_interrupted`
+(periodic) or any reader (``Task.effective_status``) turns the task interrupted.
+
+Every write is conditional on the row still running: progress stops with :class:`TaskCancelled`
+or :class:`TaskInterrupted` when someone else changed it, and the final status never overwrites
+``interrupted`` or ``cancelled`` set by someone else (the sweep, a cancel): the row keeps it.
+
+**Who owns claims and heartbeats.** Task rows are the display of work, not its claim. A planned
+task starts only once (a conditional update; a second start raises :class:`TaskNotStartable`),
+which keeps a redelivered message from showing the work twice, but what makes work happen once
+is the claim on the row that owns the work: for a backup, its run rows (``BackupRun``,
+``VmBackup``), claimed by a conditional ``UPDATE … WHERE status='queued'`` and kept alive by a
+heartbeat column. Both kinds of rows beat through the same mechanism, the process's
+:data:`tasks.heartbeat.heartbeat`, so a dead process stops both at once
+(docs/architecture.md §Claims and heartbeats).
 
 A task created ``cancellable=True`` can be cancelled from the task page: the next throttled
 write notices it and raises :class:`TaskCancelled` from ``advance()``/``check()``, which ends
@@ -48,14 +64,16 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection
 
+from pools.models import Pool
 from tasks.choices import LogLevel, TaskStatus, TaskUnit
 from tasks.estimates import append_sample
+from tasks.heartbeat import heartbeat
 from tasks.models import Task, TaskLogEntry
 
 logger = logging.getLogger(__name__)
@@ -80,52 +98,32 @@ class TaskNotStartable(Exception):
     """A planned task cannot be started: it is gone or was already started (a redelivery)."""
 
 
-def current_task() -> TaskReporter | None:
-    """The task whose ``with`` block is running in this context, if any."""
-    return _current.get()
-
-
-def task(
-    name_or_id: str | int | Task,
-    *,
-    parent: TaskReporter | Task | int | None = None,
-    kind: str = "",
-    total: float | None = None,
-    unit: str = TaskUnit.BYTES,
-    about: Any = None,
-    cancellable: bool = False,
-) -> TaskReporter:
-    """A task to run in a ``with`` block: a new one named ``name_or_id``, or a planned one.
-
-    Given a name, the task is created when the block starts, under ``parent`` (by default the
-    current task). Given the id (or row) of a task created by :meth:`TaskReporter.plan`, that
-    task is started instead, once: a second start raises :class:`TaskNotStartable`.
+@dataclass(frozen=True)
+class TaskOptions:
+    """How a task is described: the options of :func:`task`, ``subtask`` and ``plan``.
 
     ``about`` is the object the task is about: its ``str()`` is shown, its
     ``get_absolute_url()`` linked, and its pool (a ``Pool``, or anything with a ``pool_id``)
-    used by the page's pool filter. A string is only a label.
+    used by the task page's pool filter. A string is only a label.
     """
-    if isinstance(name_or_id, Task | int):
-        return TaskReporter(planned=name_or_id)
-    if parent is None:
-        parent = current_task()
-    return TaskReporter(
-        name=name_or_id,
-        parent=parent,
-        kind=kind,
-        total=total,
-        unit=unit,
-        about=about,
-        cancellable=cancellable,
-    )
 
+    kind: str = ""
+    total: float | None = None
+    unit: str = TaskUnit.BYTES
+    about: Any = None
+    cancellable: bool = False
 
-def _now() -> float:
-    return time.time()
-
-
-def _at(moment: float) -> datetime:
-    return datetime.fromtimestamp(moment, tz=UTC)
+    def row(self) -> dict[str, Any]:
+        """The columns these options give a new row."""
+        total = None if self.total is None else float(self.total)
+        return {
+            "kind": self.kind,
+            "unit": self.unit,
+            "total": total,
+            "progress": 0.0 if total else None,
+            "cancellable": self.cancellable,
+            **_about_fields(self.about),
+        }
 
 
 def _about_fields(about: Any) -> dict[str, Any]:
@@ -139,11 +137,48 @@ def _about_fields(about: Any) -> dict[str, Any]:
             fields["about_url"] = about.get_absolute_url()[:500]
         except Exception:  # a model without a page: keep the label only
             pass
-    if type(about).__name__ == "Pool" and getattr(about, "pk", None):
+    if isinstance(about, Pool):
         fields["pool_id"] = about.pk
     elif getattr(about, "pool_id", None):
         fields["pool_id"] = about.pool_id
     return fields
+
+
+def current_task() -> TaskReporter | None:
+    """The task whose ``with`` block is running in this context, if any."""
+    return _current.get()
+
+
+def task(
+    name: str, *, parent: TaskReporter | Task | int | None = None, **options: Any
+) -> TaskReporter:
+    """A new task named ``name``, created when its ``with`` block starts, under ``parent`` (by
+    default the current task). ``options`` are :class:`TaskOptions`' fields."""
+    if not isinstance(name, str):
+        raise TypeError(
+            f"task() takes the new task's name, not {name!r}: "
+            "start a planned task with start_planned(task_id)"
+        )
+    return TaskReporter(
+        name, parent=current_task() if parent is None else parent, options=TaskOptions(**options)
+    )
+
+
+def start_planned(planned: Task | int) -> TaskReporter:
+    """The task created earlier by :meth:`TaskReporter.plan`, to run in a ``with`` block.
+
+    It starts once: a second start (a redelivered message) raises :class:`TaskNotStartable`,
+    with the task's current status in its message.
+    """
+    return TaskReporter(planned_id=planned.pk if isinstance(planned, Task) else int(planned))
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _at(moment: float) -> datetime:
+    return datetime.fromtimestamp(moment, tz=UTC)
 
 
 def _error_message(error: BaseException) -> str:
@@ -152,30 +187,28 @@ def _error_message(error: BaseException) -> str:
 
 
 class TaskReporter:
-    """A handle on one task row, used by the code doing the task's work (see the module doc)."""
+    """A handle on one task row, used by the code doing the task's work (see the module doc).
+
+    Made by :func:`task`, :func:`start_planned` or :meth:`subtask`, not directly.
+    """
 
     def __init__(
         self,
-        *,
         name: str = "",
-        planned: Task | int | None = None,
+        *,
         parent: TaskReporter | Task | int | None = None,
-        kind: str = "",
-        total: float | None = None,
-        unit: str = TaskUnit.BYTES,
-        about: Any = None,
-        cancellable: bool = False,
+        options: TaskOptions = TaskOptions(),  # frozen: safe to share
+        planned_id: int | None = None,
     ) -> None:
         self.id: int | None = None
         self.root_id: int | None = None
         self.name = name
-        self._planned = planned
+        self._planned_id = planned_id
         self._parent = parent
-        self._kind = kind
-        self._about = about
-        self.cancellable = cancellable
-        self.unit = unit
-        self.total = None if total is None else float(total)
+        self._options = options
+        self.cancellable = options.cancellable
+        self.unit = options.unit
+        self.total = None if options.total is None else float(options.total)
         self.done = 0.0
         self.status = TaskStatus.PENDING
         self._result: Any = None
@@ -217,35 +250,30 @@ class TaskReporter:
         """Create the row (or claim the planned one) as running. ``with`` calls it."""
         now = _now()
         host = f"{socket.gethostname()}:{os.getpid()}"[:255]
-        if self._planned is not None:
+        if self._planned_id is not None:
             self._claim(now, host)
         else:
             parent_id, root_id = self._parent_ids()
             row = Task.objects.create(
                 name=self.name[:255],
-                kind=self._kind,
                 parent_id=parent_id,
                 root_id=root_id,
                 status=TaskStatus.RUNNING,
-                unit=self.unit,
-                total=self.total,
-                progress=0.0 if self.total else None,
                 history=[],
                 created=_at(now),
                 started=_at(now),
                 updated=_at(now),
-                cancellable=self.cancellable,
                 host=host,
-                **_about_fields(self._about),
+                **self._options.row(),
             )
             self.id, self.root_id = row.pk, root_id or row.pk
         self.status = TaskStatus.RUNNING
         self._last_flush = now
-        _heartbeat.register(self)
+        heartbeat.hold(Task, self.id, field="updated", status=TaskStatus.RUNNING)
         return self
 
     def _claim(self, now: float, host: str) -> None:
-        planned_id = self._planned.pk if isinstance(self._planned, Task) else int(self._planned)
+        planned_id = self._planned_id
         claimed = Task.objects.filter(pk=planned_id, status=TaskStatus.PENDING).update(
             status=TaskStatus.RUNNING, started=_at(now), updated=_at(now), host=host
         )
@@ -286,9 +314,14 @@ class TaskReporter:
         self._end(TaskStatus.FAILURE, message)
 
     def _end(self, status: str, message: str) -> None:
-        _heartbeat.forget(self)
+        """Write the final status, unless someone else ended the row first.
+
+        Steps: stop beating; write the end conditionally on the row still running; when that
+        matched nothing (interrupted by the sweep, cancelled), keep the row's status and only
+        fill in an end time and a message it lacks; cancel the children still pending.
+        """
+        heartbeat.release(Task, self.id)
         now = _now()
-        self.status = status
         self._history = append_sample(self._history, now, self.done)
         fields: dict[str, Any] = {
             "status": status,
@@ -304,14 +337,34 @@ class TaskReporter:
             fields["progress"] = min(1.0, self.done / self.total)
         if self._result is not None:
             fields["result"] = self._result
-        Task.objects.filter(pk=self.id).update(**fields)
+        if Task.objects.filter(pk=self.id, status=TaskStatus.RUNNING).update(**fields):
+            self.status = status
+        else:
+            self.status = self._keep_their_end(status, message, now)
         left = Task.objects.filter(parent_id=self.id, status=TaskStatus.PENDING)
         left.update(
             status=TaskStatus.CANCELLED,
             ended=_at(now),
             updated=_at(now),
-            error=f"not started: {self.name} ended ({status})",
+            error=f"not started: {self.name} ended ({self.status})",
         )
+
+    def _keep_their_end(self, status: str, message: str, now: float) -> str:
+        row = Task.objects.filter(pk=self.id).values_list("status", flat=True).first()
+        if row is None:
+            return status
+        if row != status:
+            logger.warning(
+                "task %s (%s) ended here as %s, but was already %s: its status is kept",
+                self.id,
+                self.name,
+                status,
+                row,
+            )
+        Task.objects.filter(pk=self.id, ended__isnull=True).update(ended=_at(now))
+        if message:
+            Task.objects.filter(pk=self.id, error="").update(error=message)
+        return row
 
     # --- progress -------------------------------------------------------------------------------
 
@@ -420,21 +473,14 @@ class TaskReporter:
 
     # --- children -------------------------------------------------------------------------------
 
-    def subtask(self, name: str, **options: Any) -> TaskReporter:
-        """A child task to run in a ``with`` block (same options as :func:`task`)."""
-        return task(name, parent=self, **options)
+    def subtask(
+        self, name: str, *, kind: str = "", total: float | None = None, **options: Any
+    ) -> TaskReporter:
+        """A child task to run in a ``with`` block (options as for :func:`task`)."""
+        return task(name, parent=self, kind=kind, total=total, **options)
 
-    def plan(
-        self,
-        name: str,
-        *,
-        kind: str = "",
-        total: float | None = None,
-        unit: str = TaskUnit.BYTES,
-        about: Any = None,
-        cancellable: bool = False,
-    ) -> Task:
-        """Create a pending child now, to be started later with ``task(child.id)``.
+    def plan(self, name: str, **options: Any) -> Task:
+        """Create a pending child now, to be started later with :func:`start_planned`.
 
         Planned children count in this task's progress and estimate before they start. Those
         still pending when this task ends are cancelled ("not started").
@@ -443,15 +489,10 @@ class TaskReporter:
             raise ValueError(f"task {self.name!r} must start before it plans children")
         return Task.objects.create(
             name=name[:255],
-            kind=kind,
             parent_id=self.id,
             root_id=self.root_id,
             status=TaskStatus.PENDING,
-            unit=unit,
-            total=None if total is None else float(total),
-            progress=0.0 if total else None,
-            cancellable=cancellable,
-            **_about_fields(about),
+            **TaskOptions(**options).row(),
         )
 
 
@@ -463,53 +504,3 @@ def no_current_task() -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
-
-
-class _Heartbeat:
-    """One daemon thread per process touching the ``updated`` column of its open tasks."""
-
-    def __init__(self) -> None:
-        self._open: dict[int, TaskReporter] = {}
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-        self._wake = threading.Event()
-
-    def register(self, reporter: TaskReporter) -> None:
-        with self._lock:
-            if self._pid != os.getpid():  # a forked child inherits no thread
-                self._open, self._thread, self._pid = {}, None, os.getpid()
-            self._open[reporter.id] = reporter
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="xoweb-task-heartbeat", daemon=True
-                )
-                self._thread.start()
-
-    def forget(self, reporter: TaskReporter) -> None:
-        with self._lock:
-            self._open.pop(reporter.id, None)
-
-    def open_ids(self) -> list[int]:
-        with self._lock:
-            return list(self._open)
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(settings.TASK_HEARTBEAT_SECONDS)
-            self._wake.clear()
-            ids = self.open_ids()
-            if not ids:
-                continue
-            try:
-                close_old_connections()
-                Task.objects.filter(pk__in=ids, status=TaskStatus.RUNNING).update(
-                    updated=_at(_now())
-                )
-            except Exception:
-                logger.exception("task heartbeat failed for tasks %s", ids)
-            finally:
-                connection.close()
-
-
-_heartbeat = _Heartbeat()

@@ -12,15 +12,16 @@ from django.db import transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from pools.liveness import current_watch
 from pools.models import XapiTask
+from pools.tasks import cancel_xapi_task
 from tasks import services
 from tasks.listing import MAX_TREE_ROWS, STATUS_FILTERS, BadFilter, TaskFilters, task_page
 from tasks.models import Task
-from tasks.presenters import build_tree, watcher_alive, xapi_view
+from tasks.presenters import build_tree, xapi_view
 
 POLL_SECONDS = 2
 
@@ -131,7 +132,7 @@ def xapi_task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     xapi_task = get_object_or_404(XapiTask.objects.select_related("pool"), pk=pk)
     context = {
         "xapi_task": xapi_task,
-        "view": xapi_view(xapi_task, timezone.now(), watched=watcher_alive()),
+        "view": xapi_view(xapi_task, current_watch()),
         "poll_seconds": POLL_SECONDS,
     }
     template = "tasks/_xapi_task_body.html" if _is_htmx(request) else "tasks/xapi_task_detail.html"
@@ -140,10 +141,8 @@ def xapi_task_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def xapi_task_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    from tasks.tasks import cancel_xapi_task
-
     xapi_task = get_object_or_404(XapiTask.objects.select_related("pool"), pk=pk)
-    view = xapi_view(xapi_task, watched=watcher_alive())
+    view = xapi_view(xapi_task, current_watch())
     if not view.cancellable:
         messages.error(
             request,

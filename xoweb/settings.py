@@ -108,6 +108,8 @@ STORAGES = {
 }
 
 LOGIN_URL = "admin:login"
+# Error pages and reports hide sensitive POST parameters and variables even with DEBUG on.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "xoweb.reporting.AlwaysSafeExceptionReporterFilter"
 
 # Ports of the processes `make run` starts (Procfile); the navigation bar links to Flower.
 REDIS_PORT = envint("XOWEB_REDIS_PORT", 6380, minimum=1)
@@ -118,16 +120,31 @@ DEMO_POOL_PORT = envint("XOWEB_DEMO_POOL_PORT", 8480, minimum=1)
 DEMO_POOL_PASSWORD = envstr("XOWEB_DEMO_POOL_PASSWORD", "xapisim")
 
 # --- Celery -------------------------------------------------------------------------------------
-# Redelivery and worker-loss policy (README, "Workers and redelivery"):
-# * a message is acknowledged only after its task returns (acks_late), and a task whose worker
-#   process dies is given back to the broker (reject_on_worker_lost), so no task is lost silently;
-# * therefore a task may run more than once, and every task must be safe to redeliver: backup
-#   runs are claimed in the database with a conditional UPDATE, so a redelivered message finds
-#   its run already claimed (or interrupted, through the run's heartbeat) and never backs up twice;
-# * the broker's visibility timeout is longer than the longest backup, so Redis does not hand a
-#   message that is still being worked on to a second worker.
+# The delivery policy is chosen per task (xoweb/delivery.py; README, "Workers and redelivery"):
+# * short tasks, the default: acknowledged when a worker process starts them, with a time limit
+#   of XOWEB_TASK_TIME_LIMIT; a task whose worker dies is not run again (they are periodic, or
+#   asked again by a person);
+# * backup tasks (@backup_task): acknowledged when they return and given back to the broker when
+#   their worker process dies, on the `backups` queue, with a time limit of
+#   XOWEB_BACKUP_MAX_HOURS; they claim their run row in the database and keep it alive with a
+#   heartbeat, so a second delivery of a run that is alive ends at once.
+# The visibility timeout is the Redis transport's, shared by every task: short, so that the
+# backups of a worker host that died come back within minutes; a backup running longer than it
+# is handed out a second time, and that delivery finds its run claimed and alive.
 REDIS_URL = envstr("REDIS_URL", f"redis://127.0.0.1:{REDIS_PORT}/0")
+TASK_TIME_LIMIT = envint("XOWEB_TASK_TIME_LIMIT", 300, minimum=1)
 BACKUP_MAX_HOURS = envint("XOWEB_BACKUP_MAX_HOURS", 48, minimum=1)
+BACKUP_TIME_LIMIT = BACKUP_MAX_HOURS * 3600
+# The soft limit raises inside the run first, so that it can record that it was stopped and
+# clean up before the hard limit kills its process.
+BACKUP_SOFT_TIME_LIMIT = BACKUP_TIME_LIMIT - 300
+BROKER_VISIBILITY_SECONDS = envint("XOWEB_BROKER_VISIBILITY_SECONDS", 900, minimum=1)
+if BROKER_VISIBILITY_SECONDS <= TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"XOWEB_BROKER_VISIBILITY_SECONDS={BROKER_VISIBILITY_SECONDS} must be longer than "
+        f"XOWEB_TASK_TIME_LIMIT={TASK_TIME_LIMIT}: a short task's message waiting behind a running "
+        "one would be handed out twice"
+    )
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
@@ -137,17 +154,22 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_ACKS_LATE = False  # short tasks; backup tasks set it (xoweb/delivery.py)
+CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": (BACKUP_MAX_HOURS + 1) * 3600}
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": (BACKUP_MAX_HOURS + 1) * 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": BROKER_VISIBILITY_SECONDS,
+    # Every worker looks for messages past their visibility timeout this often (kombu's default
+    # is every 100 s), so a dead host's backups come back soon after the timeout.
+    "unacked_restore_interval": max(1, min(10, BROKER_VISIBILITY_SECONDS // 10)),
+    "unacked_restore_throttle": 1,
+}
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_ROUTES = {"backups.tasks.*": {"queue": "backups"}}
+CELERY_TASK_ROUTES = ("xoweb.delivery.route",)
 CELERY_IMPORTS = ["xoweb.diagnostics"]
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

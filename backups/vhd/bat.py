@@ -1,4 +1,4 @@
-"""The block allocation table: one big-endian sector offset per block (reference/vhd.md §4).
+"""The block allocation table: one big-endian sector offset per block (docs/vhd.md §4.1).
 
 Held in an ``array('I')`` (native order once decoded) so that a 2 TiB disk's million entries
 cost 4 MiB and lookups are plain indexing.

@@ -1,4 +1,4 @@
-"""Sector bitmaps: which sectors of a block a layer holds (reference/vhd.md §4).
+"""Sector bitmaps: which sectors of a block a layer holds (docs/vhd.md §4.2).
 
 Bit order is MSB first: sector ``s`` is byte ``s >> 3``, mask ``0x80 >> (s & 7)``. That is the
 order of a big-endian integer, so a bitmap is handled as one Python int (a "mask" whose bit

@@ -2,7 +2,7 @@
 
 ``open_chain(newest)`` follows parent links from the newest file to the full one, checking at
 each step that the parent's footer UUID is the one the child names, that block sizes agree and
-that no file appears twice. Reads are sector-precise (reference/vhd.md §7): for each sector
+that no file appears twice. Reads are sector-precise (docs/vhd.md §7): for each sector
 the newest layer whose BAT has the block *and* whose bitmap bit is set supplies the data. The
 common case, a newest owner with a full bitmap, is one ``pread`` of the whole block; only
 partial bitmaps fall back to copying runs of sectors. Blocks no layer has are never read.

@@ -2,7 +2,7 @@
 
 The format is big-endian throughout, checksums are the one's complement of a byte sum, times are
 seconds since 2000-01-01 UTC and geometry follows the CHS algorithm of the specification's
-appendix (reference/vhd.md §2).
+appendix (docs/vhd.md §1, §2).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The 512-byte footer: identity, size and type of a VHD (reference/vhd.md §2).
+"""The 512-byte footer: identity, size and type of a VHD (docs/vhd.md §2).
 
 It sits at the end of every VHD and, for dynamic and differencing disks, also at offset 0.
 ``Footer.parse`` refuses anything that is not exactly a valid footer; ``footer_problems`` lists

@@ -1,4 +1,4 @@
-"""The 1024-byte dynamic disk header and its parent locators (reference/vhd.md §3).
+"""The 1024-byte dynamic disk header and its parent locators (docs/vhd.md §3).
 
 The header says where the BAT is, how big blocks are and, for a differencing disk, which
 parent it depends on: by UUID (authoritative), time stamp, UTF-16BE name and up to eight
@@ -32,7 +32,7 @@ _LOCATORS_OFFSET = 576
 _CHECKSUM_OFFSET = 36
 _VERSION = 0x00010000
 
-#: Platform codes of parent locators (reference/vhd.md §3).
+#: Platform codes of parent locators (docs/vhd.md §3).
 W2RU = 0x57327275  # relative Windows path, UTF-16LE
 W2KU = 0x57326B75  # absolute Windows path, UTF-16LE (XO stores a relative name here)
 MACX = 0x4D616358  # file URL, UTF-8

@@ -3,7 +3,7 @@
 ``parse_stream(body)`` reads the footer copy, the header and everything up to the BAT, then
 ``VhdStream.blocks()`` yields each block in file order as it arrives and finally checks the
 trailing footer against the copy and that the stream ends there. Memory stays at one block
-plus the BAT. Works for XAPI's layout (reference/vhd.md §5.1: BAT at 2048, ascending blocks)
+plus the BAT. Works for XAPI's layout (docs/vhd.md §5.1: BAT at 2048, ascending blocks)
 and any other whose metadata precedes its blocks (qemu's, ours). Errors say which block or
 structure, at which stream offset, and what was expected.
 """

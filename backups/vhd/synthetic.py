@@ -2,7 +2,7 @@
 
 XAPI's ``/import_raw_vdi`` needs a ``Content-Length``, so the exact size is known before the
 first byte (``SyntheticVhd.size``). The layout is the forward-only one XAPI's importer walks
-(reference/vhd.md §5.2): footer copy, header, BAT at 1536, every block some layer holds in
+(docs/vhd.md §5.2): footer copy, header, BAT at 1536, every block some layer holds in
 ascending order with a full bitmap (its content is the chain's, sector-precise), footer. The
 creator is ``tap`` so qemu-img reads the size right. Blocks no layer holds are left out: the
 importer writes onto a fresh, zeroed VDI.

@@ -9,7 +9,7 @@ lets the caller hash the bytes as they go (the hash is the file's SHA-256):
 The file is written under a temporary name in the same directory, flushed, re-opened and
 validated, then renamed over the final name and the directory flushed: a crash leaves either
 no file or a complete one. The creator is ``tap`` so that qemu-img trusts the size field
-(reference/vhd.md §6); whole-block files get blktap's batmap so a flipped bitmap byte is caught.
+(docs/vhd.md §6); whole-block files get blktap's batmap so a flipped bitmap byte is caught.
 """
 
 from __future__ import annotations

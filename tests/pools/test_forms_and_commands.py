@@ -151,24 +151,24 @@ def test_the_add_page_shows_errors_and_never_the_password(secret_sim, admin_clie
         assert pool.password_encrypted not in page, url
 
 
-def test_the_admin_form_has_a_write_only_password(secret_sim, admin_client):
-    response = admin_client.post(
-        "/admin/pools/pool/add/",
-        {
-            "name": "via-admin",
-            "master_url": secret_sim.url,
-            "username": "root",
-            "new_password": SECRET,
-            "tls_mode": "pin",
-            "tls_fingerprint": "",
-            "enabled": "on",
-        },
+def test_the_admin_uses_the_pool_form_with_its_connection_test(secret_sim, admin_client):
+    """One form: the admin checks the connection and names the field, like the page."""
+    refused = admin_client.post(
+        "/admin/pools/pool/add/", form_data(secret_sim, name="via-admin", password="wrong")
     )
-    assert response.status_code == 302, response.content.decode()[:2000]
+    assert refused.status_code == 200
+    assert "XAPI refused the user name or password" in refused.content.decode()
+    assert not Pool.objects.exists()
+
+    response = admin_client.post(
+        "/admin/pools/pool/add/", form_data(secret_sim, name="via-admin"), follow=True
+    )
+    assert response.redirect_chain, response.content.decode()[:2000]
     pool = Pool.objects.get(name="via-admin")
-    assert pool.get_password() == SECRET
+    assert pool.get_password() == SECRET and pool.xapi_uuid
     page = admin_client.get(f"/admin/pools/pool/{pool.pk}/change/").content.decode()
-    assert 'name="new_password"' in page and SECRET not in page
+    assert 'name="password"' in page and 'name="test_connection"' in page
+    assert SECRET not in page
 
 
 def test_form_pages_need_a_login(client, db):

@@ -75,7 +75,7 @@ def test_vm_list_query_count_does_not_grow(client, watcher_alive, django_assert_
     make_vms(make_pool("other"), 120)
     with django_assert_max_num_queries(len(few.captured_queries)):
         page = client.get("/vms/?sort=pool&page=2").content.decode()
-    assert page.count('class="vm"') == 50
+    assert page.count('class="vm live"') == 50
     assert "disk" in page and "1.0\xa0GB" in page
 
 
@@ -118,11 +118,13 @@ def test_stale_and_disconnected_objects_are_never_shown_live(client, watcher_ali
     make_vms(live, 2)
     stale = make_pool("gone", status=PoolStatus.STALE)
     make_vms(stale, 3, stale=True)
+    Pool.objects.filter(pk=stale.pk).update(stale_since=timezone.now())
     page = client.get("/vms/").content.decode()
     assert page.count('class="vm stale"') == 3
-    assert page.count('class="vm"') == 2
+    assert page.count('class="vm live"') == 2
     assert VM.objects.live().count() == 2
     assert VM.objects.stale().count() == 3
+    assert VM.objects.not_live().count() == 3
 
 
 def test_a_dead_watcher_greys_everything(client, db):
@@ -136,8 +138,9 @@ def test_a_dead_watcher_greys_everything(client, db):
     )
     page = client.get("/vms/").content.decode()
     assert "watcher down" in page
-    assert page.count('class="vm stale"') == 2
-    assert VM.objects.live().count() == 0 and VM.objects.stale().count() == 2
+    assert page.count('class="vm unknown"') == 2
+    assert VM.objects.live().count() == 0 and VM.objects.not_live().count() == 2
+    assert VM.objects.stale().count() == 0  # not lost: nobody watches, so nobody knows
     assert "watcher down" in client.get("/pools/").content.decode()
 
 
@@ -161,3 +164,31 @@ def test_a_stale_pool_says_when_its_objects_will_be_purged(client, watcher_alive
     page = client.get(f"/pools/{pool.pk}/").content.decode()
     assert "purged at 10:01:30 unless the pool reconnects first" in page
     assert "connection refused by https://gone.example" in page
+
+
+def test_the_admin_names_xapi_classes_as_xapi_does(admin_client):
+    index = admin_client.get("/admin/").content.decode()
+    for name in ["SRs", "VBDs", "VDIs", "VMs", "XAPI tasks", "Task log entries"]:
+        assert f">{name}</a>" in index, name
+    for wrong in ["Srs", "Vbds", "Vdis", "Vms", "Task log entrys"]:
+        assert f">{wrong}</a>" not in index, wrong
+
+
+def test_the_pool_page_links_hosts_to_their_vms_and_xapi_tasks_to_theirs(client, watcher_alive):
+    from pools.models import Host, XapiTask
+
+    pool = make_pool()
+    make_vms(pool, 3)
+    host = Host.objects.create(pool=pool, ref="OpaqueRef:h1", name_label="xcp-host-1")
+    VM.objects.filter(name_label__in=["vm-lab-00000", "vm-lab-00002"]).update(
+        resident_on_ref=host.ref
+    )
+    task = XapiTask.objects.create(pool=pool, ref="OpaqueRef:t1", name_label="VM.snapshot")
+
+    page = client.get(f"/pools/{pool.pk}/").content.decode()
+    assert f'<a href="/vms/?host={host.pk}">xcp-host-1</a>' in page
+    assert f'<a href="/tasks/xapi/{task.pk}/">VM.snapshot</a>' in page
+
+    vms = client.get(f"/vms/?host={host.pk}").content.decode()
+    assert "VMs on host xcp-host-1" in vms
+    assert "vm-lab-00000" in vms and "vm-lab-00002" in vms and "vm-lab-00001" not in vms

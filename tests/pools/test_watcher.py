@@ -360,11 +360,21 @@ def test_xapi_tasks_record_their_progress_and_can_be_cancelled(
 
 
 def test_cancelling_a_task_of_a_lost_pool_says_why(make_pool, xapisim, db):
+    from django.utils import timezone
+
     from pools.services import PoolUnavailable, cancel_xapi_task
 
-    pool = make_pool(xapisim, status=PoolStatus.STALE)
+    pool = make_pool(xapisim, status=PoolStatus.STALE, stale_since=timezone.now())
     task = XapiTask.objects.create(pool=pool, ref="OpaqueRef:t", name_label="export")
-    with pytest.raises(PoolUnavailable, match=r"pool pool1 is stale .*: task export cannot be"):
+    with pytest.raises(
+        PoolUnavailable, match=r"pool pool1 is stale since .*: task export cannot be"
+    ):
+        cancel_xapi_task(task)
+    # Connected, but no watcher keeps the cache current: not live either.
+    Pool.objects.filter(pk=pool.pk).update(status=PoolStatus.CONNECTED, stale_since=None)
+    with pytest.raises(
+        PoolUnavailable, match=r"^no pool watcher is running: .* task export cannot be cancelled"
+    ):
         cancel_xapi_task(task)
 
 

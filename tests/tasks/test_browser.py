@@ -13,7 +13,7 @@ from tasks.reporter import task
 from tests.fixtures.browser import save_screenshot
 from tests.fixtures.processes import wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 TOTAL = 600 * 2**20  # 600 MiB at 10 MiB/s: a minute, longer than the test
 

@@ -167,14 +167,14 @@ def test_cancelling_an_xapi_task_goes_through_celery(
     pool = pool_row("lab")
     export = make_xapi_task(pool)
     with (
-        mock.patch("tasks.tasks.cancel_xapi_task.delay") as delay,
+        mock.patch("pools.tasks.cancel_xapi_task.delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = client.post(reverse("tasks:xapi_task_cancel", args=[export.pk]), follow=True)
     delay.assert_called_once_with(export.pk)
     assert "Cancel requested for XAPI task Export of VM web on lab." in response.content.decode()
     done = make_xapi_task(pool, "Import", status="success", allowed_operations=[])
-    with mock.patch("tasks.tasks.cancel_xapi_task.delay") as delay:
+    with mock.patch("pools.tasks.cancel_xapi_task.delay") as delay:
         response = client.post(reverse("tasks:xapi_task_cancel", args=[done.pk]), follow=True)
     delay.assert_not_called()
     assert "XAPI task Import cannot be cancelled" in response.content.decode()
@@ -193,7 +193,7 @@ def test_the_detail_of_a_task_in_a_huge_tree_shows_it_and_its_children(
 
 
 def test_cancelling_a_vanished_xapi_task_says_so():
-    from tasks.tasks import cancel_xapi_task
+    from pools.tasks import cancel_xapi_task
 
     assert cancel_xapi_task(999999) == "XAPI task 999999 is gone: nothing to cancel"
 
@@ -218,3 +218,38 @@ def test_the_admin_lists_and_shows_tasks_with_their_log(admin_client, make_task)
     assert detail.status_code == 200 and "remote is full" in detail.content.decode()
     log = admin_client.get(reverse("admin:tasks_tasklogentry_changelist"))
     assert "remote is full" in log.content.decode()
+
+
+def test_tasks_are_read_only_in_the_admin(admin_client, make_task):
+    run = make_task("nightly run")
+    entry = TaskLogEntry.objects.create(task=run, level="info", message="started")
+    assert admin_client.get(reverse("admin:tasks_task_add")).status_code == 403
+    assert admin_client.get(reverse("admin:tasks_tasklogentry_add")).status_code == 403
+    detail = admin_client.get(reverse("admin:tasks_task_change", args=[run.pk])).content.decode()
+    assert "nightly run" in detail and 'name="_save"' not in detail
+    assert (
+        admin_client.post(
+            reverse("admin:tasks_task_change", args=[run.pk]), {"name": "renamed"}
+        ).status_code
+        == 403
+    )
+    assert admin_client.get(reverse("admin:tasks_task_delete", args=[run.pk])).status_code == 403
+    assert (
+        admin_client.get(reverse("admin:tasks_tasklogentry_delete", args=[entry.pk])).status_code
+        == 403
+    )
+    assert Task.objects.get(pk=run.pk).name == "nightly run"
+
+
+def test_tasks_about_a_pool_name_it_in_the_list_and_the_detail(client, make_task, pool_row):
+    """The task list loads each row's pool with it (select_related): without it the pool would
+    silently be missing from the JSON, not cost a query."""
+    lab, other = pool_row("lab"), pool_row("other")
+    run = make_task("backup run", pool=lab)
+    make_task("vm web", parent=run, pool=other, total=10, done=5)
+
+    (root,) = client.get(reverse("tasks:task_list_json")).json()["tasks"]
+    assert root["pool"] == "lab"
+    assert root["children"][0]["pool"] == "other"
+    detail = client.get(reverse("tasks:task_detail_json", args=[run.pk])).json()
+    assert detail["pool"] == "lab" and detail["children"][0]["pool"] == "other"

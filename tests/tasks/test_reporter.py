@@ -8,9 +8,17 @@ from django.test.utils import CaptureQueriesContext
 
 from tasks import reporter
 from tasks.choices import LogLevel, TaskStatus
+from tasks.heartbeat import Heartbeat, heartbeat
 from tasks.models import Task
-from tasks.reporter import TaskCancelled, TaskNotStartable, current_task, task
-from tasks.services import request_cancel
+from tasks.reporter import (
+    TaskCancelled,
+    TaskInterrupted,
+    TaskNotStartable,
+    current_task,
+    start_planned,
+    task,
+)
+from tasks.services import mark_interrupted, request_cancel
 
 pytestmark = pytest.mark.django_db
 
@@ -108,15 +116,36 @@ def test_a_planned_task_starts_once_and_leftovers_are_cancelled(clock):
         first = run.plan("vm a", kind="vm", total=100)
         second = run.plan("vm b", kind="vm", total=300)
         assert first.status == TaskStatus.PENDING and first.root_id == run.id
-        with task(first.id) as vm:
+        with start_planned(first.id) as vm:
             vm.advance(100)
         with pytest.raises(TaskNotStartable, match=r"is already success: a task is started only"):
-            task(first.id).start()
+            start_planned(first).start()
     left = Task.objects.get(pk=second.pk)
     assert left.status == TaskStatus.CANCELLED
     assert left.error == "not started: run ended (success)"
     with pytest.raises(TaskNotStartable, match="task 999999 does not exist"):
-        task(999999).start()
+        start_planned(999999).start()
+
+
+def test_task_takes_a_name_and_points_to_start_planned_for_an_id(clock):
+    with pytest.raises(TypeError, match=r"start a planned task with start_planned\(task_id\)"):
+        task(42)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+        task("export", colour="blue")
+
+
+def test_plan_task_and_subtask_take_the_same_options(clock):
+    from pools.models import Pool
+
+    pool = Pool.objects.create(name="lab", master_url="https://10.0.0.1")
+    options = {"kind": "vm", "total": 300, "unit": "items", "about": pool, "cancellable": True}
+    with task("run") as run:
+        planned = run.plan("planned", **options)
+        with run.subtask("direct", **options) as direct, task("named", **options) as named:
+            pass
+    columns = ("kind", "total", "unit", "about_label", "pool_id", "cancellable")
+    rows = Task.objects.filter(pk__in=[planned.pk, direct.id, named.id]).values_list(*columns)
+    assert set(rows) == {("vm", 300.0, "items", "lab", pool.pk, True)}
 
 
 def test_a_cancel_request_stops_the_work_at_its_next_write(clock):
@@ -178,3 +207,45 @@ def test_a_task_declared_interrupted_while_it_runs_stops_and_its_parent_says_why
     for pk in (transfer.id, run.id):
         row = Task.objects.get(pk=pk)
         assert row.status == TaskStatus.INTERRUPTED and row.error == message
+
+
+def test_the_end_never_overwrites_an_interruption_written_by_someone_else(clock, settings):
+    """The sweep declared the task dead while its block was blocked; when the block ends
+    normally afterwards, the row stays interrupted (a conditional update), with the sweep's
+    message, and the children it had planned are not started."""
+    settings.TASK_INTERRUPTED_AFTER_SECONDS = 60
+    with task("blocked snapshot") as blocked:
+        later = blocked.plan("after the snapshot")
+        clock.now += 61  # no heartbeat meanwhile (the thread beats in real time, not here)
+        Task.objects.filter(pk=blocked.id).update(updated=reporter._at(clock.now - 61))
+        assert mark_interrupted(now=reporter._at(clock.now)) == 1
+    row = Task.objects.get(pk=blocked.id)
+    assert row.status == TaskStatus.INTERRUPTED
+    assert row.error == "interrupted: its process stopped sending heartbeats (none for 60 s)"
+    assert blocked.status == TaskStatus.INTERRUPTED
+    assert Task.objects.get(pk=later.pk).status == TaskStatus.INTERRUPTED
+
+
+def test_the_end_never_overwrites_a_cancel_written_by_someone_else(clock):
+    with pytest.raises(TaskInterrupted), task("merge") as merge:
+        Task.objects.filter(pk=merge.id).update(status=TaskStatus.CANCELLED, error="by hand")
+        clock.now += 2
+        merge.advance(1)
+    row = Task.objects.get(pk=merge.id)
+    assert row.status == TaskStatus.CANCELLED and row.error == "by hand"
+
+
+def test_the_heartbeat_touches_running_rows_it_holds_and_never_revives_ended_ones(clock):
+    beat_clock = Clock(start=1_900_000_000.0)
+    beats = Heartbeat(clock=beat_clock, thread=False)
+    with task("alive") as alive, task("ended by the sweep") as ended:
+        assert set(heartbeat.held(Task)) >= {alive.id, ended.id}
+        for row in (alive, ended):
+            beats.hold(Task, row.id, field="updated", status=TaskStatus.RUNNING)
+        Task.objects.filter(pk=ended.id).update(status=TaskStatus.INTERRUPTED)
+        assert beats.beat() == 1
+        assert Task.objects.get(pk=alive.id).updated.timestamp() == beat_clock.now
+        assert Task.objects.get(pk=ended.id).updated.timestamp() != beat_clock.now
+        beats.release(Task, alive.id)
+        assert beats.beat() == 0
+    assert alive.id not in heartbeat.held(Task) and ended.id not in heartbeat.held(Task)

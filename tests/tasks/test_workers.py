@@ -14,7 +14,7 @@ from tasks.choices import TaskStatus
 from tasks.models import Task
 from tests.fixtures.processes import wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def _json_task(client, pk: int) -> dict:
@@ -22,7 +22,7 @@ def _json_task(client, pk: int) -> dict:
 
 
 def test_the_reporter_in_a_worker_updates_what_the_page_and_json_show(celery_worker, client):
-    from tasks.tasks import demo_transfer
+    from tests.fixtures.celery_tasks import demo_transfer
 
     result = demo_transfer.delay("worker transfer", 50_000_000, 6.0, steps=120)
     row = wait_until(
@@ -58,7 +58,8 @@ def test_the_reporter_in_a_worker_updates_what_the_page_and_json_show(celery_wor
 
 @override_settings(TASK_INTERRUPTED_AFTER_SECONDS=3)
 def test_a_worker_killed_with_sigkill_leaves_its_task_interrupted(start_celery_worker, client):
-    from tasks.tasks import demo_transfer, mark_interrupted
+    from tasks.tasks import mark_interrupted
+    from tests.fixtures.celery_tasks import demo_transfer
 
     worker = start_celery_worker(
         concurrency=2, TASK_HEARTBEAT_SECONDS="1", TASK_INTERRUPTED_AFTER_SECONDS="3"

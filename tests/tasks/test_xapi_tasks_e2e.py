@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from tests.fixtures.processes import wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 DISK = 64 * 2**20
 RATE = 6 * 2**20  # bytes/s: an 11 s export

@@ -31,7 +31,7 @@ needs_qemu = pytest.mark.skipif(not shutil.which("qemu-img"), reason="qemu-img n
 
 
 def pyvhdi_read(paths: list[Path]) -> bytes:
-    """Chain content through libvhdi, newest first (full-bitmap files only, §11.3)."""
+    """Chain content through libvhdi, newest first (full bitmaps only, docs/vhd.md §11.2)."""
     pyvhdi = pytest.importorskip("pyvhdi")
     handles = []
     for path in paths:

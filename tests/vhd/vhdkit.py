@@ -1,10 +1,10 @@
-"""Test helpers written from reference/vhd.md alone, independent of backups.vhd's code.
+"""Test helpers written from docs/vhd.md alone, independent of backups.vhd's code.
 
 ``build_vhd`` lays out VHD bytes with ``struct`` (any creator, BAT offset, bitmap), so files
 in XAPI's layout, with partial bitmaps or with odd metadata can be made without our writer.
-``reference_read`` is the plain sector-by-sector reader of §4/§7: for each sector, the first
-layer whose BAT has the block and whose bitmap bit is set, else zero. It is the oracle for
-partial bitmaps, which libvhdi misreads (§11.3).
+``reference_read`` is the plain sector-by-sector reader of docs/vhd.md §4.3 and §7: for each
+sector, the first layer whose BAT has the block and whose bitmap bit is set, else zero. It is
+the oracle for partial bitmaps, which libvhdi misreads (docs/vhd.md §11.2).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def build_vhd(
     parent_name: str = "",
     macx_locator: bool = False,
 ) -> bytes:
-    """VHD bytes in XAPI's stream layout by default (§5.1): blocks ascending after the BAT.
+    """VHD bytes in XAPI's stream layout by default (docs/vhd.md §5.1): blocks after the BAT.
 
     ``blocks`` maps an index to ``(bitmap, data)``; the bitmap is padded to a sector here.
     """

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from django.urls import reverse
 
@@ -57,8 +60,10 @@ def test_the_dashboard_counts_running_and_failed_work_and_greys_a_lost_pool(clie
 
     assert "<strong>1</strong> running task<" in html
     assert "<strong>1</strong> failed in the last 24 h" in html
-    # The watcher is not running in this test: no pool may be shown as live.
-    assert html.count('<tr class="stale">') == 2
+    # The watcher is not running in this test: no pool may be shown as live; the lost one is
+    # stale with its loss time, the other unknown.
+    assert 'data-liveness="live"' not in html
+    assert html.count('<tr class="stale"') == 1 and html.count('<tr class="unknown"') == 1
     assert "watcher not running" in html
 
     for index in range(30):
@@ -67,3 +72,34 @@ def test_the_dashboard_counts_running_and_failed_work_and_greys_a_lost_pool(clie
     with CaptureQueriesContext(connection) as many:
         client.get(reverse("dashboard"))
     assert len(many) == len(few)
+
+
+def test_every_page_has_a_favicon_and_the_browsers_default_address_finds_it(client):
+    html = client.get(reverse("dashboard")).content.decode()
+    (icon,) = re.findall(r'<link rel="icon" href="([^"]+)"', html)
+    redirect = client.get("/favicon.ico")
+    assert redirect.status_code == 301 and redirect["Location"] == icon
+    # The page's address is the static file's (served by whitenoise after collectstatic).
+    from django.conf import settings
+    from django.contrib.staticfiles import finders
+
+    found = finders.find(icon.removeprefix(settings.STATIC_URL))
+    assert found and "<svg" in Path(found).read_text()
+
+
+def test_the_dashboard_refreshes_itself_and_counts_running_xapi_tasks(
+    client, pool_row, make_xapi_task
+):
+    lab = pool_row("lab")
+    make_xapi_task(lab, "Export of VM web")
+    make_xapi_task(lab, "Import", status="success")
+    make_xapi_task(pool_row("lost", status="stale"), "Export of a lost pool's VM")
+
+    page = client.get(reverse("dashboard")).content.decode()
+    assert 'hx-get="/"' in page and 'hx-trigger="every 2s"' in page
+    # Only tasks that XAPI still runs on a live pool: a lost pool's task is not known to run.
+    assert "<strong>1</strong> running XAPI task<" in page
+
+    fragment = client.get(reverse("dashboard"), HTTP_HX_REQUEST="true").content.decode()
+    assert "<strong>1</strong> running XAPI task<" in fragment
+    assert '<nav class="topnav"' not in fragment and "hx-trigger" not in fragment
