@@ -173,6 +173,14 @@ class BlockStore:
             self.leaf_of[snapshot_uuid] = self._new_node(leaf.size, anchor.uuid, leaf.sr).uuid
             return None if skip else leaf.uuid
 
+    def resize(self, vdi_uuid: str, size: int) -> None:
+        """Give the VDI's leaf a new (larger) virtual size; its parents keep theirs, so blocks
+        past them read as zeros. SrFull if the bigger BAT does not fit."""
+        with self.lock:
+            leaf = self.nodes[self.leaf_of[vdi_uuid]]
+            self._reserve(leaf.sr, metadata_bytes(size) - metadata_bytes(leaf.size))
+            leaf.size = size
+
     def destroy(self, vdi_uuid: str) -> None:
         """Forget a VDI and delete its leaf; inner nodes stay until `collect` (the SM's GC)."""
         with self.lock:

@@ -46,6 +46,9 @@ def list_methods() -> list[str]:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle holds the body until
+    # the client's delayed ACK (40 ms) and every call takes 40 ms.
+    disable_nagle_algorithm = True
     server_version = "xapi"
     sys_version = ""
     server: _Server

@@ -245,15 +245,12 @@ def collect(sim: Simulator, sr: str | None = None) -> int:
                 srs.add(db.tables["VDI"][gone]["SR"])
                 db.remove_from_set("SR", db.tables["VDI"][gone]["SR"], "VDIs", gone)
                 db.delete("VDI", gone)
-            if step.into is not None:
-                survivor = _record_of_node(sim, step.into)
-                if survivor is not None:
-                    _set_vhd_parent(sim, survivor, step.into)
-                    db.update(
-                        "VDI",
-                        survivor,
-                        physical_utilisation=node_bytes(sim.store.nodes[step.into]),
-                    )
+        # A node a step merged into may have been merged further by a later step.
+        for node in {step.into for step in steps if step.into in sim.store.nodes}:
+            survivor = _record_of_node(sim, node)
+            if survivor is not None:
+                _set_vhd_parent(sim, survivor, node)
+                db.update("VDI", survivor, physical_utilisation=node_bytes(sim.store.nodes[node]))
         for each in srs:
             refresh_sr(sim, each)
         if steps:

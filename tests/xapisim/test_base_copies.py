@@ -130,3 +130,24 @@ def test_the_gc_runs_by_itself_after_its_delay(disk) -> None:
         time.sleep(0.05)
     assert base not in x.VDI.get_all()
     assert x.VDI.get_sm_config(vdi) == {}
+
+
+def test_one_coalesce_folds_a_whole_chain(disk) -> None:
+    """Three snapshots with writes between, all destroyed: one GC run merges every base copy
+    down into the disk, whose bytes stay the same."""
+    sim, session, _vm, vdi = disk
+    x = session.xenapi
+    snapshots = []
+    for round_number in range(3):
+        sim.sim("vdi_write_random", vdi, 1, f"round {round_number}")
+        snapshots.append(x.VDI.snapshot(vdi))
+    sim.sim("vdi_write_random", vdi, 1, "last")
+    assert len(sim.sim("vdi_chain", vdi)) == 4
+    content = sim.sim("vdi_sha256", vdi)
+    for snapshot in snapshots:
+        x.VDI.destroy(snapshot)
+    assert sim.sim("coalesce") == "3"
+    assert sim.sim("vdi_chain", vdi) == [x.VDI.get_uuid(vdi)]
+    assert x.VDI.get_all_records_where('field "managed" = "false"') == {}
+    assert x.VDI.get_sm_config(vdi) == {}
+    assert sim.sim("vdi_sha256", vdi) == content

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import XenAPI
 
-from tests.xapisim.helpers import disk_vdis, request, vm_by_name, wait_task
+from tests.xapisim.helpers import disk_vdis, export, request, vm_by_name, wait_task
 
 MIB = 1024 * 1024
 BLOCK_COST = 2 * MIB + 512  # a block and its bitmap sector in a VHD file
@@ -95,3 +95,25 @@ def test_what_does_not_fit_is_sr_full_and_changes_nothing(pool) -> None:
     assert (record["status"], record["error_info"][0]) == ("failure", "SR_FULL")
     sim.sim("sr_set_size", sr, "1G")
     assert x.VM.get_snapshot_of(x.VM.snapshot(vm, "room again")) == vm
+
+
+def test_vdi_resize_grows_a_disk_and_never_shrinks_one(pool) -> None:
+    sim, session, x, sr = pool
+    vdi = sim.sim("vdi_create", sr, "growing", "4M")
+    sim.sim("vdi_write_random", vdi, 2, "before")
+    snapshot = x.VDI.snapshot(vdi)
+    allocation = space(x, sr)[2]
+    x.VDI.resize(vdi, str(5 * MIB))  # rounded up to whole 2 MiB blocks, as vhd-util does
+    assert x.VDI.get_virtual_size(vdi) == str(6 * MIB)
+    assert space(x, sr)[2] == allocation + 2 * MIB
+    raw = export(sim.url, session.handle, vdi, "raw")[2]
+    before = export(sim.url, session.handle, snapshot, "raw")[2]
+    assert raw[: 4 * MIB] == before and raw[4 * MIB :] == bytes(2 * MIB)
+    with pytest.raises(XenAPI.Failure) as shrink:
+        x.VDI.resize(vdi, str(2 * MIB))
+    assert shrink.value.details == [
+        "SR_BACKEND_FAILURE_79",
+        "",
+        "VDI Invalid size [opterr=shrinking not allowed]",
+        "",
+    ]

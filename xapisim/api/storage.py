@@ -46,6 +46,29 @@ def vdi_destroy(call: Call, vdi: str) -> None:
     sm.destroy_vdi(call.sim, vdi)
 
 
+@api("VDI.resize", asyncable=True)
+def vdi_resize(call: Call, vdi: str, size: Any) -> None:
+    """Grow a disk (FileSR.py resize): its leaf gets the new size, rounded up to 2 MiB as
+    vhd-util does; shrinking is the SM's `VDISize` error; the disk must not be attached."""
+    db = call.db
+    sim = call.sim
+    new_size = -(-int(size) // BLOCK_SIZE) * BLOCK_SIZE
+    with db.lock:
+        record = db.get("VDI", vdi)
+        if not record["managed"]:
+            raise XapiError("VDI_NOT_MANAGED", vdi)
+        if any(db.tables["VBD"][vbd]["currently_attached"] for vbd in record["VBDs"]):
+            raise XapiError("VDI_IN_USE", vdi, "resize")
+        if new_size < record["virtual_size"]:
+            raise XapiError(
+                "SR_BACKEND_FAILURE_79", "", "VDI Invalid size [opterr=shrinking not allowed]", ""
+            )
+        with sm.space_errors():
+            sim.store.resize(record["uuid"], new_size)
+        db.update("VDI", vdi, virtual_size=new_size)
+        sm.after_write(sim, vdi)
+
+
 @api("VDI.copy", asyncable=True, defaulted=True)
 def vdi_copy(
     call: Call,
