@@ -18,6 +18,7 @@ from pools.xapi_net import (
     TRANSPORT_ERRORS,
     AuthenticationFailed,
     PinnedHTTPSConnection,
+    PoolHTTPConnection,
     XapiError,
     connection_error,
 )
@@ -34,7 +35,7 @@ class HttpHandlersMixin:
         parts = urlsplit(url)
         if parts.scheme == "https":
             return PinnedHTTPSConnection(parts.netloc, policy=self.policy, timeout=timeout)
-        return http.client.HTTPConnection(parts.netloc, timeout=timeout)
+        return PoolHTTPConnection(parts.netloc, timeout=timeout)
 
     def http_open(
         self,

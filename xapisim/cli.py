@@ -13,32 +13,63 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from .api.control import parse_size
 from .api.registry import parse_version
 from .pool import API_VERSION, COALESCE_DELAY, Simulator
 from .server import HostServer
 
+MAX_PORT = 65535
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Errors in one line that names the option (no usage block above it), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message.removeprefix('argument ')}\n")
+
+
+def _whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{value} is not between {minimum} and {maximum}")
+        return value
+
+    return parse
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="python -m xapisim", description="A simulated XCP-ng pool over XAPI."
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (loopback only by default)"
     )
     parser.add_argument(
-        "--port", type=int, required=True, help="coordinator port; members use PORT+1, PORT+2, …"
+        "--port",
+        type=_whole_number(0, MAX_PORT),
+        required=True,
+        help="coordinator port (0: any free port); members use PORT+1, PORT+2, …",
     )
     parser.add_argument(
         "--data", type=Path, required=True, help="state directory (survives restarts)"
     )
-    parser.add_argument("--vms", type=int, default=4, help="VMs of a new pool (default 4)")
+    parser.add_argument(
+        "--vms", type=_whole_number(0, 100_000), default=4, help="VMs of a new pool (default 4)"
+    )
     parser.add_argument(
         "--disk-size", default="1G", help="first-disk size of a new pool's VMs (default 1G)"
     )
-    parser.add_argument("--hosts", type=int, default=1, help="hosts of a new pool (default 1)")
+    parser.add_argument(
+        "--hosts", type=_whole_number(1, 1000), default=1, help="hosts of a new pool (default 1)"
+    )
     parser.add_argument("--tls", action="store_true", help="HTTPS with a self-signed certificate")
     parser.add_argument("--password", default="xapisim", help="root's password (default xapisim)")
     parser.add_argument(
@@ -66,8 +97,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.disk_size_bytes = parse_size(args.disk_size)
     except ValueError as error:
         parser.error(f"--disk-size: {error}")
-    if args.vms < 0 or args.hosts < 1:
-        parser.error("--vms must be >= 0 and --hosts >= 1")
+    if args.port and args.port + args.hosts - 1 > MAX_PORT:
+        parser.error(
+            f"--port: {args.hosts} hosts listen on PORT to PORT+{args.hosts - 1}, and "
+            f"{args.port + args.hosts - 1} is past {MAX_PORT}: give a lower --port"
+        )
+    if args.data.exists() and not args.data.is_dir():
+        parser.error(f"--data: {args.data} exists and is not a directory")
+    try:
+        args.data.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"--data: cannot create {args.data}: {error.strerror}")
     return args
 
 
@@ -87,7 +127,6 @@ def _version(text: str) -> tuple[int, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    args.data.mkdir(parents=True, exist_ok=True)
     sim = Simulator(
         args.data,
         listen_host=args.host,
