@@ -64,7 +64,8 @@ class PoolQuerySet(models.QuerySet):
             host_count=count("Host"),
             sr_count=count("SR"),
             vm_count=count("VM", is_a_snapshot=False, is_a_template=False, is_control_domain=False),
-            vdi_count=count("VDI"),
+            # Hidden base copies of VHD chains (managed=false) are no disks (docs/xapi.md §12).
+            vdi_count=count("VDI", managed=True),
             task_count=count("XapiTask"),
         )
 

@@ -1,5 +1,6 @@
 """Command line: `python -m xapisim --host 127.0.0.1 --port PORT --data DIR [--vms N]
-[--disk-size SIZE] [--hosts N] [--tls] [--password PW]`.
+[--disk-size SIZE] [--hosts N] [--tls] [--password PW] [--sr-size SIZE] [--api-version X.Y.Z]
+[--coalesce-delay SECONDS]`.
 
 Steps: load the pool from DIR (or seed a new one from the options) → listen, the coordinator on
 PORT and member i on PORT+i → print exactly one ready line with the URL → serve until SIGTERM or
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from .api.control import parse_size
-from .pool import Simulator
+from .api.registry import parse_version
+from .pool import API_VERSION, COALESCE_DELAY, Simulator
 from .server import HostServer
 
 MAX_PORT = 65535
@@ -70,6 +72,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--tls", action="store_true", help="HTTPS with a self-signed certificate")
     parser.add_argument("--password", default="xapisim", help="root's password (default xapisim)")
+    parser.add_argument(
+        "--sr-size",
+        type=_size,
+        default=None,
+        help="physical size of a new pool's shared and local SRs (default 4T and 512G)",
+    )
+    parser.add_argument(
+        "--api-version",
+        type=_version,
+        default=API_VERSION,
+        help="answer as this xapi release; below 21.4.0 VM.snapshot has no ignore_vdis "
+        "(default 25.6.0)",
+    )
+    parser.add_argument(
+        "--coalesce-delay",
+        type=float,
+        default=COALESCE_DELAY,
+        help=f"seconds from a VDI.destroy to the SM's coalesce; negative: only sim.coalesce "
+        f"(default {COALESCE_DELAY:g})",
+    )
     args = parser.parse_args(argv)
     try:
         args.disk_size_bytes = parse_size(args.disk_size)
@@ -89,6 +111,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _version(text: str) -> tuple[int, ...]:
+    try:
+        return parse_version(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sim = Simulator(
@@ -100,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         disk_size=args.disk_size_bytes,
         tls=args.tls,
         password=args.password,
+        sr_size=args.sr_size,
+        api_version=args.api_version,
+        coalesce_delay=args.coalesce_delay,
     )
     context = None
     if args.tls:
