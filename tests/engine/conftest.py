@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import XenAPI
 
 from backups.engine import (
     JobSettings,
@@ -148,17 +147,10 @@ class Pool:
         vdi = self.disks(self.vm_ref(vm_uuid))[position]
         self.sim.sim("vdi_write_random", vdi, str(blocks), str(seed or blocks + position))
 
-    def coalesce(self) -> bool:
+    def coalesce(self) -> None:
         """What the SR does between two nightly backups: coalesce the base copies left by the
-        snapshots retention destroyed. False when the simulator has no base copies (it is not
-        the strict one)."""
-        try:
-            self.sim.sim("coalesce")
-        except XenAPI.Failure as failure:
-            if failure.details[0] != "MESSAGE_METHOD_UNKNOWN":
-                raise
-            return False
-        return True
+        snapshots retention destroyed (docs/xapi.md §12.3)."""
+        self.sim.sim("coalesce")
 
     def default_sr(self) -> str:
         pool = next(iter(self.client.get_all_records("pool").values()))

@@ -11,7 +11,6 @@ import sys
 import time
 
 import pytest
-import XenAPI
 
 from backups.engine import DiskMode, FullReason, RestoreError, restore_disk_to_sr
 from backups.engine.tags import tag_datetime
@@ -326,18 +325,8 @@ def test_a_snapshot_that_cannot_be_marked_exported_keeps_the_backup(pool, remote
         assert_restores_exactly(pool, remote)
 
 
-def strict(pool, method: str, *args):
-    """A ``sim.`` call of the strict simulator (issue 11); the test waits for it otherwise."""
-    try:
-        return pool.sim.sim(method, *args)
-    except XenAPI.Failure as failure:
-        if failure.details[0] == "MESSAGE_METHOD_UNKNOWN":
-            pytest.skip(f"waits for the strict simulator: sim.{method} (issue 11)")
-        raise
-
-
 def test_a_pool_older_than_xapi_21_4_for_real(pool, remotes):
-    strict(pool, "set_api_version", "21.3.0")
+    pool.sim.sim("set_api_version", "21.3.0")
     vm = pool.vm("vm-00000")
     nobak = pool.disks(pool.vm_ref(vm["uuid"]))[2]
     outcome = pool.backup(vm["uuid"], remotes)
@@ -354,7 +343,7 @@ def test_a_full_sr_on_restore_for_real(pool, remotes):
     entry = remotes[0].list_backups(vm)[-1]
     sr_uuid = pool.default_sr()
     sr = pool.client.call("SR.get_by_uuid", sr_uuid)
-    strict(pool, "sr_fill", sr, "1M")
+    pool.sim.sim("sr_fill", sr, "1M")
     managed = [
         v for v in pool.client.call("SR.get_VDIs", sr) if pool.client.call("VDI.get_managed", v)
     ]

@@ -97,8 +97,6 @@ def test_snapshot_retention_keeps_n_beyond_the_base(pool, remotes):
 
 
 def test_an_sr_that_has_not_coalesced_skips_the_backup_until_it_has(pool, remotes):
-    if not pool.coalesce():
-        pytest.skip("waits for the strict simulator: base copies and sim.coalesce (issue 11)")
     vm = pool.make_vm("chain", disks=1)
     outcomes = []
     for number in range(6):  # snapshots destroyed by retention, and no coalesce between runs
