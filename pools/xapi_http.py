@@ -9,6 +9,7 @@ stream, because the HTTP status alone does not say whether the transfer succeede
 from __future__ import annotations
 
 import http.client
+import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
@@ -19,8 +20,10 @@ from pools.xapi_net import (
     AuthenticationFailed,
     PinnedHTTPSConnection,
     PoolHTTPConnection,
+    XapiConnectionError,
     XapiError,
     connection_error,
+    failure_from,
 )
 
 if TYPE_CHECKING:
@@ -64,7 +67,8 @@ class HttpHandlersMixin:
         without ``task_id`` follows XAPI's 302s (it changes nothing, and its own task fails)."""
         probe = {name: value for name, value in query.items() if name != "task_id"}
         response, base = self._open(method, path, probe, b"", 0, timeout)
-        response.read()
+        # Close at the headers, as XO does: an import handler answers 200 and then waits for
+        # a body (a VHD one reads its footer), so reading the response would hang.
         response.close()
         return base
 
@@ -153,19 +157,40 @@ class HttpHandlersMixin:
         """PUT a body of known length (e.g. ``/import_raw_vdi``) and return the task's result."""
         task_ref = self.call("task.create", label, "")
         try:
-            response = self.http_open(
-                "PUT",
-                path,
-                {**query, "task_id": task_ref},
-                body=body,
-                content_length=content_length,
-                timeout=timeout,
-            )
+            try:
+                response = self.http_open(
+                    "PUT",
+                    path,
+                    {**query, "task_id": task_ref},
+                    body=body,
+                    content_length=content_length,
+                    timeout=timeout,
+                )
+            except XapiConnectionError:
+                # A handler that fails (SR_FULL, VDI_IO_ERROR…) closes the connection while
+                # the body is still being sent: its task says why, not the broken pipe.
+                self._raise_if_failed(task_ref)
+                raise
             response.read()
             response.close()
             return self.wait_task(task_ref, timeout=timeout)
         finally:
             self.destroy_task(task_ref)
+
+    def _raise_if_failed(self, task_ref: str, wait: float = 5.0) -> None:
+        """Raise the task's error if it fails within ``wait`` seconds."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                record = self.call("task.get_record", task_ref)
+            except XapiError:
+                return
+            if record.get("status") in ("failure", "cancelled"):
+                details = list(record.get("error_info") or []) or ["TASK_CANCELLED", task_ref]
+                raise failure_from(details, url=self.url, username=self.username) from None
+            if record.get("status") != "pending":
+                return
+            time.sleep(0.1)
 
 
 def _send_body(connection: http.client.HTTPConnection, body: Any) -> None:

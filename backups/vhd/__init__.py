@@ -6,6 +6,7 @@ Plain Python with no Django import. The public API (details in README.md):
 * one file: ``open_vhd(path) -> VhdFile`` (validated; ``read_block``, ``allocated_blocks``);
 * export streams: ``parse_stream(body) -> VhdStream`` (forward only; ``.blocks()``);
 * writing: ``VhdWriter`` / ``write_vhd`` / ``write_stream`` with a ``ParentLink`` identity;
+  ``VhdLayout`` (the same bytes, planned without a file, for writing one stream to many);
 * chains: ``open_chain(newest) -> Chain`` (``read``, ``iter_raw``, ``raw_stream``),
   ``synthetic_vhd(chain) -> SyntheticVhd`` (``size`` known before streaming);
 * merging: ``merge(children)`` and ``resume_merges(directory)``, resumable;
@@ -37,7 +38,7 @@ from .merge import MergeResult, merge, resume_merges
 from .stream import Block, VhdStream, parse_stream
 from .synthetic import SyntheticVhd, synthetic_vhd
 from .vhdfile import VhdFile, open_vhd
-from .writer import ParentLink, VhdWriter, WrittenVhd, write_stream, write_vhd
+from .writer import ParentLink, VhdLayout, VhdWriter, WrittenVhd, write_stream, write_vhd
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -61,6 +62,7 @@ __all__ = [
     "VhdError",
     "VhdFile",
     "VhdFormatError",
+    "VhdLayout",
     "VhdStream",
     "VhdWriter",
     "WrittenVhd",

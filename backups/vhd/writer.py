@@ -89,16 +89,17 @@ def locators_for(name: str, offset: int) -> tuple[tuple[ParentLocator, ...], byt
     return tuple(locators), payload
 
 
-class VhdWriter:
-    """Sequential writer: ``write_block`` in the order of ``blocks``, then ``close``.
+class VhdLayout:
+    """The bytes of a VHD planned up front: everything before the first block, the order and
+    checks of the blocks, and the footer. Pure (no file), so one export can be encoded once and
+    written to several places (the backup engine writes one stream to every remote).
 
-    Steps: plan the layout; write footer copy, header, BAT, batmap and locators at once; append
-    each block; write the footer; fsync; validate; rename; fsync the directory.
+    Steps: check the size and the block list; lay out footer copy, header, BAT at 1536, batmap
+    and parent locators; give each block its offset in the order given.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike,
         *,
         size: int,
         blocks: Iterable[int],
@@ -108,29 +109,25 @@ class VhdWriter:
         block_size: int = DEFAULT_BLOCK_SIZE,
         whole_blocks: bool = True,
         full_blocks: Iterable[int] | None = None,
-        hasher: Hasher | None = None,
-        validate: bool = True,
+        name: str = "VHD",
     ) -> None:
         if size <= 0 or size % SECTOR or size > MAX_DISK_SIZE:
             raise VhdError(f"disk size {size} must be a positive multiple of 512 of at most 2 TiB")
-        self.path = Path(path)
+        self.name = name
         self.block_size = block_size
         self.spb = block_size // SECTOR
         self.bitmap_size = bitmap_size(self.spb)
         self.whole_blocks = whole_blocks
-        self.hasher = hasher
-        self.validate = validate
         entries = ceil_div(size, block_size)
         self.indices = list(blocks)
         # Blocks the batmap promises full: every block when whole, else those the caller knows.
         self.full = set(self.indices if whole_blocks else full_blocks or ())
         if len(set(self.indices)) != len(self.indices):
-            raise VhdError(f"{self.path}: the block list names a block twice")
+            raise VhdError(f"{name}: the block list names a block twice")
         outside = [index for index in self.indices if not 0 <= index < entries]
         if outside:
             raise VhdError(
-                f"{self.path}: block {outside[0]} is outside a disk of {size} bytes "
-                f"({entries} blocks)"
+                f"{name}: block {outside[0]} is outside a disk of {size} bytes ({entries} blocks)"
             )
         self.footer = Footer(
             disk_type=DiskType.DIFFERENCING if parent else DiskType.DYNAMIC,
@@ -138,16 +135,11 @@ class VhdWriter:
             uuid=uuid,
             timestamp=vhd_time() if timestamp is None else timestamp,
         )
-        self._prefix = self._plan(entries, parent)
-        self._next = 0
-        self._written = 0
-        self.temp_path = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.partial")
-        self.fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            self._write(self._prefix)
-        except BaseException:
-            self.abort()
-            raise
+        self.prefix = self._plan(entries, parent)
+        self.footer_bytes = self.footer.pack()
+        self.span = self.bitmap_size + self.block_size
+        #: The exact length of the file.
+        self.file_size = len(self.prefix) + len(self.indices) * self.span + len(self.footer_bytes)
 
     def _plan(self, entries: int, parent: ParentLink | None) -> bytes:
         """Lay out metadata and block offsets; return the bytes before the first block."""
@@ -173,11 +165,97 @@ class VhdWriter:
         for position, index in enumerate(self.indices):
             bat.set(index, (cursor + position * span) // SECTOR)
         if (cursor + len(self.indices) * span) // SECTOR >= 0xFFFFFFFF:
-            raise VhdError(f"{self.path}: blocks would lie beyond what the BAT can address")
+            raise VhdError(f"{self.name}: blocks would lie beyond what the BAT can address")
         prefix = self.footer.pack() + header.pack() + bat.pack()
         prefix += batmap.pack(self.footer.current_size) + payload
         assert len(prefix) == cursor
         return prefix
+
+    def block_bitmap(
+        self, position: int, index: int, bitmap: bytes | memoryview | None, data: bytes | memoryview
+    ) -> bytes | memoryview:
+        """Check that block ``index`` may come at ``position``; return the bitmap to write
+        (``None`` means full)."""
+        if position >= len(self.indices) or self.indices[position] != index:
+            expected = self.indices[position] if position < len(self.indices) else "none"
+            raise VhdError(f"{self.name}: got block {index}, expected block {expected}")
+        if len(data) != self.block_size:
+            raise VhdError(
+                f"{self.name}: block {index} has {len(data)} bytes of data, expected "
+                f"{self.block_size}"
+            )
+        if bitmap is None:
+            return full_bitmap(self.spb)
+        if len(bitmap) != self.bitmap_size:
+            raise VhdError(
+                f"{self.name}: block {index} bitmap has {len(bitmap)} bytes, expected "
+                f"{self.bitmap_size}"
+            )
+        if index in self.full and not is_full(bitmap, self.spb):
+            byte, value = first_partial_byte(bitmap, self.spb)
+            promise = (
+                "this file is written with whole blocks"
+                if self.whole_blocks
+                else "the block was announced full"
+            )
+            raise VhdFormatError(
+                f"{self.name}: block {index}: bitmap byte {byte} is 0x{value:02x}, but "
+                f"{promise} (expected 0xff)"
+            )
+        return bitmap
+
+
+class VhdWriter:
+    """Sequential writer: ``write_block`` in the order of ``blocks``, then ``close``.
+
+    Steps: plan the layout (``VhdLayout``); write footer copy, header, BAT, batmap and
+    locators at once; append each block; write the footer; fsync; validate; rename; fsync the
+    directory.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        size: int,
+        blocks: Iterable[int],
+        uuid: uuidlib.UUID,
+        parent: ParentLink | None = None,
+        timestamp: int | None = None,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+        whole_blocks: bool = True,
+        full_blocks: Iterable[int] | None = None,
+        hasher: Hasher | None = None,
+        validate: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.layout = VhdLayout(
+            size=size,
+            blocks=blocks,
+            uuid=uuid,
+            parent=parent,
+            timestamp=timestamp,
+            block_size=block_size,
+            whole_blocks=whole_blocks,
+            full_blocks=full_blocks,
+            name=str(self.path),
+        )
+        self.block_size = block_size
+        self.whole_blocks = whole_blocks
+        self.indices = self.layout.indices
+        self.full = self.layout.full
+        self.footer = self.layout.footer
+        self.hasher = hasher
+        self.validate = validate
+        self._next = 0
+        self._written = 0
+        self.temp_path = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.partial")
+        self.fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            self._write(self.layout.prefix)
+        except BaseException:
+            self.abort()
+            raise
 
     def _write(self, *chunks: bytes | memoryview) -> None:
         views = [memoryview(chunk) for chunk in chunks]
@@ -208,32 +286,7 @@ class VhdWriter:
         self, index: int, bitmap: bytes | memoryview | None, data: bytes | memoryview
     ) -> None:
         """Append block ``index`` (``bitmap`` None means full)."""
-        if self._next >= len(self.indices) or self.indices[self._next] != index:
-            expected = self.indices[self._next] if self._next < len(self.indices) else "none"
-            raise VhdError(f"{self.path}: got block {index}, expected block {expected}")
-        if len(data) != self.block_size:
-            raise VhdError(
-                f"{self.path}: block {index} has {len(data)} bytes of data, expected "
-                f"{self.block_size}"
-            )
-        if bitmap is None:
-            bitmap = full_bitmap(self.spb)
-        elif len(bitmap) != self.bitmap_size:
-            raise VhdError(
-                f"{self.path}: block {index} bitmap has {len(bitmap)} bytes, expected "
-                f"{self.bitmap_size}"
-            )
-        if index in self.full and not is_full(bitmap, self.spb):
-            byte, value = first_partial_byte(bitmap, self.spb)
-            promise = (
-                "this file is written with whole blocks"
-                if self.whole_blocks
-                else "the block was announced full"
-            )
-            raise VhdFormatError(
-                f"{self.path}: block {index}: bitmap byte {byte} is 0x{value:02x}, but "
-                f"{promise} (expected 0xff)"
-            )
+        bitmap = self.layout.block_bitmap(self._next, index, bitmap, data)
         self._write(bitmap, data)
         self._next += 1
 
@@ -246,7 +299,7 @@ class VhdWriter:
                 "nothing was written"
             )
         try:
-            self._write(self.footer.pack())
+            self._write(self.layout.footer_bytes)
             os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1

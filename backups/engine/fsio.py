@@ -1,0 +1,138 @@
+"""The I/O seam: every change the engine makes to a remote's files goes through a FileSystem.
+
+Writes, fsyncs, renames, unlinks, mkdirs, rmdirs and directory fsyncs of the remote adapter,
+the lock and the disk transfers are calls on one :class:`FileSystem` object, so that a test
+(issue 13's crash replay) can record them and stop at any of them. :class:`RealFileSystem` is
+the operating system. Reads go through it too where the engine reads its own files (listings,
+metadata); VHD chains are read by ``backups.vhd`` directly, which never writes.
+
+Errors are the operating system's ``OSError``; the remote adapter turns them into messages
+that name the remote.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Protocol
+
+
+class WritableFile(Protocol):
+    path: Path
+
+    def write(self, *chunks: bytes | memoryview) -> int: ...
+
+    def fsync(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FileSystem(Protocol):
+    def create(self, path: Path) -> WritableFile:
+        """A new file, opened for writing; fails if ``path`` exists."""
+        ...
+
+    def read_bytes(self, path: Path) -> bytes: ...
+
+    def rename(self, source: Path, target: Path) -> None:
+        """Atomic; replaces a file ``target``."""
+        ...
+
+    def unlink(self, path: Path) -> None: ...
+
+    def mkdir(self, path: Path) -> None:
+        """One directory; fails if it exists (the lock relies on it)."""
+        ...
+
+    def rmdir(self, path: Path) -> None:
+        """An empty directory only (the lock relies on it)."""
+        ...
+
+    def fsync_dir(self, path: Path) -> None:
+        """Make the names created, renamed or removed in ``path`` durable."""
+        ...
+
+    def listdir(self, path: Path) -> list[str]: ...
+
+    def exists(self, path: Path) -> bool: ...
+
+    def mtime(self, path: Path) -> float: ...
+
+    def disk_usage(self, path: Path) -> tuple[int, int, int]:
+        """(total, used, free) bytes of the filesystem holding ``path``."""
+        ...
+
+
+class RealFile:
+    """A file descriptor written with ``writev`` (no Python buffer: one copy less)."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    def write(self, *chunks: bytes | memoryview) -> int:
+        views = [memoryview(chunk).cast("B") for chunk in chunks]
+        total = written = sum(len(view) for view in views)
+        done = os.writev(self.fd, views)
+        while done < total:  # a short write is legal: write the rest
+            skip, rest = done, []
+            for view in views:
+                if skip >= len(view):
+                    skip -= len(view)
+                    continue
+                rest.append(view[skip:])
+                skip = 0
+            views, total = rest, total - done
+            done = os.writev(self.fd, views)
+        return written
+
+    def fsync(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+
+class RealFileSystem:
+    """The operating system's files."""
+
+    def create(self, path: Path) -> RealFile:
+        return RealFile(path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
+
+    def read_bytes(self, path: Path) -> bytes:
+        return Path(path).read_bytes()
+
+    def rename(self, source: Path, target: Path) -> None:
+        Path(source).rename(target)
+
+    def unlink(self, path: Path) -> None:
+        Path(path).unlink()
+
+    def mkdir(self, path: Path) -> None:
+        Path(path).mkdir(0o750)
+
+    def rmdir(self, path: Path) -> None:
+        Path(path).rmdir()
+
+    def fsync_dir(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def listdir(self, path: Path) -> list[str]:
+        return [entry.name for entry in Path(path).iterdir()]
+
+    def exists(self, path: Path) -> bool:
+        return os.path.lexists(path)
+
+    def mtime(self, path: Path) -> float:
+        return Path(path).stat().st_mtime
+
+    def disk_usage(self, path: Path) -> tuple[int, int, int]:
+        usage = shutil.disk_usage(path)
+        return usage.total, usage.used, usage.free
