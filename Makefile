@@ -1,5 +1,6 @@
 # xoweb: the two commands of the README, and the steps they share.
-#   make run    set up, then start every process under honcho (Ctrl-C stops them all)
+#   make run    set up, then start every process under honcho (Ctrl-C stops them all, in order:
+#               xoweb/graceful.py)
 #   make test   set up (plus the test tools), then lint and run the whole test suite (SQLite,
 #               then PostgreSQL)
 
@@ -20,11 +21,13 @@ run: setup
 	@$(PY) manage.py ensure_admin
 	@$(PY) manage.py demo_pool
 	@echo
-	@echo "  xoweb     http://127.0.0.1:$(WEB_PORT)/"
-	@echo "  admin     http://127.0.0.1:$(WEB_PORT)/admin/   (user admin, password in var/admin_password)"
+	@echo "  xoweb     http://127.0.0.1:$(WEB_PORT)/   (user admin, password in var/admin_password)"
+	@echo "  admin     http://127.0.0.1:$(WEB_PORT)/admin/"
 	@echo "  flower    http://127.0.0.1:$(FLOWER_PORT)/   (user admin, password in var/flower_password)"
 	@echo
-	@XOWEB_WEB_PORT=$(WEB_PORT) XOWEB_FLOWER_PORT=$(FLOWER_PORT) exec $(VENV)/bin/honcho start -f Procfile
+	@# After a Ctrl-C that stopped every process in order, honcho exits 130: not an error.
+	@XOWEB_WEB_PORT=$(WEB_PORT) XOWEB_FLOWER_PORT=$(FLOWER_PORT) \
+		$(PY) -m xoweb.graceful honcho start -f Procfile || [ $$? -eq 130 ]
 
 test: test-setup lint pytest pytest-postgres
 

@@ -31,13 +31,13 @@ BS = 2 * 1024 * 1024
 GOAL = 0.8
 
 
-def make_export(path: Path, size: int) -> None:
+def make_export(path: Path, size: int, unique: uuid.UUID | None = None) -> None:
     """A full export in XAPI's layout (docs/vhd.md §5.1): caml, BAT at 2048, full bitmaps."""
     entries = size // BS
     footer = vhd.Footer(
         vhd.DiskType.DYNAMIC,
         size,
-        uuid.uuid4(),
+        unique or uuid.uuid4(),
         creator_app=b"caml",
         creator_version=1,
         geometry=chs_geometry(size),

@@ -1,7 +1,10 @@
 """The pool form, the only one: the pages, the admin and ``manage.py pool_add`` all use it.
 
 Saving tests the connection first (the one time a person asks xoweb to wait on XAPI, with a
-short timeout): every failure becomes an error on the field to fix, and nothing is saved.
+short timeout): every failure becomes an error on the field to fix, and nothing is saved. The
+test never connects to a link-local or cloud metadata address, and every way of not reaching a
+XAPI (refused, timed out, unresolvable, another server) gets one and the same message, so that
+the form cannot be used to scan ports (docs/security.md §Pool connection test).
 """
 
 from __future__ import annotations
@@ -14,14 +17,28 @@ from pools.choices import TlsMode
 from pools.models import Pool
 from pools.xapi import (
     AuthenticationFailed,
+    ForbiddenAddress,
     HostIsSlave,
     TlsFingerprintMismatch,
+    UntrustedCertificate,
     XapiClient,
     XapiConnectionError,
     XapiError,
     normalise_fingerprint,
     normalise_url,
 )
+
+#: Longer than any XAPI password, far shorter than what would make the form a burden to check.
+MAX_PASSWORD_LENGTH = 1024
+
+
+def unreachable(url: str) -> str:
+    """The one message for every way of not reaching a XAPI at ``url``."""
+    return (
+        f"no XAPI answered at {url}: check the address and the port, that the master is up, "
+        "and that xoweb can reach it"
+    )
+
 
 #: The columns people edit; the others belong to the watcher (read-only in the admin).
 EDITED_FIELDS = ["name", "master_url", "username", "tls_mode", "tls_fingerprint", "enabled"]
@@ -51,6 +68,7 @@ class PoolForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False),
         required=False,
         strip=False,
+        max_length=MAX_PASSWORD_LENGTH,
         help_text="Leave empty to keep the current password.",
     )
     test_connection = forms.BooleanField(
@@ -126,18 +144,24 @@ class PoolForm(forms.ModelForm):
         except TlsFingerprintMismatch as error:
             self.add_error("tls_fingerprint", str(error))
             return
+        except ForbiddenAddress as error:
+            self.add_error("master_url", str(error))
+            return
         except AuthenticationFailed as error:
             self.add_error("password", str(error))
             return
         except HostIsSlave as error:
             self.add_error("master_url", str(error))
             return
-        except XapiConnectionError as error:
-            field = "tls_mode" if "TLS" in str(error) else "master_url"
-            self.add_error(field, str(error))
+        except UntrustedCertificate as error:
+            # A certificate the authorities do not vouch for: the fix is pinning it.
+            self.add_error("tls_mode", str(error))
             return
-        except XapiError as error:
-            self.add_error("master_url", f"{url} answered, but not as a usable XAPI: {error}")
+        except XapiConnectionError:
+            self.add_error("master_url", unreachable(url))
+            return
+        except XapiError:
+            self.add_error("master_url", unreachable(url))
             return
         self.xapi_pool_name = pool_record.get("name_label", "")
         self.xapi_uuid = pool_record.get("uuid", "")

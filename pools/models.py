@@ -64,7 +64,8 @@ class PoolQuerySet(models.QuerySet):
             host_count=count("Host"),
             sr_count=count("SR"),
             vm_count=count("VM", is_a_snapshot=False, is_a_template=False, is_control_domain=False),
-            vdi_count=count("VDI"),
+            # Hidden base copies of VHD chains (managed=false) are no disks (docs/xapi.md §12).
+            vdi_count=count("VDI", managed=True),
             task_count=count("XapiTask"),
         )
 
@@ -219,7 +220,12 @@ class CachedObject(models.Model):
 
 
 def _cache_meta(
-    model_name: str, *, extra_indexes: tuple = (), verbose_name: str = "", plural: str = ""
+    model_name: str,
+    *,
+    extra_indexes: tuple = (),
+    verbose_name: str = "",
+    plural: str = "",
+    permissions: tuple = (),
 ) -> type:
     """A Meta with the (pool, ref) key every cached model shares; XAPI's class names (SR, VDI…)
     keep their capitals in the admin."""
@@ -241,6 +247,8 @@ def _cache_meta(
     if verbose_name:
         Meta.verbose_name = verbose_name
         Meta.verbose_name_plural = plural or f"{verbose_name}s"
+    if permissions:
+        Meta.permissions = list(permissions)
     return Meta
 
 
@@ -480,6 +488,7 @@ class XapiTask(CachedObject):
             # The task list: running tasks first, newest first.
             models.Index(fields=["status", "-created"], name="pools_xapitask_status_created"),
         ),
+        permissions=(("cancel_xapitask", "Can cancel a XAPI task of a pool"),),
     )
 
     def get_absolute_url(self) -> str:

@@ -84,7 +84,10 @@ def disks_of(vms: list[VM]) -> dict[tuple[int, str], list[VDI]]:
     vdis = {
         (vdi.pool_id, vdi.ref): vdi
         for vdi in VDI.objects.filter(
-            pool_id__in=pool_ids, ref__in={vdi_ref for _, _, vdi_ref in vbds}
+            # Hidden base copies (managed=false) are never a VM's disk (docs/xapi.md §12).
+            pool_id__in=pool_ids,
+            ref__in={vdi_ref for _, _, vdi_ref in vbds},
+            managed=True,
         ).only("pool_id", "ref", "name_label", "virtual_size", "stale_since")
     }
     disks: dict[tuple[int, str], list[VDI]] = {}

@@ -6,21 +6,22 @@ is shown live, stale or unknown is :mod:`pools.liveness`'s verdict (the ``verdic
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_POST
 
+from accounts.access import requires
 from pools.addresses import url_for_address
 from pools.choices import PowerState
 from pools.forms import PoolForm
 from pools.liveness import current_watch
 from pools.models import VM, Host, Pool
 from pools.services import disks_of
+from xoweb.errors import bad_request_response
+from xoweb.params import BadParameter, parse_choice, parse_id, parse_page, parse_search
 
 VMS_PER_PAGE = 50
 
@@ -43,6 +44,7 @@ VM_KINDS = {
 }
 
 
+@requires("pools.view_pool")
 def pool_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
@@ -51,6 +53,7 @@ def pool_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+@requires("pools.view_pool")
 def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
     pool = get_object_or_404(Pool.objects.with_counts(), pk=pk)
     # Through the pool's related managers, so that each row knows its pool without a query.
@@ -91,13 +94,13 @@ def _resident_guests() -> Coalesce:
 
 
 @sensitive_post_parameters("password")
-@login_required
+@requires("pools.add_pool", methods=["GET", "POST"])
 def pool_add(request: HttpRequest) -> HttpResponse:
     return _pool_form(request, Pool())
 
 
 @sensitive_post_parameters("password")
-@login_required
+@requires("pools.change_pool", methods=["GET", "POST"])
 def pool_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _pool_form(request, get_object_or_404(Pool, pk=pk))
 
@@ -121,8 +124,7 @@ def _pool_form(request: HttpRequest, pool: Pool) -> HttpResponse:
     return render(request, "pools/pool_form.html", {"form": form, "pool": pool, "adding": adding})
 
 
-@login_required
-@require_POST
+@requires("pools.delete_pool", methods=["POST"])
 def pool_delete(request: HttpRequest, pk: int) -> HttpResponse:
     pool = get_object_or_404(Pool, pk=pk)
     pool.delete()
@@ -130,31 +132,32 @@ def pool_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("pools:pool_list")
 
 
+@requires("pools.view_vm")
 def vm_list(request: HttpRequest) -> HttpResponse:
     """Searchable, sortable, paginated VMs of every pool; a constant number of queries."""
-    query = request.GET.get("q", "").strip()
-    sort = request.GET.get("sort", "name")
-    if sort not in VM_SORTS:
-        sort = "name"
-    kind = request.GET.get("kind", "guests")
-    if kind not in VM_KINDS:
-        kind = "guests"
-    pool_id = request.GET.get("pool", "")
-    host_id = request.GET.get("host", "")
+    try:
+        query = parse_search("q", request.GET.get("q"))
+        sort = parse_choice("sort", request.GET.get("sort"), VM_SORTS, "name")
+        kind = parse_choice("kind", request.GET.get("kind"), VM_KINDS, "guests")
+        pool = parse_id("pool", request.GET.get("pool"))
+        host_pk = parse_id("host", request.GET.get("host"))
+        page_number = parse_page(request.GET.get("page"))
+    except BadParameter as error:
+        return bad_request_response(request, str(error))
+    pool_id = "" if pool is None else str(pool)
 
     vms = VM.objects.filter(VM_KINDS[kind]).select_related("pool")
     if query:
         vms = vms.filter(Q(name_label__icontains=query) | Q(uuid__iexact=query))
-    if pool_id.isdigit():
-        vms = vms.filter(pool_id=int(pool_id))
+    if pool is not None:
+        vms = vms.filter(pool_id=pool)
     host = None
-    if host_id.isdigit():
-        host = Host.objects.filter(pk=int(host_id)).only("pk", "pool_id", "ref", "name_label")
-        host = host.first()
+    if host_pk is not None:
+        host = Host.objects.filter(pk=host_pk).only("pk", "pool_id", "ref", "name_label").first()
         if host is not None:
             vms = vms.filter(pool_id=host.pool_id, resident_on_ref=host.ref)
     vms = vms.order_by(*VM_SORTS[sort]).defer("record", "pool__member_urls")
-    page = Paginator(vms, VMS_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(vms, VMS_PER_PAGE).get_page(page_number)
 
     rows = list(page.object_list)
     disks = disks_of(rows)

@@ -19,6 +19,7 @@ from pools.xapi_net import (
     TRANSPORT_ERRORS,
     AuthenticationFailed,
     PinnedHTTPSConnection,
+    PoolHTTPConnection,
     XapiConnectionError,
     XapiError,
     connection_error,
@@ -37,7 +38,7 @@ class HttpHandlersMixin:
         parts = urlsplit(url)
         if parts.scheme == "https":
             return PinnedHTTPSConnection(parts.netloc, policy=self.policy, timeout=timeout)
-        return http.client.HTTPConnection(parts.netloc, timeout=timeout)
+        return PoolHTTPConnection(parts.netloc, timeout=timeout)
 
     def http_open(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import ipaddress
 import socket
 import ssl
 import xmlrpc.client
@@ -44,6 +45,21 @@ class TlsFingerprintMismatch(XapiConnectionError):
             f"the TLS certificate of {address} has fingerprint {actual}, "
             f"but {expected} is pinned: if the certificate was replaced on purpose, "
             "pin the new fingerprint"
+        )
+
+
+class UntrustedCertificate(XapiConnectionError):
+    """In CA mode, the server's certificate is not vouched for by a certificate authority."""
+
+
+class ForbiddenAddress(XapiConnectionError):
+    """The address is one xoweb never connects to (link-local, a cloud's metadata service)."""
+
+    def __init__(self, host: str, address: str) -> None:
+        shown = host if host == address else f"{host} ({address})"
+        super().__init__(
+            f"xoweb does not connect to {shown}: link-local and cloud metadata addresses are "
+            "never a pool master"
         )
 
 
@@ -95,7 +111,7 @@ def failure_from(details: list, *, url: str = "", username: str = "") -> XapiFai
 
 def connection_error(error: BaseException, url: str) -> XapiConnectionError:
     """A message that says what went wrong on the way to ``url``."""
-    if isinstance(error, TlsFingerprintMismatch):
+    if isinstance(error, TlsFingerprintMismatch | ForbiddenAddress):
         return error
     if isinstance(error, socket.gaierror):
         host = urlsplit(url).hostname
@@ -105,7 +121,7 @@ def connection_error(error: BaseException, url: str) -> XapiConnectionError:
     if isinstance(error, TimeoutError | socket.timeout):
         return XapiConnectionError(f"{url} did not answer in time")
     if isinstance(error, ssl.SSLCertVerificationError):
-        return XapiConnectionError(
+        return UntrustedCertificate(
             f"the TLS certificate of {url} is not trusted ({error.verify_message}): "
             "pin its fingerprint instead of verifying it against the certificate authorities"
         )
@@ -147,7 +163,7 @@ def fetch_certificate_fingerprint(url: str, timeout: float = 5.0) -> str:
     context = unverified_context()
     try:
         with (
-            socket.create_connection((parts.hostname, parts.port or 443), timeout) as raw,
+            create_pool_connection((parts.hostname, parts.port or 443), timeout) as raw,
             context.wrap_socket(raw, server_hostname=parts.hostname) as tls,
         ):
             return certificate_fingerprint(tls.getpeercert(binary_form=True))
@@ -163,6 +179,62 @@ def unverified_context() -> ssl.SSLContext:
 
 
 # --- connections --------------------------------------------------------------------------------
+
+#: Addresses no pool master has, and that a server in a cloud must never be made to call: the
+#: link-local ranges, where the metadata services (169.254.169.254, fd00:ec2::254) hand out the
+#: machine's credentials. xoweb refuses them before sending a packet (docs/security.md).
+FORBIDDEN_NETWORKS = tuple(
+    ipaddress.ip_network(network)
+    for network in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128")
+)
+
+
+def is_forbidden_address(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone (fe80::1%eth0)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in FORBIDDEN_NETWORKS)
+
+
+def create_pool_connection(
+    address: tuple[str, int], timeout: float | None = None, source_address=None, **kwargs
+) -> socket.socket:
+    """``socket.create_connection`` that never connects to a forbidden address.
+
+    The host name is resolved here and the connection made to the address that was checked,
+    so a name that resolves differently the second time (DNS rebinding) cannot slip through.
+    """
+    host, port = address
+    refused: str | None = None
+    last_error: OSError | None = None
+    for family, kind, proto, _, sockaddr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        if is_forbidden_address(sockaddr[0]):
+            refused = sockaddr[0]
+            continue
+        sock = socket.socket(family, kind, proto)
+        try:
+            if timeout is not None:
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as error:
+            sock.close()
+            last_error = error
+    if last_error is not None:
+        raise last_error
+    if refused is not None:
+        raise ForbiddenAddress(host, refused)
+    raise OSError(f"no address found for {host}")
+
+
+class PoolHTTPConnection(http.client.HTTPConnection):
+    """Plain HTTP to a pool host, through :func:`create_pool_connection`."""
+
+    def __init__(self, host: str, *, timeout: float) -> None:
+        super().__init__(host, timeout=timeout)
+        self._create_connection = create_pool_connection
 
 
 class TlsPolicy:
@@ -202,6 +274,7 @@ class TlsPolicy:
 class PinnedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, host: str, *, policy: TlsPolicy, timeout: float) -> None:
         super().__init__(host, timeout=timeout, context=policy.context())
+        self._create_connection = create_pool_connection
         self._policy = policy
         self._address = host
 
@@ -235,7 +308,7 @@ class XmlRpcTransport(xmlrpc.client.Transport):
             if self.https:
                 connection = PinnedHTTPSConnection(chost, policy=self.policy, timeout=self.timeout)
             else:
-                connection = http.client.HTTPConnection(chost, timeout=self.timeout)
+                connection = PoolHTTPConnection(chost, timeout=self.timeout)
             self._connection = host, connection
         connection.timeout = self.timeout
         if connection.sock is not None:

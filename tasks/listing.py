@@ -17,6 +17,7 @@ from pools.liveness import current_watch
 from pools.models import Pool, XapiTask
 from tasks.models import Task
 from tasks.presenters import TaskView, build_tree, xapi_view
+from xoweb.params import BadParameter, parse_id
 
 STATUS_FILTERS = {
     "": "all",
@@ -44,10 +45,11 @@ class TaskFilters:
         if status not in STATUS_FILTERS:
             known = ", ".join(name for name in STATUS_FILTERS if name)
             raise BadFilter(f"status={status!r} is not a filter: use one of {known}")
-        pool = params.get("pool", "")
-        if pool and not pool.isdigit():
-            raise BadFilter(f"pool={pool!r} is not a pool id")
-        return cls(status=status, pool=int(pool) if pool else None)
+        try:
+            pool = parse_id("pool", params.get("pool", ""))
+        except BadParameter as error:
+            raise BadFilter(str(error)) from None
+        return cls(status=status, pool=pool)
 
     def query(self) -> str:
         parts = []

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tasks.choices import LogLevel, TaskStatus, TaskUnit
+from xoweb.links import validate_link
 
 
 def _heartbeat_cutoff(now=None):
@@ -85,7 +86,7 @@ class Task(models.Model):
         max_length=40, blank=True, help_text="What sort of work: run, vm, snapshot, transfer…"
     )
     about_label = models.CharField("about", max_length=255, blank=True)
-    about_url = models.CharField("link", max_length=500, blank=True)
+    about_url = models.CharField("link", max_length=500, blank=True, validators=[validate_link])
     pool = models.ForeignKey(
         "pools.Pool", null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
     )
@@ -112,6 +113,7 @@ class Task(models.Model):
 
     class Meta:
         ordering = ["-created", "-id"]
+        permissions = [("cancel_task", "Can cancel a xoweb task")]
         indexes = [
             # The task page: roots, newest first, optionally by status or pool.
             models.Index(

@@ -20,6 +20,7 @@ from pools.models import XapiTask
 from tasks.choices import TaskStatus, TaskUnit
 from tasks.estimates import Estimate, Track, estimate
 from tasks.models import Task
+from xoweb.links import safe_link
 
 XOWEB = "xoweb"
 
@@ -195,7 +196,7 @@ def _view(
         ended=row.ended,
         error=error,
         about_label=row.about_label,
-        about_url=row.about_url,
+        about_url=safe_link(row.about_url),
         pool_name=row.pool.name if row.pool_id and "pool" in row._state.fields_cache else "",
         cancellable=row.cancellable and status in TaskStatus.open(),
         cancel_requested=row.cancel_requested,

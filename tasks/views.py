@@ -13,8 +13,8 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
 
+from accounts.access import is_htmx, requires
 from pools.liveness import current_watch
 from pools.models import XapiTask
 from pools.tasks import cancel_xapi_task
@@ -22,6 +22,8 @@ from tasks import services
 from tasks.listing import MAX_TREE_ROWS, STATUS_FILTERS, BadFilter, TaskFilters, task_page
 from tasks.models import Task
 from tasks.presenters import build_tree, xapi_view
+from xoweb.errors import bad_request_response
+from xoweb.params import BadParameter, parse_page
 
 POLL_SECONDS = 2
 
@@ -34,32 +36,32 @@ def _back(request: HttpRequest, default: str) -> HttpResponse:
     return redirect(target)
 
 
-def _is_htmx(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
+@requires("tasks.view_task")
 def task_list(request: HttpRequest) -> HttpResponse:
     try:
         filters = TaskFilters.from_params(request.GET)
-    except BadFilter as error:
-        return HttpResponse(str(error), status=400, content_type="text/plain")
-    listing = task_page(filters, request.GET.get("page", 1))
+        page_number = parse_page(request.GET.get("page"))
+    except (BadFilter, BadParameter) as error:
+        return bad_request_response(request, str(error))
+    listing = task_page(filters, page_number)
     context = {
         "listing": listing,
         "status_filters": STATUS_FILTERS,
         "poll_seconds": POLL_SECONDS,
     }
-    template = "tasks/_task_table.html" if _is_htmx(request) else "tasks/task_list.html"
+    template = "tasks/_task_table.html" if is_htmx(request) else "tasks/task_list.html"
     return render(request, template, context)
 
 
+@requires("tasks.view_task", json=True)
 def task_list_json(request: HttpRequest) -> JsonResponse:
     """The same data as the page: one page of task trees and the XAPI tasks, as JSON."""
     try:
         filters = TaskFilters.from_params(request.GET)
-    except BadFilter as error:
+        page_number = parse_page(request.GET.get("page"))
+    except (BadFilter, BadParameter) as error:
         return JsonResponse({"error": str(error)}, status=400)
-    listing = task_page(filters, request.GET.get("page", 1))
+    listing = task_page(filters, page_number)
     return JsonResponse(
         {
             "now": listing.now.isoformat(),
@@ -90,6 +92,7 @@ def _task_view(task: Task):
     raise Http404(f"task {task.pk} is not in its tree")
 
 
+@requires("tasks.view_task")
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(Task.objects.select_related("parent"), pk=pk)
     context = {
@@ -98,10 +101,11 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "log": task.log.all()[:500],
         "poll_seconds": POLL_SECONDS,
     }
-    template = "tasks/_task_detail_body.html" if _is_htmx(request) else "tasks/task_detail.html"
+    template = "tasks/_task_detail_body.html" if is_htmx(request) else "tasks/task_detail.html"
     return render(request, template, context)
 
 
+@requires("tasks.view_task", json=True)
 def task_detail_json(request: HttpRequest, pk: int) -> JsonResponse:
     task = get_object_or_404(Task, pk=pk)
     data = _task_view(task).as_json()
@@ -112,7 +116,7 @@ def task_detail_json(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse(data)
 
 
-@require_POST
+@requires("tasks.cancel_task", methods=["POST"])
 def task_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(Task, pk=pk)
     if services.request_cancel(task):
@@ -128,6 +132,7 @@ def task_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return _back(request, task.get_absolute_url())
 
 
+@requires("pools.view_xapitask")
 def xapi_task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     xapi_task = get_object_or_404(XapiTask.objects.select_related("pool"), pk=pk)
     context = {
@@ -135,11 +140,11 @@ def xapi_task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "view": xapi_view(xapi_task, current_watch()),
         "poll_seconds": POLL_SECONDS,
     }
-    template = "tasks/_xapi_task_body.html" if _is_htmx(request) else "tasks/xapi_task_detail.html"
+    template = "tasks/_xapi_task_body.html" if is_htmx(request) else "tasks/xapi_task_detail.html"
     return render(request, template, context)
 
 
-@require_POST
+@requires("pools.cancel_xapitask", methods=["POST"])
 def xapi_task_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     xapi_task = get_object_or_404(XapiTask.objects.select_related("pool"), pk=pk)
     view = xapi_view(xapi_task, current_watch())

@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.pools",
     "tests.fixtures.tasks",
     "tests.fixtures.browser",
+    "tests.fixtures.accounts",
 ]
 
 #: pytest-django's fixtures that open the test database; any fixture built on them (``client``

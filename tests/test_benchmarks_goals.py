@@ -15,6 +15,10 @@ BENCHMARKS = ROOT / "benchmarks"
 
 #: Each benchmark script with tiny options. A new bench_*.py must be added here.
 TINY = {
+    "bench_backup_delta.py": ["--size-gib", "0.0625", "--rounds", "1"],
+    "bench_backup_full.py": ["--size-gib", "0.0625", "--rounds", "1"],
+    "bench_backup_memory.py": ["--size-gib", "0.0625", "--small-mib", "16"],
+    "bench_backup_restore.py": ["--size-gib", "0.03125", "--deltas", "3", "--rounds", "1"],
     "bench_pools_pages.py": ["--small", "3", "--large", "6"],
     "bench_pools_sync.py": ["--vms", "3", "--changes", "2"],
     "bench_tasks.py": ["--blocks", "2000", "--small", "2", "--large", "4"],

@@ -2,8 +2,15 @@
 
 Each VDI points at a leaf node; nodes form trees like the VHD files of an ext/NFS SR. A snapshot
 turns the VDI's leaf into a read-only parent and gives both the VDI and the snapshot a new empty
-leaf, which is what blktap does. That gives XAPI's delta rule for free (docs/xapi.md §9.3): the
-blocks of a delta are those allocated in the nodes on only one of the two paths to the root.
+leaf, which is what blktap does (an empty leaf is skipped, as `vhd-util snapshot` does). That
+gives XAPI's delta rule for free (docs/xapi.md §9.3): the blocks of a delta are those allocated
+in the nodes on only one of the two paths to the root. Inner nodes are what XAPI shows as base
+copies (docs/xapi.md §12); destroying a VDI removes only its leaf, and `collect` later deletes
+inner nodes nobody needs and merges an inner node into its only child, as the SM's GC does.
+
+Space: each node costs its VHD metadata plus a bitmap sector and 2 MiB per allocated block
+(`node_bytes`), counted per SR in `used`; a node or block that would pass the SR's `capacity`
+raises `SrFull` before anything changes (docs/xapi.md §12.4).
 
 Node data lives in a sparse file per node (DIR/disks/<node>.raw) at offset block * 2 MiB, with
 the set of allocated blocks kept in the state file. The seed pool's nodes are "seeded": their
@@ -27,6 +34,30 @@ from .schema import new_uuid
 BLOCK_SIZE = 2 * 1024 * 1024
 SECTOR = 512
 ZERO_BLOCK = bytes(BLOCK_SIZE)
+BLOCK_COST = BLOCK_SIZE + SECTOR  # a block and its bitmap sector in a VHD file
+MAX_CHAIN = 30  # vhdutil.MAX_CHAIN_SIZE: a longer chain refuses snapshots
+
+
+class SrFull(Exception):
+    """A new node or block does not fit: `requested` bytes in use would pass `maximum`."""
+
+    def __init__(self, requested: int, maximum: int) -> None:
+        super().__init__(f"{requested} bytes needed, {maximum} available")
+        self.requested = requested
+        self.maximum = maximum
+
+
+class ChainTooLong(Exception):
+    """A snapshot would make the chain longer than MAX_CHAIN nodes."""
+
+
+@dataclass(frozen=True)
+class Coalesced:
+    """One step of `collect`: inner node `node` went, merged `into` its only child, or deleted
+    (into None) because nothing depended on it."""
+
+    node: str
+    into: str | None
 
 
 @dataclass
@@ -41,6 +72,7 @@ class Node:
     seeded: dict[int, tuple[int, int]] = field(default_factory=dict)
     seed: int = 0
     mtime: float = field(default_factory=time.time)
+    sr: str = ""  # the SR (ref) holding this node's file, for space accounting
 
     def allocated(self) -> set[int]:
         return self.blocks | self.seeded.keys()
@@ -48,6 +80,16 @@ class Node:
 
 def block_count(size: int) -> int:
     return (size + BLOCK_SIZE - 1) // BLOCK_SIZE
+
+
+def metadata_bytes(size: int) -> int:
+    """A VHD file's fixed cost: footer copy, header, locator sector, BAT, footer."""
+    bat = (block_count(size) * 4 + SECTOR - 1) // SECTOR * SECTOR
+    return 2048 + bat + SECTOR
+
+
+def node_bytes(node: Node) -> int:
+    return metadata_bytes(node.size) + len(node.allocated()) * BLOCK_COST
 
 
 class BlockStore:
@@ -58,49 +100,159 @@ class BlockStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.nodes: dict[str, Node] = {}
         self.leaf_of: dict[str, str] = {}  # VDI uuid -> leaf node uuid
+        self.used: dict[str, int] = {}  # SR -> bytes its nodes take
+        self.capacity: dict[str, int] = {}  # SR -> physical size (absent: unlimited)
         self.lock = threading.RLock()
+
+    # -- space ------------------------------------------------------------------------------
+
+    def _reserve(self, sr: str, count: int) -> None:
+        """Account `count` more bytes on `sr`, or raise SrFull if they do not fit."""
+        used = self.used.get(sr, 0)
+        capacity = self.capacity.get(sr)
+        if count > 0 and capacity is not None and used + count > capacity:
+            raise SrFull(used + count, capacity)
+        self.used[sr] = used + count
+
+    def recount(self) -> None:
+        """Recompute `used` from the nodes (after loading a state)."""
+        with self.lock:
+            self.used = {}
+            for node in self.nodes.values():
+                self.used[node.sr] = self.used.get(node.sr, 0) + node_bytes(node)
 
     # -- structure --------------------------------------------------------------------------
 
-    def _new_node(self, size: int, parent: str | None) -> Node:
-        node = Node(uuid=new_uuid(), size=size, parent=parent)
+    def _new_node(self, size: int, parent: str | None, sr: str) -> Node:
+        self._reserve(sr, metadata_bytes(size))
+        node = Node(uuid=new_uuid(), size=size, parent=parent, sr=sr)
         self.nodes[node.uuid] = node
         return node
 
-    def create(self, vdi_uuid: str, size: int) -> Node:
+    def _drop_node(self, uuid: str) -> None:
+        node = self.nodes.pop(uuid)
+        self.used[node.sr] = self.used.get(node.sr, 0) - node_bytes(node)
+        self._path(uuid).unlink(missing_ok=True)
+
+    def create(self, vdi_uuid: str, size: int, sr: str = "") -> Node:
         with self.lock:
-            node = self._new_node(size, None)
+            node = self._new_node(size, None, sr)
             self.leaf_of[vdi_uuid] = node.uuid
             return node
 
-    def seed(self, vdi_uuid: str, size: int, seed: int, runs: dict[int, tuple[int, int]]) -> None:
+    def seed(
+        self, vdi_uuid: str, size: int, seed: int, runs: dict[int, tuple[int, int]], sr: str = ""
+    ) -> None:
         """Create a VDI whose root node generates its blocks from `seed` (the seed pool)."""
         with self.lock:
-            node = self.create(vdi_uuid, size)
+            node = self.create(vdi_uuid, size, sr)
             node.seed = seed
             node.seeded = dict(runs)
+            self.used[sr] = self.used.get(sr, 0) + len(runs) * BLOCK_COST
 
-    def snapshot(self, vdi_uuid: str, snapshot_uuid: str) -> None:
-        """The VDI's leaf becomes a read-only parent; the VDI and the snapshot get new leaves."""
+    def snapshot(self, vdi_uuid: str, snapshot_uuid: str) -> str | None:
+        """The VDI's leaf becomes a read-only parent; the VDI and the snapshot get new leaves.
+
+        Returns the uuid of that new inner node (a base copy), or None when the leaf held no
+        block and had a parent: like `vhd-util snapshot`, the new leaves then hang from that
+        parent and the empty leaf goes. SrFull if the two new leaves do not fit."""
         with self.lock:
             leaf = self.nodes[self.leaf_of[vdi_uuid]]
-            leaf.mtime = time.time()
-            self.leaf_of[vdi_uuid] = self._new_node(leaf.size, leaf.uuid).uuid
-            self.leaf_of[snapshot_uuid] = self._new_node(leaf.size, leaf.uuid).uuid
+            skip = leaf.parent is not None and not leaf.allocated()
+            anchor = self.nodes[leaf.parent] if skip and leaf.parent else leaf
+            if len(self.chain(anchor.uuid)) >= MAX_CHAIN:
+                raise ChainTooLong(len(self.chain(anchor.uuid)))
+            cost = 2 * metadata_bytes(leaf.size) - (node_bytes(leaf) if skip else 0)
+            self._reserve(leaf.sr, cost)
+            self.used[leaf.sr] -= cost  # _new_node below accounts each new leaf
+            if skip:
+                self._drop_node(leaf.uuid)
+            else:
+                leaf.mtime = time.time()
+            self.leaf_of[vdi_uuid] = self._new_node(leaf.size, anchor.uuid, leaf.sr).uuid
+            self.leaf_of[snapshot_uuid] = self._new_node(leaf.size, anchor.uuid, leaf.sr).uuid
+            return None if skip else leaf.uuid
+
+    def resize(self, vdi_uuid: str, size: int) -> None:
+        """Give the VDI's leaf a new (larger) virtual size; its parents keep theirs, so blocks
+        past them read as zeros. SrFull if the bigger BAT does not fit."""
+        with self.lock:
+            leaf = self.nodes[self.leaf_of[vdi_uuid]]
+            self._reserve(leaf.sr, metadata_bytes(size) - metadata_bytes(leaf.size))
+            leaf.size = size
 
     def destroy(self, vdi_uuid: str) -> None:
-        """Forget a VDI and every node no VDI needs any more (what SM's GC does)."""
+        """Forget a VDI and delete its leaf; inner nodes stay until `collect` (the SM's GC)."""
         with self.lock:
             leaf = self.leaf_of.pop(vdi_uuid, None)
-            if leaf is None:
-                return
-            needed: set[str] = set()
-            for other in self.leaf_of.values():
-                needed.update(self.chain(other))
-            for uuid in list(self.nodes):
-                if uuid not in needed:
-                    del self.nodes[uuid]
-                    self._path(uuid).unlink(missing_ok=True)
+            if leaf is not None and leaf in self.nodes:
+                self._drop_node(leaf)
+
+    def children(self) -> dict[str, list[str]]:
+        """Node uuid -> the uuids of its children."""
+        out: dict[str, list[str]] = {uuid: [] for uuid in self.nodes}
+        for uuid, node in self.nodes.items():
+            if node.parent is not None:
+                out[node.parent].append(uuid)
+        return out
+
+    def inner_nodes(self) -> list[str]:
+        """Nodes that are no VDI's leaf: what XAPI lists as base copies."""
+        leaves = set(self.leaf_of.values())
+        return [uuid for uuid in self.nodes if uuid not in leaves]
+
+    def collect(self, keep: set[str] = frozenset(), sr: str | None = None) -> list[Coalesced]:
+        """The SM's garbage collection, until nothing is left to do: delete inner nodes with no
+        child; merge an inner node with a single child into that child (which keeps its
+        identity and gets the parent's blocks under its own). Nodes in `keep` (chains being
+        transferred) are left alone. Returns what happened, for the VDI records."""
+        done: list[Coalesced] = []
+        with self.lock:
+            changed = True
+            while changed:
+                changed = False
+                kids = self.children()
+                leaves = set(self.leaf_of.values())
+                for uuid in list(self.nodes):
+                    node = self.nodes[uuid]
+                    if uuid in leaves or uuid in keep or (sr is not None and node.sr != sr):
+                        continue
+                    if not kids[uuid]:
+                        self._drop_node(uuid)
+                        done.append(Coalesced(uuid, None))
+                        changed = True
+                        break
+                    if len(kids[uuid]) == 1 and kids[uuid][0] not in keep:
+                        self._merge(uuid, kids[uuid][0])
+                        done.append(Coalesced(uuid, kids[uuid][0]))
+                        changed = True
+                        break
+        return done
+
+    def _merge(self, parent_uuid: str, child_uuid: str) -> None:
+        """Fold `parent` into its only child: the child's blocks are written into the parent's
+        file, which then takes the child's name, so only the child's (usually few) blocks move."""
+        parent = self.nodes[parent_uuid]
+        child = self.nodes[child_uuid]
+        before = node_bytes(parent) + node_bytes(child)
+        parent_path = self._path(parent_uuid)
+        if parent.blocks and child.blocks:
+            with open(self._path(child_uuid), "rb") as source, open(parent_path, "r+b") as target:
+                for index in sorted(child.blocks):
+                    source.seek(index * BLOCK_SIZE)
+                    data = source.read(BLOCK_SIZE)
+                    target.seek(index * BLOCK_SIZE)
+                    target.write(data + bytes(BLOCK_SIZE - len(data)))
+        if parent.blocks:
+            parent_path.replace(self._path(child_uuid))
+        merged_real = parent.blocks | child.blocks
+        child.seeded = {i: run for i, run in parent.seeded.items() if i not in child.blocks}
+        child.seed = parent.seed
+        child.blocks = merged_real
+        child.parent = parent.parent
+        child.mtime = time.time()
+        del self.nodes[parent_uuid]
+        self.used[child.sr] = self.used.get(child.sr, 0) + node_bytes(child) - before
 
     def chain(self, leaf_uuid: str) -> list[str]:
         """Node uuids from the leaf up to the root."""
@@ -111,8 +263,17 @@ class BlockStore:
             current = self.nodes[current].parent
         return out
 
+    def top(self, vdi_uuid: str) -> str:
+        """The node a VDI reads from: its leaf, or for a base copy its own node."""
+        leaf = self.leaf_of.get(vdi_uuid)
+        if leaf is not None:
+            return leaf
+        if vdi_uuid in self.nodes:
+            return vdi_uuid
+        raise KeyError(vdi_uuid)
+
     def leaf(self, vdi_uuid: str) -> Node:
-        return self.nodes[self.leaf_of[vdi_uuid]]
+        return self.nodes[self.top(vdi_uuid)]
 
     def size(self, vdi_uuid: str) -> int:
         return self.leaf(vdi_uuid).size
@@ -123,15 +284,15 @@ class BlockStore:
         """Every block allocated anywhere in the VDI's chain (a full export)."""
         with self.lock:
             blocks: set[int] = set()
-            for uuid in self.chain(self.leaf_of[vdi_uuid]):
+            for uuid in self.chain(self.top(vdi_uuid)):
                 blocks |= self.nodes[uuid].allocated()
             return sorted(blocks)
 
     def delta_blocks(self, vdi_uuid: str, base_uuid: str) -> list[int]:
         """Blocks of the nodes on only one of the two chains (docs/xapi.md §9.3)."""
         with self.lock:
-            mine = set(self.chain(self.leaf_of[vdi_uuid]))
-            theirs = set(self.chain(self.leaf_of[base_uuid]))
+            mine = set(self.chain(self.top(vdi_uuid)))
+            theirs = set(self.chain(self.top(base_uuid)))
             blocks: set[int] = set()
             for uuid in mine ^ theirs:
                 blocks |= self.nodes[uuid].allocated()
@@ -139,7 +300,8 @@ class BlockStore:
             return sorted(b for b in blocks if b < limit)
 
     def allocated_bytes(self, vdi_uuid: str) -> int:
-        return len(self.leaf(vdi_uuid).allocated()) * BLOCK_SIZE
+        """What the VDI's own VHD file takes on the SR (its `physical_utilisation`)."""
+        return node_bytes(self.leaf(vdi_uuid))
 
     # -- block I/O --------------------------------------------------------------------------
 
@@ -160,7 +322,7 @@ class BlockStore:
         """The sparse file holding block `index` of the VDI at `index * BLOCK_SIZE`, or None
         when the block is generated (seeded) or zero: lets exports use sendfile."""
         with self.lock:
-            for uuid in self.chain(self.leaf_of[vdi_uuid]):
+            for uuid in self.chain(self.top(vdi_uuid)):
                 node = self.nodes[uuid]
                 if index in node.blocks:
                     return self._path(uuid)
@@ -171,7 +333,7 @@ class BlockStore:
     def read_block(self, vdi_uuid: str, index: int) -> bytes:
         """The 2 MiB logical content of block `index` (zeros where never written)."""
         with self.lock:
-            nodes = [self.nodes[uuid] for uuid in self.chain(self.leaf_of[vdi_uuid])]
+            nodes = [self.nodes[uuid] for uuid in self.chain(self.top(vdi_uuid))]
         for node in nodes:
             if index in node.blocks or index in node.seeded:
                 return self._read_node_block(node, index)
@@ -180,7 +342,7 @@ class BlockStore:
     def write(self, vdi_uuid: str, offset: int, data: bytes) -> list[int]:
         """Write bytes at a byte offset, copying whole blocks up into the leaf first (COW)."""
         with self.lock:
-            leaf = self.leaf(vdi_uuid)
+            leaf = self.nodes[self.leaf_of[vdi_uuid]]  # never into a base copy's node
             if offset < 0 or offset + len(data) > leaf.size:
                 raise ValueError(
                     f"write of {len(data)} bytes at {offset} outside a {leaf.size}-byte disk"
@@ -196,6 +358,8 @@ class BlockStore:
                     index, within = divmod(absolute, BLOCK_SIZE)
                     length = min(BLOCK_SIZE - within, len(data) - position)
                     if index not in leaf.blocks:
+                        if index not in leaf.seeded:
+                            self._reserve(leaf.sr, BLOCK_COST)
                         current = self.read_block(vdi_uuid, index)
                         if current is not ZERO_BLOCK:  # a hole already reads as zeros
                             handle.seek(index * BLOCK_SIZE)
@@ -212,7 +376,7 @@ class BlockStore:
         with self.lock:
             return any(
                 index in self.nodes[uuid].blocks or index in self.nodes[uuid].seeded
-                for uuid in self.chain(self.leaf_of[vdi_uuid])
+                for uuid in self.chain(self.top(vdi_uuid))
             )
 
     def iter_raw(self, vdi_uuid: str, blocks: list[int] | None = None) -> Iterator[bytes]:
@@ -239,7 +403,7 @@ class BlockStore:
         with self.lock:
             return {
                 "nodes": {
-                    uuid: (n.size, n.parent, sorted(n.blocks), n.seeded, n.seed, n.mtime)
+                    uuid: (n.size, n.parent, sorted(n.blocks), n.seeded, n.seed, n.mtime, n.sr)
                     for uuid, n in self.nodes.items()
                 },
                 "leaf_of": dict(self.leaf_of),
@@ -247,9 +411,11 @@ class BlockStore:
 
     def load(self, state: dict[str, Any]) -> None:
         with self.lock:
-            for uuid, (size, parent, blocks, seeded, seed, mtime) in state["nodes"].items():
-                self.nodes[uuid] = Node(uuid, size, parent, set(blocks), dict(seeded), seed, mtime)
+            for uuid, (size, parent, blocks, seeded, seed, mtime, *sr) in state["nodes"].items():
+                node = Node(uuid, size, parent, set(blocks), dict(seeded), seed, mtime, *sr)
+                self.nodes[uuid] = node
             self.leaf_of = dict(state["leaf_of"])
+        self.recount()
 
     def node_path_on_sr(self, sr_uuid: str, node_uuid: str) -> str:
         """Where XAPI's ext/NFS SR would keep this node (used as the delta's parent name)."""

@@ -1,37 +1,31 @@
-"""`GET /export_raw_vdi` and `PUT /import_raw_vdi` (docs/xapi.md §9).
-
-Export steps: authenticate (cookie, query or Basic; else 401 and the task fails) → resolve the
-VDI and base by ref or UUID → 302 to the host that sees a local SR → check the format → send the
-headers (task-id, no Content-Length, Connection: close) → stream raw or the VHD of vhdstream.py,
-block by block, honouring the rate limit, the cut-after switch and cancellation → complete or
-fail the task. After the headers, errors only end the body and fail the task, as XAPI does.
-Import: same authentication and redirect, Content-Length required, no Transfer-Encoding; 200 and
-task-id first, then the body is applied (raw written in place, VHD applied as a patch).
-"""
+"""What `/export_raw_vdi` and `/import_raw_vdi` share (docs/xapi.md §9.1): who is calling, the
+answers XAPI gives before its handler's task exists (401, 500, 302), the HTML error page that
+may also land inside a 200 body, and the control-domain VBDs of a transfer (docs/xapi.md §9.7).
+The handlers themselves are http_export.py and http_import.py."""
 
 from __future__ import annotations
 
 import base64
-import uuid as uuidlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.cookies import SimpleCookie
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from . import tasks, vhdstream
-from .api.storage import new_vdi
-from .disks import BLOCK_SIZE, ZERO_BLOCK, block_count
-from .errors import VDI_IO_ERROR, XapiError
-from .transfer import Sender, Throttle
+from . import sm
+from .devices import plug_into_dom0, unplug_from_dom0
+from .errors import XapiError
 
 if TYPE_CHECKING:
-    from .db import Database
     from .server import Handler
 
-CONTENT_TYPES = {"vhd": "application/vhd", "raw": "application/octet-stream"}
+
+class MissingParameter(Exception):
+    """A required query parameter is absent (XAPI: `failwith "Missing vdi query parameter"`)."""
 
 
-def _session(handler: Handler, query: dict[str, str]) -> tuple[str | None, bool]:
-    """(session ref or None, whether we logged in with Basic auth and must log out)."""
+def session_of(handler: Handler, query: dict[str, str]) -> tuple[str | None, bool]:
+    """(session ref or None, whether we logged in with Basic auth and must log out). The
+    `session_id` cookie wins over the query (xapi_http.ml `lookup_param_of_req`)."""
     sim = handler.sim
     cookie = SimpleCookie(handler.headers.get("Cookie") or "")
     candidate = cookie["session_id"].value if "session_id" in cookie else query.get("session_id")
@@ -51,7 +45,8 @@ def _session(handler: Handler, query: dict[str, str]) -> tuple[str | None, bool]
     return None, False
 
 
-def _write_head(handler: Handler, status: str, headers: list[tuple[str, str]]) -> None:
+def write_head(handler: Handler, status: str, headers: list[tuple[str, str]]) -> None:
+    """A response head as XAPI writes it (its own headers are `name:value`)."""
     lines = [f"HTTP/1.1 {status}"] + [
         f"{name}:{value}" if name in ("task-id", "content-type") else f"{name}: {value}"
         for name, value in headers
@@ -61,48 +56,86 @@ def _write_head(handler: Handler, status: str, headers: list[tuple[str, str]]) -
     handler.close_connection = True
 
 
-def _fail_before_start(handler: Handler, task: str | None, status: str, error: XapiError) -> None:
-    tasks.fail(handler.sim.db, task, error)
-    _write_head(handler, status, [("Connection", "close"), ("content-length", "0")])
+def error_page(status: str, title: str, text: str) -> bytes:
+    """A whole `http_svr.ml` error response (status line, headers, HTML body)."""
+    body = f"<html><body><h1>{title}</h1>{text}</body></html>".encode()
+    head = (
+        f"HTTP/1.1 {status}\r\ncontent-type: text/html\r\nconnection: close\r\n"
+        f"cache-control: no-cache, no-store\r\ncontent-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
 
 
-def _prologue(handler: Handler, kind: str) -> tuple[dict[str, str], str, str, bool] | None:
-    """Shared first steps of both handlers: (query, session, task, logged in), or None if an
-    answer (401, 404, 302) was already sent."""
-    sim = handler.sim
-    query = handler.query()
-    given_task = query.get("task_id")
-    if given_task and given_task not in sim.db.tables["task"]:
-        _write_head(handler, "404 Not Found", [("Connection", "close"), ("content-length", "0")])
-        return None
-    session, basic = _session(handler, query)
-    if session is None:
-        tasks.fail(
-            sim.db,
-            given_task,
-            XapiError("SESSION_AUTHENTICATION_FAILED", "", "Authentication failure"),
-        )
-        _write_head(
-            handler,
+def internal_error_page(error: BaseException) -> bytes:
+    """`response_internal_error`: what XAPI sends for an exception a handler let through."""
+    if isinstance(error, XapiError):
+        detail = f"Server_error({', '.join(error.details)})"
+    else:
+        detail = f"Failure({error})"
+    return error_page(
+        "500 Internal Error",
+        "HTTP 500 internal server error",
+        "An unexpected error occurred; please wait a while and try again. If the problem "
+        "persists, please contact your support representative."
+        f"<h1> Additional information </h1>{detail}",
+    )
+
+
+def send_internal_error(handler: Handler, error: BaseException) -> None:
+    """A 500 before any header of the handler: the caller's task is left as it was."""
+    try:
+        handler.wfile.write(internal_error_page(error))
+        handler.wfile.flush()
+    except OSError:
+        pass
+    handler.close_connection = True
+
+
+def write_error_in_body(handler: Handler, error: BaseException) -> None:
+    """After the 200, an error still gets XAPI's 500 page, inside the body (xen-api#4603)."""
+    send_internal_error(handler, error)
+
+
+def send_unauthorised(handler: Handler) -> None:
+    """401 with XAPI's page; a `task_id` given is left pending (docs/xapi.md §9.1)."""
+    handler.wfile.write(
+        error_page(
             "401 Unauthorised",
-            [
-                ("WWW-Authenticate", 'Basic realm="xapi"'),
-                ("Connection", "close"),
-                ("content-length", "0"),
-            ],
+            "HTTP 401 unauthorised",
+            "Please check your credentials and retry.",
+        ).replace(
+            b"content-type: text/html\r\n",
+            b'content-type: text/html\r\nWWW-Authenticate: Basic realm="xapi"\r\n',
         )
-        return None
-    task = given_task or tasks.create(sim.db, f"VDI {kind}", "", handler.host_ref, session)
-    return query, session, task, basic
+    )
+    handler.wfile.flush()
+    handler.close_connection = True
 
 
-def _redirect_if_elsewhere(handler: Handler, sr: str) -> bool:
+def send_status(handler: Handler, status: str) -> None:
+    """A bare status with no body (404 and 400 of the handlers' own checks)."""
+    write_head(handler, status, [("Connection", "close"), ("content-length", "0")])
+
+
+def vdi_of_query(db: object, query: dict[str, str], name: str = "vdi") -> str:
+    """`vdi=` (or `base=`) as a ref or a UUID (importexport.ml `vdi_of_req`): a ref that names
+    nothing is looked up as a UUID, so a bad value is UUID_INVALID ["VDI", value]."""
+    if name not in query:
+        raise MissingParameter(f"Missing {name} query parameter")
+    value = query[name]
+    if value in db.tables["VDI"]:  # type: ignore[attr-defined]
+        return value
+    return db.ref_by_uuid("VDI", value)  # type: ignore[attr-defined]
+
+
+def redirect_if_elsewhere(handler: Handler, sr: str) -> bool:
+    """302 to the host that sees a local SR, with the same path and query."""
     sim = handler.sim
     if sim.sr_visible_from(sr, handler.host_ref):
         return False
     target = sim.sr_host(sr)
     location = f"{'https' if sim.tls else 'http'}://{sim.address(target)}{handler.path}"
-    _write_head(
+    write_head(
         handler,
         "302 Found",
         [("Location", location), ("Connection", "close"), ("content-length", "0")],
@@ -110,232 +143,38 @@ def _redirect_if_elsewhere(handler: Handler, sr: str) -> bool:
     return True
 
 
-def _locate_disk(
-    handler: Handler,
-    task: str,
-    query: dict[str, str],
-    resolve: Callable[[], tuple[str, str | None]],
-) -> tuple[str, str | None, dict[str, Any], str] | None:
-    """Shared steps of both handlers once the caller is known, before the 200:
-    1. resolve the VDI (and the base of a delta export) with `resolve`; if it names nothing,
-       404 and the task fails;
-    2. 302 to the host that sees the VDI's SR when this one does not;
-    3. check the format; if unknown, 404 and the task fails.
-    (VDI, base, VDI record, format), or None if an answer was already sent."""
-    try:
-        vdi, base = resolve()
-    except XapiError as error:
-        _fail_before_start(handler, task, "404 Not Found", error)
-        return None
-    record = handler.sim.db.get("VDI", vdi)
-    if _redirect_if_elsewhere(handler, record["SR"]):
-        return None
-    fmt = query.get("format", "raw")
-    if fmt not in CONTENT_TYPES:
-        _fail_before_start(
-            handler, task, "404 Not Found", XapiError("INTERNAL_ERROR", f"Unknown format {fmt}")
-        )
-        return None
-    return vdi, base, record, fmt
-
-
-def _export_source(db: Database, query: dict[str, str]) -> tuple[str, str | None]:
-    """The VDI to send and, for a delta, its base: `vdi=` and `base=`, each a ref or a UUID."""
-    vdi = db.resolve("VDI", query.get("vdi", ""))
-    base = db.resolve("VDI", query["base"]) if query.get("base") else None
-    return vdi, base
-
-
-def export_raw_vdi(handler: Handler) -> None:
+@contextmanager
+def in_transfer(handler: Handler, vdi: str) -> Iterator[None]:
+    """Count a transfer of `vdi` (the GC leaves its chain alone) and kick the GC after it."""
     sim = handler.sim
-    db = sim.db
-    started = _prologue(handler, "export")
-    if started is None:
-        return
-    query, session, task, basic = started
+    uuid = sim.db.get("VDI", vdi)["uuid"]
+    sim.transfers[uuid] = sim.transfers.get(uuid, 0) + 1
     try:
-        located = _locate_disk(handler, task, query, lambda: _export_source(db, query))
-        if located is None:
-            return
-        vdi, base, record, fmt = located
-        sim.bound_tasks.add(task)
-        _write_head(
-            handler,
-            "200 OK",
-            [
-                ("Connection", "close"),
-                ("Cache-Control", "no-cache, no-store"),
-                ("task-id", task),
-                ("content-type", CONTENT_TYPES[fmt]),
-                ("content-disposition", f'attachment; filename="{record["uuid"]}.{fmt}"'),
-            ],
-        )
-        try:
-            sim.inject_fault("export_raw_vdi")
-            _stream_export(handler, task, vdi, base, fmt)
-        except XapiError as error:
-            tasks.fail(db, task, error)
-        except Exception:  # a cut connection, or the VDI destroyed under the export
-            tasks.fail(db, task, XapiError(*VDI_IO_ERROR))
-        else:
-            tasks.succeed(db, task, None)
-        finally:
-            sim.bound_tasks.discard(task)
+        yield
     finally:
-        if basic:
-            sim.call(sim.master_ref, "session.logout", [session])
-
-
-def _stream_export(handler: Handler, task: str, vdi: str, base: str | None, fmt: str) -> None:
-    sim = handler.sim
-    db = sim.db
-    record = db.get("VDI", vdi)
-    vdi_uuid = record["uuid"]
-    size = sim.store.size(vdi_uuid)
-    if base is not None:
-        base_uuid = db.get("VDI", base)["uuid"]
-        blocks = sim.store.delta_blocks(vdi_uuid, base_uuid)
-    else:
-        base_uuid = None
-        blocks = sim.store.full_blocks(vdi_uuid)
-    if fmt == "vhd":
-        if size > vhdstream.MAX_VHD_SIZE:
-            raise XapiError("VDI_TOO_LARGE", vdi, vhdstream.MAX_VHD_SIZE)
-        parent = None
-        if base_uuid is not None:
-            leaf = sim.store.leaf(base_uuid)
-            base_sr = db.get("SR", db.get("VDI", base)["SR"])["uuid"]
-            parent = vhdstream.Parent(
-                uuidlib.UUID(leaf.uuid).bytes,
-                leaf.mtime,
-                sim.store.node_path_on_sr(base_sr, leaf.uuid),
-            )
-        pieces: Iterator[bytes | int] = vhdstream.export_stream(size, blocks, None, parent)
-        total = vhdstream.stream_size(size, len(blocks))
-    else:
-        wanted = set(blocks) if base_uuid is not None else None
-        pieces = (
-            index if wanted is None or index in wanted else b""
-            for index in range(block_count(size))
-        )
-        total = size
-    cut = sim.faults.cut_export_after
-    sim.faults.cut_export_after = None
-    sender = Sender(handler, vdi_uuid, size, fmt, cut)
-    last_progress = 0.0
-    for piece in pieces:
-        if tasks.is_cancelling(db, task):
-            raise XapiError("TASK_CANCELLED", task)
-        if isinstance(piece, int):
-            sender.block(piece)
-        elif piece:
-            sender.send(piece)
-        else:  # a raw block outside the delta: zeros
-            sender.send(ZERO_BLOCK)
-        progress = sender.sent / total if total else 1.0
-        if progress - last_progress >= 0.05:
-            tasks.set_progress(db, task, progress)
-            last_progress = progress
-    handler.wfile.flush()
-
-
-def import_raw_vdi(handler: Handler) -> None:
-    sim = handler.sim
-    db = sim.db
-    started = _prologue(handler, "import")
-    if started is None:
-        return
-    query, session, task, basic = started
-    try:
-        if handler.headers.get("Transfer-Encoding"):
-            _fail_before_start(
-                handler,
-                task,
-                "404 Not Found",
-                XapiError("INTERNAL_ERROR", "Cannot handle encoding"),
-            )
-            return
-        length_header = handler.headers.get("Content-Length")
-        if length_header is None:
-            _fail_before_start(
-                handler,
-                task,
-                "411 Length Required",
-                XapiError("INTERNAL_ERROR", "Content-Length required"),
-            )
-            return
-        length = int(length_header)
-        located = _locate_disk(
-            handler, task, query, lambda: (_import_target(handler, query, length), None)
-        )
-        if located is None:
-            return
-        vdi, _, record, fmt = located
-        sim.bound_tasks.add(task)
-        _write_head(handler, "200 OK", [("Connection", "close"), ("task-id", task)])
-        try:
-            sim.inject_fault("import_raw_vdi")
-            _apply_import(handler, task, record["uuid"], fmt, length)
-        except XapiError as error:
-            tasks.fail(db, task, error)
-        except Exception:  # bad VHD, short body, cut connection, VDI destroyed meanwhile
-            tasks.fail(db, task, XapiError(*VDI_IO_ERROR))
+        left = sim.transfers.get(uuid, 1) - 1
+        if left:
+            sim.transfers[uuid] = left
         else:
-            tasks.succeed(db, task, vdi)
-        finally:
-            sim.bound_tasks.discard(task)
-            sim.store_dirty = True
-            if db.exists("VDI", vdi):
-                db.update(
-                    "VDI", vdi, physical_utilisation=sim.store.allocated_bytes(record["uuid"])
-                )
-    finally:
-        if basic:
-            sim.call(sim.master_ref, "session.logout", [session])
+            sim.transfers.pop(uuid, None)
+        sim.coalescer.kick()
 
 
-def _import_target(handler: Handler, query: dict[str, str], length: int) -> str:
-    """The VDI to write: `vdi=` (ref or uuid), or without it a new VDI of the body's size on
-    `sr_id=` / `sr_uuid=`, which XAPI allows for raw uploads only."""
+@contextmanager
+def attached(handler: Handler, vdi: str, mode: str) -> Iterator[str]:
+    """`with_block_attached_device`: a dom0 VBD on `vdi` for the body (docs/xapi.md §9.7)."""
     db = handler.sim.db
-    if query.get("vdi"):
-        return db.resolve("VDI", query["vdi"])
-    sr_given = query.get("sr_id") or query.get("sr_uuid")
-    if not sr_given or query.get("format", "raw") != "raw":
-        raise XapiError("HANDLE_INVALID", "VDI", "")
-    sr = db.resolve("SR", sr_given)
-    return new_vdi(handler.sim, {"SR": sr, "name_label": "import", "virtual_size": length})
+    dom0 = db.get("host", handler.host_ref)["control_domain"]
+    vbd = plug_into_dom0(db, dom0, vdi, mode)
+    try:
+        yield vbd
+    finally:
+        unplug_from_dom0(db, vbd)
 
 
-def _apply_import(handler: Handler, task: str, vdi_uuid: str, fmt: str, length: int) -> None:
-    sim = handler.sim
-    store = sim.store
-    throttle = Throttle(sim)
-    received = 0
+def logout_basic(handler: Handler, session: str, basic: bool) -> None:
+    if basic:
+        handler.sim.call(handler.sim.master_ref, "session.logout", [session])
 
-    def read(count: int) -> bytes:
-        nonlocal received
-        if tasks.is_cancelling(sim.db, task):
-            raise XapiError("TASK_CANCELLED", task)
-        data = handler.rfile.read(count)
-        received += len(data)
-        throttle.account(len(data))
-        return data
 
-    if fmt == "vhd":
-        vhdstream.apply_vhd(read, length, lambda offset, data: store.write(vdi_uuid, offset, data))
-        return
-    size = store.size(vdi_uuid)
-    if length > size:
-        raise XapiError(*VDI_IO_ERROR)
-    offset = 0
-    while offset < length:
-        count = min(BLOCK_SIZE - offset % BLOCK_SIZE, length - offset)
-        data = read(count)
-        if len(data) != count:
-            raise XapiError(*VDI_IO_ERROR)
-        # Like vhd-tool on a pre-zeroed disk, skip writing zeros over blocks nobody wrote.
-        if data != ZERO_BLOCK[:count] or store.is_allocated(vdi_uuid, offset // BLOCK_SIZE):
-            store.write(vdi_uuid, offset, data)
-        offset += count
-        tasks.set_progress(sim.db, task, offset / length)
+__all__ = ["attached", "in_transfer", "sm"]

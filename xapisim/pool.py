@@ -2,8 +2,10 @@
 shared by XML-RPC and JSON-RPC, the fault switches of the `sim.` namespace, and persistence.
 
 Steps of a call (`Simulator.call`): resolve the method (or its `Async.` twin) → check the host's
-role (members answer HOST_IS_SLAVE, orphaned members HOST_STILL_BOOTING) → check the session →
-check the arity → consume a `sim.fail_next` fault → run (or start a task for `Async.`).
+role (members answer HOST_IS_SLAVE, orphaned members HOST_STILL_BOOTING) → check the arity as
+XAPI's dispatcher does for the simulated xapi version → check the session → consume a
+`sim.fail_next` fault → run (a VM operation as a task row of its own, docs/xapi.md §8.7), or
+start a task for `Async.`, in which every other check then runs (docs/xapi.md §8.10).
 """
 
 from __future__ import annotations
@@ -16,27 +18,36 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import schema, seed, tasks
+from . import schema, seed, sm, tasks
 from .api import Call, lookup
 from .api.events import drop_all
+from .api.registry import version_text
 from .db import Database
 from .disks import BlockStore
 from .errors import XapiError
 
 STATE_FILE = "state.pickle"
-# VM methods that take the VM's operation lock (VM.current_operations) while they run.
-VM_OPERATIONS = {
-    "VM.snapshot": "snapshot",
-    "VM.checkpoint": "checkpoint",
-    "VM.clone": "clone",
-    "VM.start": "start",
-    "VM.start_on": "start_on",
-    "VM.clean_shutdown": "clean_shutdown",
-    "VM.hard_shutdown": "hard_shutdown",
-    "VM.destroy": "destroy",
-}
+# VM methods that hold the VM's operation lock (VM.current_operations) while they run; a
+# synchronous call of one runs as a task row of its own, as XAPI's does.
+VM_OPERATIONS = frozenset(
+    {
+        "VM.snapshot",
+        "VM.checkpoint",
+        "VM.clone",
+        "VM.start",
+        "VM.start_on",
+        "VM.clean_shutdown",
+        "VM.hard_shutdown",
+        "VM.destroy",
+    }
+)
 SAVE_INTERVAL = 0.3
 INACTIVE_SESSION_TIMEOUT = 86400  # xapi_globs.ml
+LOCK_WAIT = 7200.0  # helpers.ml Policy.standard: a conflicting VM operation is waited for 2 h
+COALESCE_DELAY = 2.0  # seconds between a VDI.destroy and the SM's garbage collection
+# The xapi release the simulator answers as (host.software_version["xapi"]); VM.snapshot's
+# ignore_vdis exists from 21.4.0 (docs/xapi.md §8.9).
+API_VERSION = (25, 6, 0)
 
 
 @dataclass
@@ -47,6 +58,7 @@ class Faults:
     cut_export_after: int | None = None  # one-shot: cut the next export after this many bytes
     fail_next: dict[str, list[list[str]]] = field(default_factory=dict)
     async_delay: float = 0.0  # seconds each Async task stays pending before it runs
+    lock_wait: float = LOCK_WAIT  # how long a VM operation waits for a conflicting one
 
 
 class Simulator:
@@ -63,6 +75,9 @@ class Simulator:
         disk_size: int = 64 * 1024 * 1024,
         tls: bool = False,
         password: str = "xapisim",
+        sr_size: int | None = None,
+        api_version: tuple[int, ...] = API_VERSION,
+        coalesce_delay: float = COALESCE_DELAY,
     ) -> None:
         self.data_dir = data_dir
         self.listen_host = listen_host
@@ -72,7 +87,6 @@ class Simulator:
         self.db = Database()
         self.store = BlockStore(data_dir / "disks")
         self.faults = Faults()
-        self.bound_tasks: set[str] = set()
         self.hosts: list[str] = []
         self.ports: dict[str, int] = {}
         self.host_up: dict[str, bool] = {}
@@ -82,7 +96,12 @@ class Simulator:
         self.store_dirty = False
         self.save_lock = threading.Lock()
         self.session_used: dict[str, float] = {}
-        self._load_or_seed(seed.SeedOptions(vms=vms, hosts=hosts, disk_size=disk_size))
+        self.api_version = api_version
+        self.transfers: dict[str, int] = {}  # VDI uuid -> exports/imports in flight
+        self.coalescer = sm.Coalescer(self, coalesce_delay)
+        self._load_or_seed(
+            seed.SeedOptions(vms=vms, hosts=hosts, disk_size=disk_size, sr_size=sr_size)
+        )
         self.task_gc = tasks.TaskGc(self.db, also=self.expire_sessions)
 
     # -- state ------------------------------------------------------------------------------
@@ -95,9 +114,11 @@ class Simulator:
             self.db.load(state["db"])
             self.store.load(state["store"])
             self.hosts = state["hosts"]
+            sm.reconcile(self)
         else:
             count = options.hosts
             self.hosts = seed.build(self.db, self.store, options, ["" for _ in range(count)])
+            sm.reconcile(self)
             self.save()
 
     @property
@@ -123,6 +144,19 @@ class Simulator:
             self.host_up[host] = True
             if self.db.get("host", host)["address"] != self.address(host):
                 self.db.update("host", host, address=self.address(host))
+        self.set_api_version(self.api_version)
+
+    def set_api_version(self, version: tuple[int, ...]) -> None:
+        """Answer as xapi `version`: which parameters exist (docs/xapi.md §8.9), and what
+        `host.software_version["xapi"]` says."""
+        self.api_version = version
+        with self.db.lock:
+            for host in self.hosts:
+                software = self.db.get("host", host)["software_version"]
+                if software.get("xapi") != version_text(version):
+                    self.db.update(
+                        "host", host, software_version={**software, "xapi": version_text(version)}
+                    )
 
     def default_sr(self) -> str:
         return self.db.tables["pool"][self.pool_ref]["default_SR"]
@@ -167,6 +201,7 @@ class Simulator:
     def start_background(self) -> None:
         self.saver.start()
         self.task_gc.start()
+        self.coalescer.start()
         threading.Thread(target=self._warm_cache, name="xapisim-warm", daemon=True).start()
 
     def _warm_cache(self) -> None:
@@ -183,6 +218,7 @@ class Simulator:
     def shutdown(self) -> None:
         self.stopping.set()
         self.task_gc.stopping.set()
+        self.coalescer.stop()
         self.save()
 
     # -- the call path ----------------------------------------------------------------------
@@ -216,36 +252,53 @@ class Simulator:
 
     def call(self, host: str, name: str, params: list[Any], connection: Any = None) -> Any:
         is_async = name[:6].lower() == "async."
-        method = lookup(name[6:] if is_async else name)
+        called = name[6:] if is_async else name
+        method = lookup(called)
         if method is None or (is_async and not method.asyncable):
             raise XapiError("MESSAGE_METHOD_UNKNOWN", name)
         if not method.name.startswith("sim."):
             self.check_role(host)
-        session = None
         args = list(params)
+        method.check_arity(called, len(args) - method.session, self.api_version)
+        session = None
         if method.session:
-            if not args:
-                raise XapiError("MESSAGE_PARAMETER_COUNT_MISMATCH", name, method.total, 0)
             session = str(args.pop(0))
             self.check_session(session)
-        if not method.required <= len(args) <= method.total:
-            raise XapiError("MESSAGE_PARAMETER_COUNT_MISMATCH", name, method.total, len(args))
+        args = method.accepted(args, self.api_version)
         self.inject_fault(name)
-        call = Call(self, host, session, method.name, connection=connection)
-        operation = VM_OPERATIONS.get(method.name)
-        if operation is not None:
-            self.assert_no_operation(args[0])
+        call = Call(self, host, session, method.name, connection=connection, is_async=is_async)
         if is_async:
-            return self._start_async(call, method, args, operation)
+            return self._start_async(call, method, args)
+        if method.name in VM_OPERATIONS:
+            return self._run_as_task(call, method, args, session)
         return method.fn(call, *args)
 
-    def assert_no_operation(self, vm: str) -> None:
-        """XAPI refuses a VM operation while an `Async.` one is pending on the same VM."""
-        with self.db.lock:
-            record = self.db.tables["VM"].get(vm)
-            if record and record["current_operations"]:
-                task, op = next(iter(record["current_operations"].items()))
-                raise XapiError("OTHER_OPERATION_IN_PROGRESS", "VM", vm, op, task)
+    def _run_as_task(self, call: Call, method: Any, args: list[Any], session: str | None) -> Any:
+        """A synchronous VM operation runs as a task row named after the call, destroyed at
+        its end: that task is what the VM's `current_operations` names (docs/xapi.md §8.7)."""
+        task = tasks.create(self.db, method.name, "", self.master_ref, session)
+        try:
+            return method.fn(replace(call, task=task), *args)
+        finally:
+            with self.db.lock:
+                if self.db.exists("task", task):
+                    self.db.delete("task", task)
+                tasks.forget(task)
+
+    def simulate_work(self, call: Call) -> None:
+        """The `sim.set_async_delay` wait of an `Async.` call: progress moves in tenths, and a
+        `task.cancel` (looked for every 50 ms, as an operation that polls would) ends it with
+        TASK_CANCELLED."""
+        delay = self.faults.async_delay
+        began = time.monotonic()
+        while True:
+            if tasks.cancel_requested(self.db, call.task):
+                raise XapiError("TASK_CANCELLED", call.task)
+            elapsed = time.monotonic() - began
+            if elapsed >= delay:
+                return
+            tasks.set_progress(self.db, call.task, int(10 * elapsed / delay) / 10)
+            time.sleep(min(0.05, delay - elapsed))
 
     def inject_fault(self, name: str) -> None:
         """Raise the error queued by `sim.fail_next` for this method name, once."""
@@ -256,36 +309,24 @@ class Simulator:
                 del self.faults.fail_next[name.lower()]
             raise XapiError(*details)
 
-    def _start_async(self, call: Call, method: Any, args: list[Any], operation: str | None) -> str:
+    def _start_async(self, call: Call, method: Any, args: list[Any]) -> str:
+        """The task at once; the work, every check included, in a thread. A VM operation
+        releases its VM (vm_lifecycle) before the task completes, so a client that starts the
+        next operation when it sees the task end does not find the VM busy."""
         task = tasks.create(self.db, f"Async.{method.name}", "", self.master_ref, call.session)
-        self.bound_tasks.add(task)
         call = replace(call, task=task)
-        locked = args[0] if operation is not None else None
-        if locked is not None:
-            self._mark_operation(locked, {task: operation})
 
         def run() -> None:
             error: XapiError | None = None
             result = None
             try:
-                steps = 10
-                for step in range(steps if self.faults.async_delay else 0):
-                    if tasks.is_cancelling(self.db, task):
-                        raise XapiError("TASK_CANCELLED", task)
-                    tasks.set_progress(self.db, task, step / steps)
-                    time.sleep(self.faults.async_delay / steps)
-                if tasks.is_cancelling(self.db, task):
-                    raise XapiError("TASK_CANCELLED", task)
+                if method.name not in VM_OPERATIONS:
+                    self.simulate_work(call)  # a VM operation waits holding its lock
                 result = method.fn(call, *args)
             except XapiError as failure:
                 error = failure
             except Exception as failure:  # a simulator bug must still end the task
                 error = XapiError("INTERNAL_ERROR", repr(failure))
-            # Release the VM before the task completes: a client that starts the next
-            # operation as soon as it sees the task end must not find the VM still busy.
-            self.bound_tasks.discard(task)
-            if locked is not None:
-                self._mark_operation(locked, {})
             if error is None:
                 tasks.succeed(self.db, task, result)
             else:
@@ -294,11 +335,6 @@ class Simulator:
         threading.Thread(target=run, name=f"xapisim-{method.name}", daemon=True).start()
         return task
 
-    def _mark_operation(self, vm: str, operations: dict[str, str]) -> None:
-        with self.db.lock:
-            if self.db.exists("VM", vm):
-                self.db.update("VM", vm, current_operations=operations)
-
     # -- pool-level events (toolstack restart, failover, host power) -------------------------
 
     def wipe_volatile(self) -> None:
@@ -306,7 +342,6 @@ class Simulator:
         (docs/xapi.md §7.5)."""
         self.db.wipe("session")
         self.db.wipe("task")
-        self.bound_tasks.clear()
 
     def restart_toolstack(self, keep: Any = None, down_seconds: float = 0.0) -> None:
         """Forget sessions and tasks and cut connections; with `down_seconds`, every live host

@@ -28,6 +28,7 @@ class SeedOptions:
     vms: int
     hosts: int
     disk_size: int
+    sr_size: int | None = None  # physical size of the shared and local SRs (default: big)
 
     @property
     def pool_name(self) -> str:
@@ -93,7 +94,7 @@ def build(db: Database, store: BlockStore, options: SeedOptions, addresses: list
             name_description="NFS SR",
             type="nfs",
             shared=True,
-            physical_size=4096 * GIB,
+            physical_size=options.sr_size or 4096 * GIB,
             content_type="user",
         ),
     )
@@ -120,7 +121,7 @@ def build(db: Database, store: BlockStore, options: SeedOptions, addresses: list
                     type="ext",
                     content_type="user",
                     shared=False,
-                    physical_size=512 * GIB,
+                    physical_size=options.sr_size or 512 * GIB,
                 ),
             )
         )
@@ -181,16 +182,14 @@ def _vdi(
     kind: str,
     seed: int | None,
 ) -> str:
-    record = schema.new_record(
-        "VDI", name_label=label, SR=sr, virtual_size=size, type=kind, sm_config={"vdi_type": "vhd"}
-    )
+    # File-based SRs (ext, nfs) write no vdi_type into sm_config (docs/xapi.md §8.5).
+    record = schema.new_record("VDI", name_label=label, SR=sr, virtual_size=size, type=kind)
     record["location"] = record["uuid"]
     if seed is None:
-        store.create(record["uuid"], size)
+        store.create(record["uuid"], size, sr)
     else:
-        runs = seeded_runs(size, seed)
-        store.seed(record["uuid"], size, seed, runs)
-        record["physical_utilisation"] = len(runs) * 2 * 1024 * 1024
+        store.seed(record["uuid"], size, seed, seeded_runs(size, seed), sr)
+    record["physical_utilisation"] = store.allocated_bytes(record["uuid"])
     ref = db.create("VDI", record)
     links["SR", sr, "VDIs"].append(ref)
     return ref

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import http_handlers, jsonrpc, wire
+from . import http_export, http_import, jsonrpc, wire
 from .api import REGISTRY
 from .errors import ConnectionDropped, XapiError
 
@@ -90,13 +90,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if route(urlsplit(self.path).path) == "/export_raw_vdi":
-            http_handlers.export_raw_vdi(self)
+            http_export.export_raw_vdi(self)
         else:
             self.reply(200, b"<html><body>xapisim</body></html>", "text/html")
 
     def do_PUT(self) -> None:
         if route(urlsplit(self.path).path) == "/import_raw_vdi":
-            http_handlers.import_raw_vdi(self)
+            http_import.import_raw_vdi(self)
         else:
             self.reply(404, b"", "text/plain")
 

@@ -1,6 +1,10 @@
 """Task lifecycle (docs/xapi.md §8.7): pending -> success | failure | cancelled, with progress,
 `result` as an XML-RPC `<value>` fragment and `error_info` as [code, *params].
 
+`task.cancel` only records `{caller: "cancel"}` in `current_operations`: work that polls for it
+(`cancel_requested`) ends `cancelled`; the HTTP transfers never poll. `task.destroy` of a pending
+task records `{"task": "destroy"}` and the GC removes the row once the task has ended.
+
 Tasks are rows of the `task` table, so every change is an event clients can follow. They are not
 persisted and vanish (without `del` events) on a toolstack restart or a failover.
 """
@@ -48,17 +52,26 @@ _finished: dict[str, float] = {}
 def set_progress(db: Database, task: str | None, progress: float) -> None:
     if task is None:
         return
+    value = float(round(progress, 4))
     with db.lock:
-        if db.exists("task", task) and db.tables["task"][task]["status"] == "pending":
-            db.update("task", task, progress=float(round(progress, 4)))
+        record = db.tables["task"].get(task)
+        if record is not None and record["status"] == "pending" and record["progress"] != value:
+            db.update("task", task, progress=value)
 
 
-def is_cancelling(db: Database, task: str | None) -> bool:
+def cancel_requested(db: Database, task: str | None) -> bool:
+    """Whether someone called `task.cancel` on this task (TaskHelper.is_cancelling)."""
     if task is None:
         return False
     with db.lock:
         record = db.tables["task"].get(task)
-        return record is not None and record["status"] == "cancelling"
+        return record is not None and "cancel" in record["current_operations"].values()
+
+
+def forget(task: str) -> None:
+    """Drop the bookkeeping of a task row deleted outside the GC."""
+    _born.pop(task, None)
+    _finished.pop(task, None)
 
 
 def _finish(db: Database, task: str | None, **fields: Any) -> None:
@@ -69,15 +82,7 @@ def _finish(db: Database, task: str | None, **fields: Any) -> None:
             return  # wiped by a restart meanwhile
         if db.tables["task"][task]["status"] in FINAL:
             return
-        db.update(
-            "task",
-            task,
-            progress=1.0,
-            finished=now(),
-            allowed_operations=[],
-            current_operations={},
-            **fields,
-        )
+        db.update("task", task, progress=1.0, finished=now(), allowed_operations=[], **fields)
         _finished[task] = time.time()
 
 
@@ -94,15 +99,24 @@ def fail(db: Database, task: str | None, error: XapiError) -> None:
         _finish(db, task, status="failure", error_info=error.details)
 
 
-def cancel(db: Database, task: str, caller: str, bound: bool) -> None:
-    """Request cancellation; a task nobody works on (a bare `task.create`) is cancelled now."""
+def cancel(db: Database, task: str, caller: str) -> None:
+    """Record the request, as `xapi_task.ml` does: nothing else (docs/xapi.md §8.7)."""
+    with db.lock:
+        db.get("task", task)
+        db.update("task", task, current_operations={caller: "cancel"})
+
+
+def destroy(db: Database, task: str) -> None:
+    """Delete a finished task; mark a pending one, for the GC once it has ended."""
     with db.lock:
         record = db.get("task", task)
-        if record["status"] != "pending" or "cancel" not in record["allowed_operations"]:
-            raise XapiError("OPERATION_NOT_ALLOWED", f"Task {task} is not cancellable")
-        db.update("task", task, status="cancelling", current_operations={caller: "cancel"})
-        if not bound:
-            fail(db, task, XapiError("TASK_CANCELLED", task))
+        if record["status"] in FINAL:
+            db.delete("task", task)
+            forget(task)
+        else:
+            db.update(
+                "task", task, current_operations={**record["current_operations"], "task": "destroy"}
+            )
 
 
 def garbage_collect(db: Database, clock: float | None = None) -> int:
@@ -114,7 +128,8 @@ def garbage_collect(db: Database, clock: float | None = None) -> int:
         doomed = [
             ref
             for ref, r in rows.items()
-            if (r["status"] in FINAL and clock - _finished.get(ref, clock) > COMPLETED_TTL)
+            if (r["status"] in FINAL and "destroy" in r["current_operations"].values())
+            or (r["status"] in FINAL and clock - _finished.get(ref, clock) > COMPLETED_TTL)
             or (r["status"] not in FINAL and clock - _born.get(ref, clock) > PENDING_TTL)
         ]
         completed = sorted(
@@ -151,4 +166,13 @@ class TaskGc(threading.Thread):
                 self.also()
 
 
-__all__ = ["cancel", "create", "fail", "garbage_collect", "set_progress", "succeed"]
+__all__ = [
+    "cancel",
+    "cancel_requested",
+    "create",
+    "destroy",
+    "fail",
+    "garbage_collect",
+    "set_progress",
+    "succeed",
+]

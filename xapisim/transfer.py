@@ -8,10 +8,10 @@ import os
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .disks import BLOCK_SIZE, ZERO_BLOCK
-from .errors import VDI_IO_ERROR, XapiError
 
 if TYPE_CHECKING:
     from .pool import Simulator
@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 SEND_SLICE = 256 * 1024
 SMALL = 64 * 1024
+
+
+class ExportCut(Exception):
+    """`sim.cut_export_after` closed the connection: the client sees the body stop there."""
 
 
 class Throttle:
@@ -46,7 +50,13 @@ class Sender:
     to see the bytes (plain HTTP, no rate limit, no cut), else through Python in slices."""
 
     def __init__(
-        self, handler: Handler, vdi_uuid: str, size: int, fmt: str, cut: int | None
+        self,
+        handler: Handler,
+        vdi_uuid: str,
+        size: int,
+        fmt: str,
+        cut: int | None,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         self.handler = handler
         self.store = handler.sim.store
@@ -55,6 +65,7 @@ class Sender:
         self.fmt = fmt
         self.cut = cut
         self.sent = 0
+        self.progress = progress  # told the bytes sent so far, after each piece or slice
         self.throttle = Throttle(handler.sim)
         self.plain = isinstance(handler.connection, socket.socket) and not isinstance(
             handler.connection, ssl.SSLSocket
@@ -65,12 +76,14 @@ class Sender:
         if self.cut is not None and self.sent + len(view) > self.cut:
             self.handler.wfile.write(view[: self.cut - self.sent])
             self.handler.wfile.flush()
-            raise XapiError(*VDI_IO_ERROR)
+            raise ExportCut(self.cut)
         if self.handler.sim.faults.rate_limit or self.cut is not None:
             for start in range(0, len(view), SEND_SLICE):
                 chunk = view[start : start + SEND_SLICE]
                 self.handler.wfile.write(chunk)
                 self.throttle.account(len(chunk))
+                if self.progress is not None:
+                    self.progress(self.sent + start + len(chunk))
         elif self.plain and len(view) <= SMALL:
             # A bitmap sector before a block sent by sendfile: MSG_MORE lets the kernel put it
             # in the same segments as the block instead of a tiny packet of its own.

@@ -175,10 +175,11 @@ def parse_footer(data: bytes) -> Footer:
 
 def apply_vhd(
     read: Callable[[int], bytes],
-    length: int,
+    length: int | None,
     write: Callable[[int, bytes], None],
 ) -> int:
-    """Apply a VHD read forward-only from `read(n)` (exactly `length` bytes) as a patch.
+    """Apply a VHD read forward-only from `read(n)` (`length` bytes, or until `read` returns
+    nothing when the length is unknown) as a patch.
 
     Steps, as vhd-tool's `serve_vhd_to_raw`: footer at 0, header at `data_offset`, BAT at
     `table_offset`, blocks in increasing file offset writing only sectors whose bitmap bit is
@@ -239,6 +240,12 @@ def apply_vhd(
                     write(offset_bytes, chunk[: first.size - offset_bytes])
                 written += sector - run_start
                 run_start = None
-    skip_to(length - 512)
-    parse_footer(take(512))
+    if length is not None:
+        skip_to(length - 512)
+        parse_footer(take(512))
+        return written
+    tail = b""
+    while chunk := read(1 << 20):
+        tail = (tail + chunk)[-512:]
+    parse_footer(tail)
     return written

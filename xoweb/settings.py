@@ -1,22 +1,29 @@
 """xoweb settings: everything comes from the environment, with safe defaults.
 
 A new checkout runs with no configuration at all: SQLite and generated secrets under ``var/``,
-Redis on the port that ``make run`` starts it on. Production sets ``DATABASE_URL``,
-``REDIS_URL``, ``SECRET_KEY`` and ``ALLOWED_HOSTS`` (see the README).
+Redis on the port that ``make run`` starts it on, with the password it generates. Production sets
+``DATABASE_URL``, ``REDIS_URL``, ``SECRET_KEY``, ``ALLOWED_HOSTS`` and ``XOWEB_HTTPS`` (see the
+README and docs/security.md).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from xoweb.env import envbool, envint, envlist, envstr
+from xoweb.files import secure_var_dir
 from xoweb.secrets import read_or_create_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("XOWEB_VAR_DIR", str(BASE_DIR / "var")))
+# First of all: everything this process creates from now on is owner-only, and a var/ left
+# readable by others is tightened (docs/security.md §Files).
+secure_var_dir(VAR_DIR)
 
 SECRET_KEY = envstr("SECRET_KEY") or read_or_create_secret(VAR_DIR / "secret_key")
 DEBUG = envbool("DEBUG", default=False)
@@ -32,21 +39,31 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_celery_beat",
+    "axes",
     "xoweb",
     "pools",
     "backups",
     "tasks",
+    # Last: its post_migrate handler gives the groups the permissions of every app above.
+    "accounts",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files are served before the login is checked: they hold no data.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads a form or a query: refuse what is not text (docs/security.md).
+    "xoweb.middleware.RejectUnreadableInput",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every view needs a login unless it says otherwise (accounts/access.py).
+    "accounts.middleware.LoginRequired",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "xoweb.urls"
@@ -89,6 +106,41 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Logins, sessions and HTTPS (docs/security.md) -----------------------------------------------
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "accounts:login"
+SESSION_COOKIE_AGE = envint("XOWEB_SESSION_HOURS", 12, minimum=1) * 3600
+
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses a locked-out login before a password is even checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling: after AXES_FAILURE_LIMIT failures of one user name from one address, that
+# pair is locked out for the cool-off time; other users and addresses are not (so nobody can
+# lock the administrator out from elsewhere). A success resets the count.
+AXES_FAILURE_LIMIT = envint("XOWEB_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("XOWEB_LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+AXES_CLIENT_IP_CALLABLE = "accounts.throttle.client_address"
+
+# XOWEB_HTTPS=1: xoweb is served over HTTPS by a reverse proxy that sets X-Forwarded-Proto and
+# X-Forwarded-For (README, "Production"). Cookies then travel only over HTTPS, browsers are told
+# to use nothing else (HSTS), and a plain-HTTP request is redirected, except the health check
+# that a load balancer may make from inside.
+HTTPS = envbool("XOWEB_HTTPS", default=False)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SECURE_HSTS_SECONDS = envint("XOWEB_HSTS_SECONDS", 365 * 24 * 3600, minimum=0) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS and envbool("XOWEB_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = HTTPS and envbool("XOWEB_HSTS_PRELOAD", default=True)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -107,8 +159,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-LOGIN_URL = "admin:login"
-# Error pages and reports hide sensitive POST parameters and variables even with DEBUG on.
+# Error pages and reports hide sensitive POST parameters and variables even with DEBUG on, and
+# the settings that carry the Redis password in a URL.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "xoweb.reporting.AlwaysSafeExceptionReporterFilter"
 
 # Ports of the processes `make run` starts (Procfile); the navigation bar links to Flower.
@@ -131,7 +183,12 @@ DEMO_POOL_PASSWORD = envstr("XOWEB_DEMO_POOL_PASSWORD", "xapisim")
 # The visibility timeout is the Redis transport's, shared by every task: short, so that the
 # backups of a worker host that died come back within minutes; a backup running longer than it
 # is handed out a second time, and that delivery finds its run claimed and alive.
-REDIS_URL = envstr("REDIS_URL", f"redis://127.0.0.1:{REDIS_PORT}/0")
+# `make run`'s Redis requires the password generated into var/redis_password (the Redis wrapper
+# reads the same file); a REDIS_URL given by the user is used as it is.
+REDIS_URL = envstr("REDIS_URL") or (
+    f"redis://:{quote(read_or_create_secret(VAR_DIR / 'redis_password'), safe='')}"
+    f"@127.0.0.1:{REDIS_PORT}/0"
+)
 TASK_TIME_LIMIT = envint("XOWEB_TASK_TIME_LIMIT", 300, minimum=1)
 BACKUP_MAX_HOURS = envint("XOWEB_BACKUP_MAX_HOURS", 48, minimum=1)
 BACKUP_TIME_LIMIT = BACKUP_MAX_HOURS * 3600
@@ -180,7 +237,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # django-axes says "BEGIN" at every start of every process; failures and lock-outs
+        # (warnings) still show.
+        "axes": {"level": "WARNING"},
+    },
 }
 
 # --- Pools: the XAPI client, the watcher and its object cache (pools app) ------------------------

@@ -1,12 +1,16 @@
-"""The dashboard: the state of the pools and of the work, at a glance, refreshed in place."""
+"""The dashboard (the state of the pools and of the work, at a glance, refreshed in place), the
+health check and the favicon."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.templatetags.static import static
+from django.views.decorators.http import require_safe
 from django.views.generic import RedirectView
 
+from accounts.access import is_htmx, public, requires
 from pools.liveness import current_watch
 from pools.models import Pool, XapiTask
 from tasks.models import Task
@@ -15,23 +19,38 @@ from tasks.models import Task
 POLL_SECONDS = 2
 
 
+@requires()
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The pools with their liveness, and counts of running and failed work.
 
-    An htmx poll (``HX-Request``) gets only the fragment that changes.
+    Any logged-in user lands here; each part is shown only to those who may read it. An htmx
+    poll (``HX-Request``) gets only the fragment that changes.
     """
-    roots = Task.objects.roots()
-    context = {
-        "pools": Pool.objects.with_counts(),
-        "running_count": roots.alive().count(),
-        "failed_count": roots.recent(24).failed().count(),
-        "running_xapi_count": XapiTask.objects.running().live().count(),
-        "watch": current_watch(),
-        "poll_seconds": POLL_SECONDS,
-    }
-    if request.headers.get("HX-Request") == "true":
+    user = request.user
+    context = {"watch": current_watch(), "poll_seconds": POLL_SECONDS}
+    if user.has_perm("pools.view_pool"):
+        context["pools"] = Pool.objects.with_counts()
+    if user.has_perm("pools.view_xapitask"):
+        context["running_xapi_count"] = XapiTask.objects.running().live().count()
+    if user.has_perm("tasks.view_task"):
+        roots = Task.objects.roots()
+        context["running_count"] = roots.alive().count()
+        context["failed_count"] = roots.recent(24).failed().count()
+    if is_htmx(request):
         return render(request, "_dashboard_body.html", context)
     return render(request, "dashboard.html", context)
+
+
+@public
+@require_safe
+def health(request: HttpRequest) -> JsonResponse:
+    """For a load balancer or a monitor: 200 while the database answers, 503 when not.
+    Open without a login, so it says nothing but that."""
+    try:
+        connection.ensure_connection()
+    except DatabaseError:
+        return JsonResponse({"status": "database unreachable"}, status=503)
+    return JsonResponse({"status": "ok"})
 
 
 class FaviconView(RedirectView):

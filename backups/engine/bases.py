@@ -8,7 +8,9 @@ snapshot was deleted).
 On each remote: a committed backup of this job (its metadata exists) whose disk is the base
 snapshot VDI — XO's metadata names it by uuid — and whose VHD chain opens, ending in a file
 whose footer UUID is that snapshot's. A file issue 13's verification found bad (``known_bad``)
-does not count either. The remote side never trusts a file no metadata names.
+does not count either, nor a base with a newer backup of the disk after it (its snapshot was
+never marked exported): a delta on it would fork the chain. The remote side never trusts a file
+no metadata names.
 """
 
 from __future__ import annotations
@@ -94,17 +96,24 @@ def check_remote_base(
         return RemoteBase(remote.remote_id, remote.name, kind, path, detail)
 
     path = ""
-    for entry in reversed(entries):
+    newer = ""
+    for entry in reversed(entries):  # newest first
         if entry.job_id != job_id:
             continue
         for disk in entry.disks:
-            if disk.snapshot_vdi_uuid == base.vdi_uuid and disk.vdi_uuid == vdi_uuid:
+            if disk.vdi_uuid != vdi_uuid:
+                continue
+            if disk.snapshot_vdi_uuid == base.vdi_uuid:
                 path = disk.path
-                break
+            elif entry.timestamp > base.datetime:
+                newer = newer or entry.timestamp
         if path:
             break
     if not path or not remote.path(path).is_file():
         return status(RemoteBaseStatus.MISSING, path or expected)
+    if newer:
+        # The chain there already goes on past the base: a delta on it would fork the chain.
+        return status(RemoteBaseStatus.SUPERSEDED, path, newer)
     try:
         chain = vhd.open_chain(remote.path(path))
     except (OSError, vhd.VhdError) as error:

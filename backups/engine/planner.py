@@ -12,7 +12,9 @@ are tried for each disk:
 5. XO's key interval: ``full_interval != 0 and full_interval <= chain + 1``, with ``chain`` the
    longest chain of the base group (every disk at once, as XO) → ``FULL_INTERVAL``;
 6. the disk's own chain already holds ``max_chain_length`` deltas → ``CHAIN_LIMIT``;
-7. the base VHD on *any* remote is missing, fails to open or failed its last verification →
+7. on *any* remote: a newer backup of the disk than the base (its snapshot was never marked
+   exported) → ``BASE_SNAPSHOT_GONE``, as a delta on the older base would fork the chain; the
+   base VHD missing, failing to open or failing its last verification →
    ``BASE_BACKUP_MISSING`` / ``BASE_BACKUP_INVALID`` / ``BASE_UNVERIFIED``: a full to every
    remote (XO's rule: one chain per disk for all remotes);
 8. otherwise a delta on the base.
@@ -49,6 +51,9 @@ class RemoteBaseStatus(StrEnum):
     MISSING = "missing"
     INVALID = "invalid"
     UNVERIFIED = "unverified"
+    #: A newer backup of the disk is on the remote, but its snapshot is not a base on the pool:
+    #: a delta on the older base would fork the chain.
+    SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,12 @@ def _plan_one(
         )
     for remote in disk.remote_bases:
         name = remote.path.rsplit("/", 1)[-1]
+        if remote.status == RemoteBaseStatus.SUPERSEDED:
+            return full(
+                FullReason.BASE_SNAPSHOT_GONE,
+                f"the snapshot of the last backup of this disk ({remote.detail}) is gone from "
+                "the pool",
+            )
         if remote.status == RemoteBaseStatus.MISSING:
             return full(
                 FullReason.BASE_BACKUP_MISSING,

@@ -27,6 +27,7 @@ from pools.xapi import NULL_REF, XapiClient, XapiError, XapiFailure
 from . import tags
 from .errors import RemoteError, RestoreError
 from .progress import NullProgress, Progress
+from .readahead import read_ahead
 from .remote import RemoteAdapter
 from .snapshots import destroy_vdis
 from .values import BackupDisk, BackupEntry, FileRestore
@@ -176,13 +177,12 @@ def _sr(client: XapiClient, sr_uuid: str) -> tuple[str, dict[str, Any]]:
 
 
 def _sr_full(error: XapiFailure, sr: dict[str, Any], size: int) -> RestoreError:
-    needed = (
-        f" (XAPI: needs {error.params[0]} bytes, {error.params[1]} available)"
-        if len(error.params) >= 2
-        else ""
-    )
+    """``SR_FULL [requested, maximum]`` (docs/xapi.md §6) as a sentence."""
+    detail = ""
+    if len(error.params) >= 2:
+        detail = f" (SR_FULL: {error.params[0]} bytes requested, {error.params[1]} at most)"
     return RestoreError(
-        f"SR '{sr.get('name_label', '')}' has no room for a disk of {size} bytes{needed}: "
+        f"SR '{sr.get('name_label', '')}' has no room for a disk of {size} bytes{detail}: "
         "free space there or choose another SR; nothing was created"
     )
 
@@ -253,12 +253,14 @@ def _import_disk(
         if error.code == "SR_FULL":
             raise _sr_full(error, sr, chain.size) from None
         raise RestoreError(f"the pool could not create the disk: {error}") from None
+    # The next blocks are read from the chain while this one is sent.
+    chunks = read_ahead(synthetic, depth=2)
     try:
         with progress.subtask(label, kind="restore", total=synthetic.size) as step:
             client.import_stream(
                 "/import_raw_vdi",
                 {"vdi": vdi_ref, "format": "vhd"},
-                _counted(iter(synthetic), step),
+                _counted(chunks, step),
                 synthetic.size,
                 label=f"xoweb {label}",
             )
@@ -270,6 +272,8 @@ def _import_disk(
         if isinstance(error, XapiError):
             raise RestoreError(f"the import of the disk failed: {error}") from None
         raise
+    finally:
+        chunks.close()
 
 
 # -- whole VM ---------------------------------------------------------------------------------

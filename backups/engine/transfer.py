@@ -16,12 +16,10 @@ validated and renamed to its real name.
 from __future__ import annotations
 
 import hashlib
-import queue
 import socket
-import threading
 import time
 import uuid as uuidlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from pools.xapi import XapiClient, XapiConnectionError, XapiError
 
 from .errors import EngineError, RemoteError, TransferFailed
 from .progress import Progress
+from .readahead import read_ahead
 from .remote import AtomicFile, RemoteAdapter
 
 EXPORT_TIMEOUT = 300.0  # seconds without a byte before the export is given up
@@ -117,48 +116,6 @@ class _Writers:
         self.files.clear()
 
 
-def _read_ahead(blocks: Iterator[vhd.Block], depth: int = 1) -> Iterator[vhd.Block]:
-    """Parse the next block in a thread while the caller handles this one (socket reads
-    release the GIL). Each block has its own buffer, so handing it over is safe."""
-    slots: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for block in blocks:
-                while not stop.is_set():
-                    try:
-                        slots.put((block, None), timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            slots.put((done, None))
-        except BaseException as error:  # handed to the consumer, raised there
-            slots.put((None, error))
-
-    thread = threading.Thread(target=produce, name="export reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, error = slots.get()
-            if error is not None:
-                raise error
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                slots.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        thread.join()
-
-
 def transfer_disk(
     client: XapiClient,
     *,
@@ -215,7 +172,7 @@ def transfer_disk(
         hasher.update(layout.prefix)
         writers.write(layout.prefix)
         progress.advance(len(layout.prefix))
-        blocks = _read_ahead(stream.blocks())
+        blocks = read_ahead(stream.blocks())
         try:
             for position, block in enumerate(blocks):
                 bitmap = layout.block_bitmap(position, block.index, block.bitmap, block.data)

@@ -148,6 +148,11 @@ class _VmBackup:
         try:
             self.walk()
         except BaseException as error:
+            if self.exported and not self.progress.stopped(error) and isinstance(error, Exception):
+                # Committed and marked: what failed after (retention) does not undo the backup.
+                logger.exception("after the backup of VM %s", self.vm_uuid)
+                self.note(f"the backup is committed, but what came after failed: {error}")
+                return outcome
             if isinstance(error, ChainUnhealthy | NothingToBackUp):
                 outcome.status, outcome.error = "skipped", str(error)
             elif isinstance(error, EngineError | XapiError):
@@ -209,9 +214,15 @@ class _VmBackup:
 
         with self.progress.subtask("commit", kind="commit"):
             self.commit(vm, plans, timestamp)
-            mark_exported(client, self.snapshot)
-            self.exported = True
-        self.outcome.status = "partial" if self.outcome.failed_remotes else "success"
+            self.outcome.status = "partial" if self.outcome.failed_remotes else "success"
+            try:
+                mark_exported(client, self.snapshot)
+                self.exported = True
+            except XapiError as error:
+                # The backup is on the remotes; only the next delta loses its base (the janitor
+                # removes the unmarked snapshot and the next run is a full, saying why).
+                self.note(f"the snapshot could not be marked exported: {error}")
+                return
 
         with self.progress.subtask("snapshot retention", kind="snapshot-retention") as step:
             try:

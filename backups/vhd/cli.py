@@ -1,11 +1,12 @@
 """``python -m backups.vhd``: inspect, check, read and merge VHD files from a shell.
 
     info FILE [--json]   fields and allocated blocks of one file
-    check FILE           the file and its chain; exit 1 and one line per problem if any
+    check FILE [--json]  the file and its chain, with blktap's rules; one line per finding
     cat FILE [-o OUT]    raw content of the chain ending at FILE (stdout by default)
     merge FILE           fold FILE into its parent (resumes an interrupted merge)
 
-Exit status: 0 success, 1 problems found by ``check``, 2 any error (message on stderr).
+Exit status: 0 success (``check``: no error, warnings allowed), 1 ``check`` found an error,
+2 any other error (message on stderr).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 from .chain import open_chain
-from .check import check_chain
+from .check import check_chain, errors
 from .errors import VhdError
 from .fields import unix_time
 from .merge import merge
@@ -96,13 +97,30 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """Steps: check the chain; print the findings (or JSON); say OK when no error."""
     findings = check_chain(args.file)
+    failed = bool(errors(findings))
+    layers = 0
+    if not failed:
+        with open_chain(args.file) as chain:
+            layers = len(chain.layers)
+    if args.json:
+        report = {
+            "path": str(args.file),
+            "ok": not failed,
+            "files": layers or None,
+            "errors": len(errors(findings)),
+            "warnings": len(findings) - len(errors(findings)),
+            "findings": [finding.as_dict() for finding in findings],
+        }
+        say(json.dumps(report, indent=2))
+        return 1 if failed else 0
     for finding in findings:
         say(finding)
-    if findings:
+    if failed:
         return 1
-    with open_chain(args.file) as chain:
-        say(f"{args.file}: OK (chain of {len(chain.layers)} files)")
+    warned = f" with {len(findings)} warnings" if findings else ""
+    say(f"{args.file}: OK{warned} (chain of {layers} files)")
     return 0
 
 
@@ -136,8 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("file", type=Path)
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(run=cmd_info)
-    check = commands.add_parser("check", help="validate the file and its chain")
+    check = commands.add_parser(
+        "check", help="validate the file and its chain, blktap's rules included"
+    )
     check.add_argument("file", type=Path)
+    check.add_argument("--json", action="store_true", help="print the findings as JSON")
     check.set_defaults(run=cmd_check)
     cat = commands.add_parser("cat", help="raw content of the chain ending at FILE")
     cat.add_argument("file", type=Path)

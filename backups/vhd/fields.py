@@ -73,6 +73,17 @@ def chs_geometry(size: int) -> tuple[int, int, int]:
     return cyl_heads // heads, heads, sectors
 
 
+def blktap_geometry(size: int) -> tuple[int, int, int]:
+    """The geometry blktap gives a disk of ``size`` bytes, and the largest it accepts.
+
+    The specification's, except that libvhd counts sectors in 32 bits: a disk of exactly
+    2 TiB has 2**32 sectors, which it counts as one (docs/vhd.md §12.2). Readers never take the
+    size of a ``tap`` file from its geometry, so xoweb writes this one.
+    """
+    sectors = ((size + SECTOR - 1) // SECTOR) & 0xFFFFFFFF or 1
+    return chs_geometry(sectors * SECTOR)
+
+
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 

@@ -21,8 +21,8 @@ from .fields import (
     SECTOR,
     TAP_CREATOR_VERSION,
     DiskType,
+    blktap_geometry,
     checksum,
-    chs_geometry,
     framing_problems,
 )
 
@@ -55,7 +55,7 @@ class Footer:
         if self.original_size is None:
             object.__setattr__(self, "original_size", self.current_size)
         if self.geometry is None:
-            object.__setattr__(self, "geometry", chs_geometry(self.current_size))
+            object.__setattr__(self, "geometry", blktap_geometry(self.current_size))
         if self.disk_type == DiskType.FIXED and self.data_offset == SECTOR:
             object.__setattr__(self, "data_offset", NO_OFFSET)
 

@@ -6,6 +6,9 @@ Why the chain never reads differently, whatever moment the process dies:
 * data is written and flushed before the bitmaps and BAT entries that make it visible;
 * a new block goes where the footer was, after a copy of the footer was written past it, so
   the file always ends with a valid footer;
+* the merged file is one blktap accepts (docs/vhd.md §12.1): before any data is copied, the
+  parent gets a batmap right after a BAT large enough for the result (blocks in the way are
+  copied to the end and relinked first), and only then does its footer say ``tap`` 1.3;
 * the state file (``.<parent>.merge.json``) says what is merged; ``open_chain`` accepts the
   one short window where the parent already carries the newest child's UUID but has not yet
   been renamed over it (the old children then name a UUID that moved);
@@ -25,7 +28,7 @@ from pathlib import Path
 
 from .chain import Chain, compose_block, open_chain
 from .errors import MergeError
-from .fields import CREATOR_TAP, TAP_CREATOR_VERSION, DiskType, ceil_div
+from .fields import CREATOR_TAP, TAP_CREATOR_VERSION, DiskType, blktap_geometry, ceil_div
 from .footer import FOOTER_SIZE
 from .inplace import ParentWriter
 from .mergestate import BLOCKS, FINALIZE, MergeState, state_path, states_in
@@ -150,7 +153,6 @@ class _Merger:
             children=names,
             parent_uuid=str(parent.uuid),
             children_uuids=[str(layer.uuid) for layer in layers],
-            extra={"batmap": parent.batmap is not None},
         )
 
     # -- steps ----------------------------------------------------------------------------
@@ -218,7 +220,7 @@ class _Merger:
         count = len(self.state.children)
         with (
             self._open_checked() as chain,
-            ParentWriter(chain.layers[count], keep_batmap=self.state.extra.get("batmap")) as target,
+            ParentWriter(chain.layers[count]) as target,
         ):
             children = chain.layers[:count]
             needed = ceil_div(chain.size, chain.block_size)
@@ -259,16 +261,20 @@ class _Merger:
             self.progress(state.merged_blocks, len(merged))
 
     def _finalize(self, children: list[VhdFile], merged: list[int], target: ParentWriter) -> None:
-        """Batmap, then the newest child's identity in the footer (end first, then copy)."""
+        """Batmap, then the newest child's identity in the footer (end first, then copy).
+
+        The geometry is the one of the new size: the child's may be qemu's largest one, which
+        blktap refuses, and with creator ``tap`` no reader takes the size from it.
+        """
         newest = children[0]
-        if self.state.extra.get("batmap"):
-            target.update_batmap(merged)
+        size = newest.footer.current_size
+        target.update_batmap(merged, size)
         footer = target.footer.replace(
             uuid=newest.uuid,
             timestamp=newest.footer.timestamp,
-            current_size=newest.footer.current_size,
+            current_size=size,
             original_size=newest.footer.original_size,
-            geometry=newest.footer.geometry,
+            geometry=blktap_geometry(size),
             creator_app=CREATOR_TAP,
             creator_version=TAP_CREATOR_VERSION,
         )

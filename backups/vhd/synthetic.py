@@ -2,10 +2,11 @@
 
 XAPI's ``/import_raw_vdi`` needs a ``Content-Length``, so the exact size is known before the
 first byte (``SyntheticVhd.size``). The layout is the forward-only one XAPI's importer walks
-(docs/vhd.md §5.2): footer copy, header, BAT at 1536, every block some layer holds in
+(docs/vhd.md §5.2): footer copy, header, BAT at 1536, batmap, every block some layer holds in
 ascending order with a full bitmap (its content is the chain's, sector-precise), footer. The
-creator is ``tap`` so qemu-img reads the size right. Blocks no layer holds are left out: the
-importer writes onto a fresh, zeroed VDI.
+creator is ``tap`` 1.3 so qemu-img reads the size right, and the batmap (every block full) is
+there because blktap requires one of that version (§12.1). Blocks no layer holds are left out:
+the importer writes onto a fresh, zeroed VDI.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import uuid as uuidlib
 from collections.abc import Iterator
 
 from .bat import Bat
+from .batmap import Batmap, slot_bytes
 from .bitmap import bitmap_size, full_bitmap
 from .chain import Chain, IteratorReader
 from .fields import SECTOR, DiskType, round_up
@@ -45,10 +47,13 @@ class SyntheticVhd:
             block_size=chain.block_size,
         )
         bat = Bat.empty(entries)
-        first = TABLE_OFFSET + round_up(entries * 4)
+        batmap = Batmap.build(
+            TABLE_OFFSET + round_up(entries * 4), entries, self.blocks, chain.size
+        )
+        first = batmap.header_offset + slot_bytes(entries)
         for position, index in enumerate(self.blocks):
             bat.set(index, (first + position * self.span) // SECTOR)
-        self.prefix = self.footer.pack() + header.pack() + bat.pack()
+        self.prefix = self.footer.pack() + header.pack() + bat.pack() + batmap.pack(chain.size)
         self.size = len(self.prefix) + len(self.blocks) * self.span + FOOTER_SIZE
 
     def __len__(self) -> int:

@@ -1,59 +1,27 @@
 """One VHD file on disk, opened and validated before anything is read from it.
 
-Opening reads the footer (the one at the end is authoritative), the dynamic header, the BAT,
-blktap's batmap and the parent locators, and checks that every block lies inside the file and
-overlaps nothing else. A fault that could make a read wrong stops the open with a message
-naming the file, the structure and the field; faults that cannot (a footer copy at offset 0
-that differs, a locator payload outside the file) are kept in ``problems`` for ``check``.
-
-Blocks are read with one ``os.pread`` of bitmap + data, returned as memoryviews.
+``open_vhd`` reads and checks every structure (``loading.py``) and refuses a file whose faults
+could make a read wrong; the others stay in ``problems`` for ``check``. Blocks are read with
+one ``os.pread`` of bitmap + data, returned as memoryviews, and each bitmap is checked against
+what the file promises (the batmap, or XAPI's whole blocks).
 """
 
 from __future__ import annotations
 
 import os
 import uuid as uuidlib
-from dataclasses import dataclass
 from pathlib import Path
 
-from .bat import Bat
-from .batmap import BATMAP_VERSION, Batmap, batmap_checksum, parse_batmap_header, sectors_for
 from .bitmap import bitmap_size, first_partial_byte, full_bitmap, is_full
 from .errors import TruncatedError, VhdFormatError
-from .fields import (
-    CREATOR_TAP,
-    CREATOR_XAPI,
-    DEFAULT_BLOCK_SIZE,
-    FOOTER_COOKIE,
-    SECTOR,
-    DiskType,
-    ceil_div,
-)
-from .footer import FOOTER_SIZE, Footer, footer_problems
-from .header import HEADER_SIZE, Header, ParentLocator, header_problems
+from .fields import CREATOR_XAPI, DEFAULT_BLOCK_SIZE, SECTOR, DiskType, ceil_div
+from .footer import FOOTER_SIZE, Footer
+from .loading import ERROR, WARNING, Problem, Region, StructureLoader
 
-#: Locator payloads longer than this are not paths; do not read megabytes for them.
-_MAX_LOCATOR_BYTES = 64 * 1024
+__all__ = ["ERROR", "WARNING", "Problem", "Region", "VhdFile", "footer_uuid", "open_vhd"]
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One fault found in a file. ``fatal`` faults could make a read wrong."""
-
-    message: str
-    fatal: bool = True
-
-
-@dataclass(frozen=True)
-class Region:
-    """A byte range of the file that one structure owns."""
-
-    start: int
-    end: int
-    what: str
-
-
-class VhdFile:
+class VhdFile(StructureLoader):
     """An open, validated VHD file (fixed, dynamic or differencing).
 
     Use ``open_vhd(path)``; close it (or use ``with``) to release the descriptor.
@@ -64,208 +32,15 @@ class VhdFile:
         self.fd = fd
         self.writable = writable
         self.file_size = os.fstat(fd).st_size
-        self.footer: Footer | None = None
-        self.header: Header | None = None
-        self.bat: Bat | None = None
-        self.batmap: Batmap | None = None
-        self.locator_paths: list[tuple[ParentLocator, str | None]] = []
-        self.regions: list[Region] = []
-        self.problems: list[Problem] = []
-
-    # -- loading --------------------------------------------------------------------------
-
-    def _problem(self, message: str, *, fatal: bool = True) -> None:
-        self.problems.append(Problem(message, fatal))
-
-    @property
-    def fatal(self) -> list[Problem]:
-        return [problem for problem in self.problems if problem.fatal]
-
-    def _load(self) -> None:
-        """Read and validate every structure, recording problems instead of raising."""
-        if not self._load_footer():
-            return
-        if self.footer.disk_type == DiskType.FIXED:
-            self._load_fixed()
-            return
-        if not self._load_header():
-            return
-        if not self._load_bat():
-            return
-        self._load_batmap()
-        self._load_locators()
-        self._check_regions()
-
-    def _pread(self, size: int, offset: int) -> bytes:
-        return os.pread(self.fd, size, offset)
-
-    def _load_footer(self) -> bool:
-        if self.file_size < FOOTER_SIZE:
-            self._problem(f"file is {self.file_size} bytes, too short to hold a VHD footer")
-            return False
-        end = self.file_size - FOOTER_SIZE
-        raw = self._pread(FOOTER_SIZE, end)
-        problems = footer_problems(raw)
-        if problems:
-            copy_ok = self.file_size >= 2 * FOOTER_SIZE and not footer_problems(
-                self._pread(FOOTER_SIZE, 0)
-            )
-            hint = ""
-            if copy_ok and raw[:8] != FOOTER_COOKIE:
-                hint = (
-                    "; the footer copy at offset 0 is valid, so the file is truncated "
-                    "(or its end was overwritten)"
-                )
-            elif copy_ok:
-                hint = "; the footer copy at offset 0 is valid"
-            for problem in problems:
-                self._problem(f"footer at offset {end}: {problem}{hint}")
-            return False
-        self.footer = Footer.unpack(raw)
-        if self.footer.disk_type != DiskType.FIXED:
-            copy = self._pread(FOOTER_SIZE, 0)
-            if copy != raw:
-                self._problem(_copy_difference(copy, self.footer, end), fatal=False)
-        return True
-
-    def _load_fixed(self) -> None:
-        needed = self.footer.current_size + FOOTER_SIZE
-        if self.file_size < needed:
-            self._problem(
-                f"fixed disk of {self.footer.current_size} bytes needs a file of {needed} bytes, "
-                f"file is {self.file_size} bytes (truncated)"
-            )
-
-    def _load_header(self) -> bool:
-        offset = self.footer.data_offset
-        if offset + HEADER_SIZE > self.file_size - FOOTER_SIZE:
-            self._problem(
-                f"dynamic header at offset {offset} (footer data offset) lies past the end of "
-                f"the data ({self.file_size - FOOTER_SIZE} bytes)"
-            )
-            return False
-        raw = self._pread(HEADER_SIZE, offset)
-        problems = header_problems(raw)
-        for problem in problems:
-            self._problem(f"header at offset {offset}: {problem}")
-        if problems:
-            return False
-        self.header = Header.unpack(raw)
-        self.regions.append(Region(0, FOOTER_SIZE, "footer copy"))
-        self.regions.append(Region(offset, offset + HEADER_SIZE, "dynamic header"))
-        if self.footer.disk_type == DiskType.DIFFERENCING and self.header.parent_uuid.int == 0:
-            self._problem("header parent UUID is zero in a differencing disk")
-        return True
-
-    def _load_bat(self) -> bool:
-        header = self.header
-        needed = ceil_div(self.footer.current_size, header.block_size)
-        if header.max_table_entries < needed:
-            self._problem(
-                f"header max table entries is {header.max_table_entries}, but a disk of "
-                f"{self.footer.current_size} bytes in blocks of {header.block_size} bytes "
-                f"needs {needed}"
-            )
-            return False
-        start, end = header.table_offset, header.table_offset + header.bat_bytes
-        if end > self.file_size - FOOTER_SIZE:
-            self._problem(
-                f"BAT at offset {start} ({header.max_table_entries} entries, {end - start} "
-                f"bytes) extends past the end of the data at {self.file_size - FOOTER_SIZE} "
-                "(file truncated or header table offset / max table entries corrupted)"
-            )
-            return False
-        self.bat = Bat.unpack(self._pread(end - start, start), header.max_table_entries)
-        self.regions.append(Region(start, end, "BAT"))
-        return True
-
-    def _load_batmap(self) -> None:
-        footer = self.footer
-        if footer.creator_app != CREATOR_TAP or footer.creator_version < BATMAP_VERSION:
-            return
-        header_offset = self.header.table_offset + self.header.bat_bytes
-        if header_offset + SECTOR > self.file_size - FOOTER_SIZE:
-            return
-        parsed = parse_batmap_header(self._pread(SECTOR, header_offset))
-        if parsed is None:
-            return
-        offset, size, version, stored = parsed
-        where = f"batmap header at offset {header_offset}"
-        expected = sectors_for(self.header.max_table_entries)
-        if offset != header_offset + SECTOR:
-            self._problem(f"{where}: batmap offset is {offset}, expected {header_offset + SECTOR}")
-            return
-        if size != expected:
-            self._problem(f"{where}: batmap size is {size} sectors, expected {expected}")
-            return
-        if version != BATMAP_VERSION:
-            self._problem(f"{where}: batmap version is 0x{version:08x}, expected 0x00010002")
-            return
-        if offset + size * SECTOR > self.file_size - FOOTER_SIZE:
-            self._problem(f"{where}: batmap extends past the end of the data (truncated)")
-            return
-        bits = self._pread(size * SECTOR, offset)
-        computed = batmap_checksum(bits)
-        if computed != stored:
-            self._problem(
-                f"{where}: batmap checksum is 0x{stored:08x}, computed 0x{computed:08x} "
-                "(batmap corrupted)"
-            )
-            return
-        self.batmap = Batmap(header_offset, bits)
-        self.regions.append(Region(header_offset, offset + size * SECTOR, "batmap"))
-
-    def _load_locators(self) -> None:
-        for slot, locator in enumerate(self.header.locators):
-            length = min(locator.data_length, _MAX_LOCATOR_BYTES)
-            start = locator.data_offset
-            if not length:
-                self.locator_paths.append((locator, None))
-                continue
-            if start + length > self.file_size - FOOTER_SIZE or start < SECTOR:
-                self._problem(
-                    f"parent locator {slot} ({locator.platform}) data at offset {start}, "
-                    f"{length} bytes, lies outside the file",
-                    fatal=False,
-                )
-                self.locator_paths.append((locator, None))
-                continue
-            payload = self._pread(length, start)
-            self.locator_paths.append((locator, locator.decode(payload)))
-            space = max(locator.space_bytes, length)
-            self.regions.append(
-                Region(start, start + space, f"parent locator {slot} ({locator.platform})")
-            )
-
-    def _check_regions(self) -> None:
-        """Every block inside the data area, and no two structures sharing a byte."""
-        data_end = self.file_size - FOOTER_SIZE
-        span = self.block_span
-        regions = list(self.regions)
-        for offset, index in self.bat.by_offset():
-            if offset + span > data_end:
-                self._problem(
-                    f"block {index}: BAT entry points to offset {offset}, and its {span} bytes "
-                    f"(bitmap + data) extend past the end of the data at {data_end} "
-                    "(file truncated or BAT corrupted)"
-                )
-                continue
-            regions.append(Region(offset, offset + span, f"block {index}"))
-        regions.sort(key=lambda region: (region.start, region.end))
-        furthest: Region | None = None
-        for region in regions:
-            if furthest is not None and region.start < furthest.end:
-                # Locator payloads reserve space loosely; only data that really overlaps counts.
-                self._problem(
-                    f"{region.what} at offset {region.start} overlaps {furthest.what} "
-                    f"({furthest.start}..{furthest.end}) (BAT or header corrupted)",
-                    fatal=not (
-                        region.what.startswith("parent locator")
-                        or furthest.what.startswith("parent locator")
-                    ),
-                )
-            if furthest is None or region.end > furthest.end:
-                furthest = region
+        self.footer = None
+        self.footer_raw = b""
+        self.header = None
+        self.header_raw = b""
+        self.bat = None
+        self.batmap = None
+        self.locator_paths = []
+        self.regions = []
+        self.problems = []
 
     # -- geometry -------------------------------------------------------------------------
 
@@ -389,22 +164,6 @@ class VhdFile:
     def __repr__(self) -> str:
         kind = self.footer.disk_type.name.lower() if self.footer else "unreadable"
         return f"<VhdFile {self.path} {kind}>"
-
-
-def _copy_difference(copy: bytes, footer: Footer, end: int) -> str:
-    problems = footer_problems(copy)
-    if problems:
-        return f"footer copy at offset 0: {problems[0]}"
-    other = Footer.unpack(copy)
-    fields = [
-        name
-        for name in footer.__dataclass_fields__
-        if getattr(other, name) != getattr(footer, name)
-    ]
-    return (
-        f"footer copy at offset 0 differs from the footer at offset {end} in "
-        f"{', '.join(fields) or 'reserved bytes'}"
-    )
 
 
 def footer_uuid(path: str | os.PathLike) -> uuidlib.UUID:

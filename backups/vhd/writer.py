@@ -9,7 +9,10 @@ lets the caller hash the bytes as they go (the hash is the file's SHA-256):
 The file is written under a temporary name in the same directory, flushed, re-opened and
 validated, then renamed over the final name and the directory flushed: a crash leaves either
 no file or a complete one. The creator is ``tap`` so that qemu-img trusts the size field
-(docs/vhd.md §6); whole-block files get blktap's batmap so a flipped bitmap byte is caught.
+(docs/vhd.md §6), version 1.3 with blktap's batmap as blktap requires of that version (§12.1).
+The batmap marks the blocks known in advance to be full — every block of a whole-block
+stream — so a flipped bitmap byte there is caught; other blocks are left unmarked, which a
+batmap allows.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .bat import Bat
-from .batmap import Batmap, sectors_for
+from .batmap import Batmap, slot_bytes
 from .bitmap import bitmap_size, first_partial_byte, full_bitmap, is_full
 from .errors import VhdError, VhdFormatError
 from .fields import (
@@ -105,6 +108,7 @@ class VhdLayout:
         timestamp: int | None = None,
         block_size: int = DEFAULT_BLOCK_SIZE,
         whole_blocks: bool = True,
+        full_blocks: Iterable[int] | None = None,
         name: str = "VHD",
     ) -> None:
         if size <= 0 or size % SECTOR or size > MAX_DISK_SIZE:
@@ -116,6 +120,8 @@ class VhdLayout:
         self.whole_blocks = whole_blocks
         entries = ceil_div(size, block_size)
         self.indices = list(blocks)
+        # Blocks the batmap promises full: every block when whole, else those the caller knows.
+        self.full = set(self.indices if whole_blocks else full_blocks or ())
         if len(set(self.indices)) != len(self.indices):
             raise VhdError(f"{name}: the block list names a block twice")
         outside = [index for index in self.indices if not 0 <= index < entries]
@@ -139,10 +145,8 @@ class VhdLayout:
         """Lay out metadata and block offsets; return the bytes before the first block."""
         bat_bytes = round_up(entries * 4)
         cursor = TABLE_OFFSET + bat_bytes
-        batmap = None
-        if self.whole_blocks:
-            batmap = Batmap.build(cursor, entries, self.indices)
-            cursor += SECTOR + sectors_for(entries) * SECTOR
+        batmap = Batmap.build(cursor, entries, sorted(self.full), self.footer.current_size)
+        cursor += slot_bytes(entries)
         locators, payload = (), b""
         if parent is not None:
             locators, payload = locators_for(parent.name, cursor)
@@ -163,9 +167,7 @@ class VhdLayout:
         if (cursor + len(self.indices) * span) // SECTOR >= 0xFFFFFFFF:
             raise VhdError(f"{self.name}: blocks would lie beyond what the BAT can address")
         prefix = self.footer.pack() + header.pack() + bat.pack()
-        if batmap is not None:
-            prefix += batmap.pack()
-        prefix += payload
+        prefix += batmap.pack(self.footer.current_size) + payload
         assert len(prefix) == cursor
         return prefix
 
@@ -189,11 +191,16 @@ class VhdLayout:
                 f"{self.name}: block {index} bitmap has {len(bitmap)} bytes, expected "
                 f"{self.bitmap_size}"
             )
-        if self.whole_blocks and not is_full(bitmap, self.spb):
+        if index in self.full and not is_full(bitmap, self.spb):
             byte, value = first_partial_byte(bitmap, self.spb)
+            promise = (
+                "this file is written with whole blocks"
+                if self.whole_blocks
+                else "the block was announced full"
+            )
             raise VhdFormatError(
-                f"{self.name}: block {index}: bitmap byte {byte} is 0x{value:02x}, but this "
-                "file is written with whole blocks (expected 0xff)"
+                f"{self.name}: block {index}: bitmap byte {byte} is 0x{value:02x}, but "
+                f"{promise} (expected 0xff)"
             )
         return bitmap
 
@@ -217,6 +224,7 @@ class VhdWriter:
         timestamp: int | None = None,
         block_size: int = DEFAULT_BLOCK_SIZE,
         whole_blocks: bool = True,
+        full_blocks: Iterable[int] | None = None,
         hasher: Hasher | None = None,
         validate: bool = True,
     ) -> None:
@@ -229,11 +237,13 @@ class VhdWriter:
             timestamp=timestamp,
             block_size=block_size,
             whole_blocks=whole_blocks,
+            full_blocks=full_blocks,
             name=str(self.path),
         )
         self.block_size = block_size
         self.whole_blocks = whole_blocks
         self.indices = self.layout.indices
+        self.full = self.layout.full
         self.footer = self.layout.footer
         self.hasher = hasher
         self.validate = validate
@@ -341,10 +351,12 @@ def write_vhd(
 ) -> WrittenVhd:
     """Write a whole VHD from ``{index: (bitmap or None, data)}`` (tests, small tools).
 
-    The batmap is written when every bitmap is full.
+    The batmap marks every block whose bitmap is full.
     """
     spb = block_size // SECTOR
-    whole = all(bitmap is None or is_full(bitmap, spb) for bitmap, _data in blocks.values())
+    full = [
+        index for index, (bitmap, _data) in blocks.items() if bitmap is None or is_full(bitmap, spb)
+    ]
     writer = VhdWriter(
         path,
         size=size,
@@ -352,7 +364,8 @@ def write_vhd(
         uuid=uuid or uuidlib.uuid4(),
         parent=parent,
         block_size=block_size,
-        whole_blocks=whole,
+        whole_blocks=len(full) == len(blocks),
+        full_blocks=full,
         timestamp=timestamp,
     )
     with writer:

@@ -10,13 +10,13 @@ from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
 
+from accounts.access import requires
 from backups.choices import Trigger
 from backups.forms import BackupJobForm, ScheduleFormSet
 from backups.models import BackupJob, BackupRun
 from backups.services import runs
-from backups.views.access import needs, with_disk_summaries
+from backups.views.summaries import with_disk_summaries
 
 RUNS_PER_PAGE = 25
 
@@ -36,12 +36,12 @@ def jobs_with_last_run():
     )
 
 
-@needs("backups.view_backupjob")
+@requires("backups.view_backupjob")
 def job_list(request: HttpRequest) -> HttpResponse:
     return render(request, "backups/job_list.html", {"jobs": jobs_with_last_run()})
 
 
-@needs("backups.view_backupjob")
+@requires("backups.view_backupjob")
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(
         BackupJob.objects.select_related("pool").prefetch_related("remotes", "schedules"), pk=pk
@@ -66,12 +66,12 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@needs("backups.add_backupjob")
+@requires("backups.add_backupjob", methods=["GET", "POST"])
 def job_add(request: HttpRequest) -> HttpResponse:
     return _job_form(request, BackupJob())
 
 
-@needs("backups.change_backupjob")
+@requires("backups.change_backupjob", methods=["GET", "POST"])
 def job_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _job_form(request, get_object_or_404(BackupJob, pk=pk))
 
@@ -94,8 +94,7 @@ def _job_form(request: HttpRequest, job: BackupJob) -> HttpResponse:
     )
 
 
-@needs("backups.delete_backupjob")
-@require_POST
+@requires("backups.delete_backupjob", methods=["POST"])
 def job_delete(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(BackupJob, pk=pk)
     if job.runs.filter(status__in=["pending", "running"]).exists():
@@ -108,8 +107,7 @@ def job_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("backups:job_list")
 
 
-@needs("backups.run_backupjob")
-@require_POST
+@requires("backups.run_backupjob", methods=["POST"])
 def job_run(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(BackupJob, pk=pk)
     schedule = None

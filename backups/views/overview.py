@@ -5,14 +5,15 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from accounts.access import requires
 from backups.models import BackupRun, Remote, RestorePoint
-from backups.views.access import needs, with_disk_summaries
 from backups.views.jobs import jobs_with_last_run
+from backups.views.summaries import with_disk_summaries
 
 RECENT_RUNS = 15
 
 
-@needs("backups.view_backupjob")
+@requires("backups.view_backupjob")
 def backup_overview(request: HttpRequest) -> HttpResponse:
     return render(
         request,

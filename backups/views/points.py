@@ -5,12 +5,11 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
 
+from accounts.access import is_htmx, requires
 from backups.choices import FileFormat, RestoreKind
 from backups.models import Restore, RestorePoint
 from backups.services import restores
-from backups.views.access import is_htmx, needs
 from pools.models import SR
 
 MAX_POINTS = 500
@@ -26,7 +25,7 @@ def _restorable_srs():
     )
 
 
-@needs("backups.view_restorepoint")
+@requires("backups.view_restorepoint")
 def vm_points(request: HttpRequest, vm_uuid: str) -> HttpResponse:
     points = list(
         RestorePoint.objects.filter(vm_uuid=vm_uuid)
@@ -49,7 +48,7 @@ def vm_points(request: HttpRequest, vm_uuid: str) -> HttpResponse:
     )
 
 
-@needs("backups.view_restorepoint")
+@requires("backups.view_restorepoint")
 def point_list(request: HttpRequest) -> HttpResponse:
     """One line per VM that has restore points: its name, count and newest backup."""
     from django.db.models import Count, Max
@@ -62,8 +61,7 @@ def point_list(request: HttpRequest) -> HttpResponse:
     return render(request, "backups/point_list.html", {"vms": vms})
 
 
-@needs("backups.restore_restorepoint")
-@require_POST
+@requires("backups.restore_restorepoint", methods=["POST"])
 def point_restore(request: HttpRequest, pk: int) -> HttpResponse:
     point = get_object_or_404(RestorePoint.objects.select_related("remote"), pk=pk)
     kind = request.POST.get("kind", "")
@@ -88,7 +86,7 @@ def point_restore(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(restore)
 
 
-@needs("backups.view_restorepoint")
+@requires("backups.view_restorepoint")
 def restore_detail(request: HttpRequest, pk: int) -> HttpResponse:
     restore = get_object_or_404(Restore.objects.select_related("remote", "task"), pk=pk)
     template = "backups/_restore_body.html" if is_htmx(request) else "backups/restore_detail.html"

@@ -8,21 +8,20 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
 
+from accounts.access import requires
 from backups.forms import RemoteForm
 from backups.models import Remote
-from backups.views.access import needs
 
 POINTS_PER_PAGE = 50
 
 
-@needs("backups.view_remote")
+@requires("backups.view_remote")
 def remote_list(request: HttpRequest) -> HttpResponse:
     return render(request, "backups/remote_list.html", {"remotes": Remote.objects.order_by("name")})
 
 
-@needs("backups.view_remote")
+@requires("backups.view_remote")
 def remote_detail(request: HttpRequest, pk: int) -> HttpResponse:
     remote = get_object_or_404(Remote, pk=pk)
     points = remote.restore_points.order_by("-taken_at", "-pk")
@@ -34,12 +33,12 @@ def remote_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@needs("backups.add_remote")
+@requires("backups.add_remote", methods=["GET", "POST"])
 def remote_add(request: HttpRequest) -> HttpResponse:
     return _remote_form(request, Remote())
 
 
-@needs("backups.change_remote")
+@requires("backups.change_remote", methods=["GET", "POST"])
 def remote_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _remote_form(request, get_object_or_404(Remote, pk=pk))
 
@@ -57,8 +56,7 @@ def _remote_form(request: HttpRequest, remote: Remote) -> HttpResponse:
     )
 
 
-@needs("backups.delete_remote")
-@require_POST
+@requires("backups.delete_remote", methods=["POST"])
 def remote_delete(request: HttpRequest, pk: int) -> HttpResponse:
     remote = get_object_or_404(Remote, pk=pk)
     jobs = list(remote.jobs.values_list("name", flat=True))
@@ -76,8 +74,7 @@ def remote_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("backups:remote_list")
 
 
-@needs("backups.change_remote")
-@require_POST
+@requires("backups.change_remote", methods=["POST"])
 def remote_check(request: HttpRequest, pk: int) -> HttpResponse:
     from backups.tasks import check_remote, rebuild_restore_points
 

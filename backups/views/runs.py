@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
+from accounts.access import is_htmx, requires
 from backups.commandline import run_json
 from backups.models import BackupRun
-from backups.views.access import is_htmx, needs
 from tasks.listing import MAX_TREE_ROWS
 from tasks.models import Task
 from tasks.presenters import build_tree
@@ -25,7 +25,7 @@ def _tree(run: BackupRun):
     return tops[0] if tops else None
 
 
-@needs("backups.view_backuprun")
+@requires("backups.view_backuprun")
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(BackupRun.objects.select_related("job", "schedule"), pk=pk)
     vm_backups = run.vm_backups.prefetch_related("disks").select_related("pool")
@@ -39,7 +39,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, template, context)
 
 
-@needs("backups.view_backuprun")
+@requires("backups.view_backuprun", json=True)
 def run_detail_json(request: HttpRequest, pk: int) -> JsonResponse:
     run = get_object_or_404(BackupRun.objects.select_related("job", "schedule"), pk=pk)
     return JsonResponse(run_json(run), json_dumps_params={"default": str})

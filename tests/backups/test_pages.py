@@ -17,10 +17,10 @@ from backups.models import BackupJob, BackupRun, Remote, RestorePoint, Schedule,
 pytestmark = pytest.mark.django_db
 
 
-def test_every_page_needs_a_login(client, make_job) -> None:
+def test_every_page_needs_a_login(anonymous_client, make_job) -> None:
     job = make_job("nightly")
     for url in (reverse("backups:overview"), reverse("backups:job_detail", args=[job.pk])):
-        response = client.get(url)
+        response = anonymous_client.get(url)
         assert response.status_code == 302 and "login" in response["Location"]
 
 

@@ -147,6 +147,11 @@ class Pool:
         vdi = self.disks(self.vm_ref(vm_uuid))[position]
         self.sim.sim("vdi_write_random", vdi, str(blocks), str(seed or blocks + position))
 
+    def coalesce(self) -> None:
+        """What the SR does between two nightly backups: coalesce the base copies left by the
+        snapshots retention destroyed (docs/xapi.md §12.3)."""
+        self.sim.sim("coalesce")
+
     def default_sr(self) -> str:
         pool = next(iter(self.client.get_all_records("pool").values()))
         return self.client.call("SR.get_uuid", pool["default_SR"])
@@ -163,14 +168,19 @@ class Pool:
                     found.append(record)
         return found
 
-    def backup(self, vm_uuid: str, remotes: list[RemoteAdapter], **options: Any) -> VmBackupOutcome:
-        """``backup_vm`` with test defaults; records the pool's SHA-256 of each snapshot disk."""
+    def backup(
+        self, vm_uuid: str, remotes: list[RemoteAdapter], *, coalesce: bool = True, **options: Any
+    ) -> VmBackupOutcome:
+        """``backup_vm`` with test defaults (the SR coalesced first, unless ``coalesce`` is
+        false); records the pool's SHA-256 of each disk."""
         options.setdefault("job", job())
         options.setdefault("schedule", schedule())
         options.setdefault("progress", RecordingProgress())
         options.setdefault("holder", "engine tests")
         options.setdefault("lock_heartbeat", 0.5)
         options.setdefault("lock_lease", 5)
+        if coalesce:
+            self.coalesce()
         # Nothing writes to the disks during a test's backup: the live content is the
         # snapshot's (which snapshot retention may remove right after the backup).
         before = {

@@ -227,9 +227,9 @@ def test_sr_full_on_restore_names_the_sr_and_creates_nothing(pool, remotes):
     with pytest.raises(RestoreError) as caught:
         restore_disk_to_sr(pool.client, remotes[0], entry.path, outcome.disks[0].vdi_uuid, sr)
     assert str(caught.value) == (
-        f"SR 'Shared storage' has no room for a disk of {16 * 2**20} bytes (XAPI: needs "
-        f"{16 * 2**20} bytes, {2**20} available): free space there or choose another SR; "
-        "nothing was created"
+        f"SR 'Shared storage' has no room for a disk of {16 * 2**20} bytes (SR_FULL: "
+        f"{16 * 2**20} bytes requested, {2**20} at most): free space there or choose another "
+        "SR; nothing was created"
     )
     # The same fault during the import itself: the new disk is destroyed again.
     # Queued twice: the client's empty redirect probe (as XO's) meets the first one.
@@ -285,3 +285,75 @@ def test_a_process_killed_mid_transfer(pool, remotes, tmp_path):
     time.sleep(2.1)  # its lease ends: the holder stopped beating
     after = assert_next_run_recovers(pool, vm, remotes, committed=1)
     assert after.disks[0].mode == DiskMode.DELTA
+
+
+def test_a_remote_that_cannot_be_written_from_the_start_is_dropped(pool, remotes):
+    vm = pool.make_vm("unwritable", disks=1)
+    remotes[0].root.mkdir()
+    with immutable(remotes[0].root):
+        outcome = pool.backup(vm, remotes)
+    assert outcome.status == "partial"
+    assert set(outcome.metadata) == {"r2"}
+    assert outcome.failed_remotes["r1"].startswith(f"remote 'nas1' ({remotes[0].root}): cannot ")
+    assert outcome.failed_remotes["r1"].endswith("Operation not permitted")
+    assert_restores_exactly(pool, remotes[1])
+    # Both remotes unusable: the VM fails with both reasons, and nothing is left on the pool.
+    remotes[1].root.mkdir(exist_ok=True)
+    with immutable(remotes[0].root), immutable(remotes[1].root / "xo-vm-backups"):
+        failed = pool.backup(vm, remotes)
+    assert failed.status == "failed"
+    assert failed.error.startswith("no remote is left to write to: remote 'nas1'")
+    assert "remote 'nas2'" in failed.error
+    assert len(pool.our_snapshots(vm)) == 1  # the first backup's base only
+
+
+def test_a_snapshot_that_cannot_be_marked_exported_keeps_the_backup(pool, remotes):
+    vm = pool.vm("vm-00000")["uuid"]
+    pool.backup(vm, remotes)
+    pool.sim.sim("fail_next", "VDI.add_to_other_config", ["OPERATION_NOT_ALLOWED", "busy"])
+    outcome = pool.backup(vm, remotes)
+    assert outcome.status == "success"
+    assert outcome.warnings == [
+        "the snapshot could not be marked exported: XAPI error OPERATION_NOT_ALLOWED busy"
+    ]
+    assert set(outcome.metadata) == {"r1", "r2"}
+    after = pool.backup(vm, remotes)  # the unmarked snapshot is no base: a full, saying why
+    assert after.status == "success", after.error
+    assert after.disks[0].reason_code == FullReason.BASE_SNAPSHOT_GONE
+    for remote in remotes:
+        assert len(remote.list_backups(vm)) == 3
+        assert_restores_exactly(pool, remote)
+
+
+def test_a_pool_older_than_xapi_21_4_for_real(pool, remotes):
+    pool.sim.sim("set_api_version", "21.3.0")
+    vm = pool.vm("vm-00000")
+    nobak = pool.disks(pool.vm_ref(vm["uuid"]))[2]
+    outcome = pool.backup(vm["uuid"], remotes)
+    assert outcome.status == "success", outcome.error
+    assert [disk.vdi_name for disk in outcome.disks] == ["vm-00000 disk 0", "vm-00000 disk 1"]
+    assert pool.client.call("VDI.get_snapshots", nobak) == []
+    for remote in remotes:
+        assert assert_restores_exactly(pool, remote) == 2
+
+
+def test_a_full_sr_on_restore_for_real(pool, remotes):
+    vm = pool.make_vm("fullsr", disks=1)
+    outcome = pool.backup(vm, remotes)
+    entry = remotes[0].list_backups(vm)[-1]
+    sr_uuid = pool.default_sr()
+    sr = pool.client.call("SR.get_by_uuid", sr_uuid)
+    pool.sim.sim("sr_fill", sr, "1M")
+    managed = [
+        v for v in pool.client.call("SR.get_VDIs", sr) if pool.client.call("VDI.get_managed", v)
+    ]
+    with pytest.raises(RestoreError) as caught:
+        restore_disk_to_sr(pool.client, remotes[0], entry.path, outcome.disks[0].vdi_uuid, sr_uuid)
+    assert str(caught.value).startswith(
+        f"SR 'Shared storage' has no room for a disk of {16 * 2**20} bytes (SR_FULL: "
+    )
+    assert str(caught.value).endswith("free space there or choose another SR; nothing was created")
+    after = [
+        v for v in pool.client.call("SR.get_VDIs", sr) if pool.client.call("VDI.get_managed", v)
+    ]
+    assert sorted(after) == sorted(managed)

@@ -10,7 +10,7 @@ from backups.engine.chain_health import assert_healthy_chains
 from backups.engine.vm_disks import VmDisk
 from pools.xapi import XapiFailure
 
-from .conftest import RecordingProgress, job, schedule
+from .conftest import RecordingProgress, assert_restores_exactly, job, schedule
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -94,6 +94,26 @@ def test_snapshot_retention_keeps_n_beyond_the_base(pool, remotes):
     from backups.engine.tags import tag_datetime
 
     assert kept == [tag_datetime(stamp) for stamp in stamps[-3:]]
+
+
+def test_an_sr_that_has_not_coalesced_skips_the_backup_until_it_has(pool, remotes):
+    vm = pool.make_vm("chain", disks=1)
+    outcomes = []
+    for number in range(6):  # snapshots destroyed by retention, and no coalesce between runs
+        pool.write(vm, 0, blocks=1, seed=number + 1)
+        outcomes.append(pool.backup(vm, remotes, coalesce=False))
+        if outcomes[-1].status == "skipped":
+            break
+    skipped = outcomes[-1]
+    assert skipped.status == "skipped", [o.status for o in outcomes]
+    assert skipped.error.startswith("unhealthy VDI chain: disk 0 'chain disk 0' has a base copy (")
+    assert "the SR has not coalesced yet" in skipped.error
+    assert skipped.disks == [] and skipped.metadata == {}
+    assert len(remotes[0].list_backups(vm)) == len(outcomes) - 1
+    assert len(pool.our_snapshots(vm)) == 1  # no snapshot was taken for the skipped run
+    after = pool.backup(vm, remotes)  # the SR coalesced meanwhile
+    assert after.status == "success", after.error
+    assert_restores_exactly(pool, remotes[0])
 
 
 class FakeClient:

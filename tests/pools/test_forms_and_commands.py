@@ -3,7 +3,11 @@ bad input, and the password never shown anywhere."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import socket
+import threading
+from unittest import mock
 
 import pytest
 
@@ -63,7 +67,7 @@ def test_a_reachable_pool_is_saved_with_its_password_encrypted(secret_sim, db):
     ("overrides", "field", "message"),
     [
         ({"master_url": "ftp://x"}, "master_url", "must start with https:// or http://"),
-        ({"master_url": "http://no-such-host.invalid"}, "master_url", "cannot resolve"),
+        ({"master_url": "http://no-such-host.invalid"}, "master_url", "no XAPI answered at"),
         ({"password": "wrong"}, "password", "XAPI refused the user name or password"),
         ({"password": ""}, "password", "This field is required"),
         ({"username": " "}, "username", "This field is required"),
@@ -78,14 +82,68 @@ def test_bad_input_names_the_field_and_saves_nothing(secret_sim, db, overrides, 
     assert Pool.objects.count() == 0
 
 
-def test_a_refused_address_is_explained(db):
-    port = free_port()
-    form = PoolForm(form_data(master_url=f"http://127.0.0.1:{port}"))
-    assert not form.is_valid()
-    assert form.errors["master_url"] == [
-        f"connection refused by http://127.0.0.1:{port}: is XAPI running there?"
-    ]
+@pytest.fixture
+def not_xapi_servers():
+    """Local addresses where no XAPI answers, each in another way: a web server, a listener that
+    never answers, a closed port. Yields ``{kind: url}``."""
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    yield {
+        "a web server": f"http://127.0.0.1:{web.server_address[1]}",
+        "a listener that never answers": f"http://127.0.0.1:{silent.getsockname()[1]}",
+        "a closed port": f"http://127.0.0.1:{free_port()}",
+        "an unresolvable name": "http://no-such-host.invalid",
+    }
+    web.shutdown()
+    silent.close()
+
+
+def test_every_way_of_not_reaching_a_xapi_gets_one_message(not_xapi_servers, db, settings):
+    """The form must not tell a closed port from an open one: no port scanning through it."""
+    settings.POOL_CONNECTION_TEST_TIMEOUT = 1
+    for kind, url in not_xapi_servers.items():
+        form = PoolForm(form_data(master_url=url))
+        assert not form.is_valid(), kind
+        assert form.errors["master_url"] == [
+            f"no XAPI answered at {url}: check the address and the port, that the master is up, "
+            "and that xoweb can reach it"
+        ], kind
     assert Pool.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("http://169.254.169.254", "169.254.169.254"),
+        ("https://169.254.0.1:443", "169.254.0.1"),
+        ("http://[fd00:ec2::254]", "fd00:ec2::254"),
+        ("http://[fe80::1]:80", "fe80::1"),
+        ("http://[::ffff:169.254.169.254]", "::ffff:169.254.169.254"),
+    ],
+)
+def test_link_local_and_metadata_addresses_are_refused_before_connecting(db, url, address):
+    form = PoolForm(form_data(master_url=url))
+    with mock.patch("socket.socket.connect", side_effect=AssertionError("connected")):
+        assert not form.is_valid()
+    assert form.errors["master_url"] == [
+        f"xoweb does not connect to {address}: link-local and cloud metadata addresses are "
+        "never a pool master"
+    ]
+
+
+def test_a_name_that_resolves_to_a_metadata_address_is_refused_too(db):
+    """The address is checked after resolution, and the connection made to the checked one."""
+    metadata = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", 80))]
+    with mock.patch("socket.getaddrinfo", return_value=metadata):
+        form = PoolForm(form_data(master_url="http://metadata.google.internal"))
+        assert not form.is_valid()
+    assert form.errors["master_url"] == [
+        "xoweb does not connect to metadata.google.internal (169.254.169.254): link-local and "
+        "cloud metadata addresses are never a pool master"
+    ]
 
 
 def test_a_member_given_instead_of_the_master_is_refused(xapisim_factory, db):
@@ -108,6 +166,15 @@ def test_tls_is_trusted_on_first_use_and_a_mismatch_is_refused(xapisim_factory, 
 
     form = valid_form(sim)
     assert form.save().tls_fingerprint == actual == form.trusted_fingerprint
+
+
+def test_a_certificate_no_authority_vouches_for_is_explained_on_the_tls_field(xapisim_factory, db):
+    sim = xapisim_factory(tls=True)
+    form = PoolForm(form_data(sim, tls_mode="ca"))
+    assert not form.is_valid()
+    (error,) = form.errors["tls_mode"]
+    assert "is not trusted" in error and "pin its fingerprint" in error
+    assert "master_url" not in form.errors
 
 
 def test_the_same_pool_cannot_be_added_twice(secret_sim, db):
@@ -171,9 +238,9 @@ def test_the_admin_uses_the_pool_form_with_its_connection_test(secret_sim, admin
     assert SECRET not in page
 
 
-def test_form_pages_need_a_login(client, db):
-    response = client.get("/pools/add/")
-    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+def test_form_pages_need_a_login(anonymous_client, db):
+    response = anonymous_client.get("/pools/add/")
+    assert response.status_code == 302 and response["Location"] == "/login/?next=/pools/add/"
 
 
 # --- commands ------------------------------------------------------------------------------------

@@ -103,6 +103,36 @@ def test_changes_appear_within_a_second(xapisim, watch, sim_client, wait_for):
     assert cache_snapshot(pool) == sim_snapshot(client)
 
 
+def test_base_copies_are_cached_but_never_counted_as_disks(
+    xapisim_factory, watch, sim_client, wait_for
+):
+    """A snapshot on a VHD SR adds a hidden base copy (managed=false): the watcher caches it
+    like XAPI lists it, the pages' counts leave it out (docs/xapi.md §12)."""
+    sim = xapisim_factory(vms=2, disk_size="16M", args=("--coalesce-delay", "-1"))
+    pool, _ = watch(sim)
+    client = sim_client(sim)
+    vm_ref, _ = guest_vm(client)
+    disks_before = Pool.objects.with_counts().get(pk=pool.pk).vdi_count
+    snapshot = client.call("VM.snapshot", vm_ref, "with a base copy")
+    disk = next(
+        client.call("VBD.get_VDI", vbd)
+        for vbd in client.call("VM.get_VBDs", snapshot)
+        if client.call("VBD.get_type", vbd) == "Disk"
+    )
+    base_uuid = client.call("VDI.get_sm_config", disk)["vhd-parent"]
+    wait_for(
+        lambda: VDI.objects.filter(pool=pool, uuid=base_uuid, managed=False).exists(),
+        timeout=2.0,
+        message="the base copy never reached the cache",
+    )
+    snapshot_disks = sum(
+        client.call("VBD.get_type", vbd) == "Disk" for vbd in client.call("VM.get_VBDs", snapshot)
+    )
+    counted = Pool.objects.with_counts().get(pk=pool.pk).vdi_count
+    assert counted == disks_before + snapshot_disks  # the snapshot's disks, not the base copies
+    assert VDI.objects.filter(pool=pool, managed=False).count() == snapshot_disks
+
+
 def test_master_failover_is_survived_without_a_restart(
     xapisim_factory, watch, sim_client, wait_for
 ):

@@ -33,14 +33,14 @@ def _run_in_a_thread(stop: threading.Event, ready: list) -> None:
         connection.close()
 
 
-def test_the_page_shows_bars_moving_and_the_remaining_time_changing(live_server, browser_page):
+def test_the_page_shows_bars_moving_and_the_remaining_time_changing(live_server, logged_in_page):
     stop, ready = threading.Event(), []
     worker = threading.Thread(target=_run_in_a_thread, args=(stop, ready), daemon=True)
     worker.start()
     try:
         wait_until(lambda: len(ready) == 2, timeout=10, message="the run never started")
         run_id, transfer_id = ready
-        page = browser_page
+        page = logged_in_page
         page.goto(f"{live_server.url}/tasks/")
         page.evaluate("window.notReloaded = true")
         bar = page.locator(f'tr[data-id="{transfer_id}"] progress')

@@ -93,9 +93,9 @@ def test_task_list_running_and_text(make_task):
     text = out.getvalue()
     assert "moving" in text and "finished" not in text
     assert text.splitlines()[0].split()[:4] == ["ID", "SOURCE", "STATUS", "PROGRESS"]
-    with pytest.raises(CommandError, match="--limit=0 must be at least 1"):
+    with pytest.raises(CommandError, match="--limit=0 must be from 1 to 10000"):
         call_command("task_list", "--limit", "0")
-    with pytest.raises(CommandError, match="pool='lab' is not a pool id"):
+    with pytest.raises(CommandError, match="--pool: 'lab' is not an id"):
         call_command("task_list", "--pool", "lab")
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import backups.vhd as vhd
 
+from .vhdkit import FULL, W2KU, build_vhd
+
 BS = 2 * 2**20
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,3 +120,70 @@ def test_merge_resumes_an_interrupted_merge(tmp_path):
         f"resumed and merged 3 blocks; the merged file is {tmp_path / 'b.vhd'}\n"
     )
     assert run("cat", str(tmp_path / "b.vhd")).stdout == b"B" * BS + b"C" * BS + b"D" * BS
+
+
+def xo_child_with_blank_w2ku(tmp_path: Path) -> Path:
+    """A child as Xen Orchestra's stream() can leave it: its W2KU locator holds nothing."""
+    base = uuid.uuid4()
+    (tmp_path / "a.vhd").write_bytes(
+        build_vhd(2 * BS, {0: (FULL, b"a" * BS)}, creator=b"xo  ", unique=base)
+    )
+    child = tmp_path / "b.vhd"
+    child.write_bytes(
+        build_vhd(
+            2 * BS,
+            {1: (FULL, b"b" * BS)},
+            creator=b"xo  ",
+            parent_uuid=base,
+            parent_name="a.vhd",
+            locators=[(W2KU, b"")],
+        )
+    )
+    return child
+
+
+def test_check_reports_a_blank_w2ku_as_a_warning_and_cat_still_reads(tmp_path):
+    child = xo_child_with_blank_w2ku(tmp_path)
+    warning = "parent locator 0 (W2ku) is blank: it holds no data (blktap: invalid data length)"
+    result = run("check", str(child))
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.decode().splitlines() == [
+        f"{child}: warning: {warning}",
+        f"{child}: OK with 1 warnings (chain of 2 files)",
+    ]
+    report = json.loads(run("check", str(child), "--json").stdout)
+    assert report == {
+        "path": str(child),
+        "ok": True,
+        "files": 2,
+        "errors": 0,
+        "warnings": 1,
+        "findings": [
+            {
+                "path": str(child),
+                "kind": "parent-locator",
+                "severity": "warning",
+                "message": warning,
+            }
+        ],
+    }
+    assert run("cat", str(child)).stdout == b"a" * BS + b"b" * BS
+
+
+def test_check_json_reports_errors_with_their_kind_and_exit_1(tmp_path):
+    path = tmp_path / "old.vhd"
+    path.write_bytes(
+        build_vhd(BS, {0: (FULL, b"o" * BS)}, creator=b"tap\0", table_offset=1536, batmap=False)
+    )
+    result = run("check", str(path), "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and report["files"] is None and report["errors"] == 2
+    assert [(f["kind"], f["severity"]) for f in report["findings"]] == [
+        ("batmap", "error"),
+        ("bat", "error"),
+    ]
+    assert report["findings"][0]["message"].startswith(
+        "footer creator 'tap' version 1.3 promises blktap's batmap at offset 2048"
+    )
+    assert run("cat", str(path)).stdout == b"o" * BS  # an error for blktap, not for reading

@@ -1,7 +1,8 @@
 """Test helpers written from docs/vhd.md alone, independent of backups.vhd's code.
 
 ``build_vhd`` lays out VHD bytes with ``struct`` (any creator, BAT offset, bitmap), so files
-in XAPI's layout, with partial bitmaps or with odd metadata can be made without our writer.
+in XAPI's layout, with partial bitmaps or with odd metadata can be made without our writer;
+a ``tap`` 1.3 file gets blktap's batmap as blktap writes it (docs/vhd.md §4.4, §12.1).
 ``reference_read`` is the plain sector-by-sector reader of docs/vhd.md §4.3 and §7: for each
 sector, the first layer whose BAT has the block and whose bitmap bit is set, else zero. It is
 the oracle for partial bitmaps, which libvhdi misreads (docs/vhd.md §11.2).
@@ -23,26 +24,67 @@ def _checksum(raw: bytearray, at: int) -> None:
     struct.pack_into(">I", raw, at, ~sum(raw) & 0xFFFFFFFF)
 
 
+TAP_1_3 = 0x00010003
+
+
+def chs(size: int) -> tuple[int, int, int]:
+    """Cylinders, heads, sectors per track: the specification's appendix, written out."""
+    total = min(max(size // SECTOR, 1), 65535 * 16 * 255)
+    if total >= 65535 * 16 * 63:
+        return total // 255 // 16, 16, 255
+    per_track, heads = 17, max(4, (total // 17 + 1023) // 1024)
+    if total // 17 >= heads * 1024 or heads > 16:
+        per_track, heads = 31, 16
+    if total // per_track >= heads * 1024:
+        per_track, heads = 63, 16
+    return total // per_track // heads, heads, per_track
+
+
 def pack_footer(
     size: int,
     disk_type: int,
     unique: uuidlib.UUID,
     creator: bytes = b"caml",
-    creator_version: int = 1,
+    creator_version: int | None = None,
     data_offset: int = 512,
     timestamp: int = 0,
+    geometry: tuple[int, int, int] | None = None,
 ) -> bytes:
+    """A footer; the creator version defaults to blktap's 1.3 for ``tap``, else XAPI's 1."""
+    if creator_version is None:
+        creator_version = TAP_1_3 if creator == b"tap\0" else 1
     raw = bytearray(512)
     raw[0:8] = b"conectix"
     struct.pack_into(">IIQI", raw, 8, 2, 0x00010000, data_offset, timestamp)
     raw[28:32] = creator
     struct.pack_into(">I", raw, 32, creator_version)
     struct.pack_into(">QQ", raw, 40, size, size)
-    struct.pack_into(">HBB", raw, 56, 1024, 16, 63)
+    struct.pack_into(">HBB", raw, 56, *(geometry or chs(size)))
     struct.pack_into(">I", raw, 60, disk_type)
     raw[68:84] = unique.bytes
     _checksum(raw, 64)
     return bytes(raw)
+
+
+def batmap_bytes(size: int, entries: int, full: list[int], offset: int) -> bytes:
+    """blktap's batmap for a BAT of ``entries`` at ``offset``: header sector and bits.
+
+    The checksum covers what libvhd reads, ``size >> 24`` bytes rounded up to a sector.
+    """
+    map_bytes = (entries + 7) // 8
+    bits = bytearray(max(1, (map_bytes + SECTOR - 1) // SECTOR) * SECTOR)
+    covered = max(1, ((size >> 24) + SECTOR - 1) // SECTOR) * SECTOR
+    for index in full:
+        if index < covered * 8:
+            bits[index >> 3] |= 0x80 >> (index & 7)
+    head = bytearray(SECTOR)
+    head[0:8] = b"tdbatmap"
+    checksum = ~sum(bits[:covered]) & 0xFFFFFFFF
+    struct.pack_into(">QIII", head, 8, offset + SECTOR, len(bits) // SECTOR, 0x00010002, checksum)
+    return bytes(head + bits)
+
+
+W2KU, W2RU, MACX = 0x57326B75, 0x57327275, 0x4D616358
 
 
 def build_vhd(
@@ -51,15 +93,23 @@ def build_vhd(
     *,
     block_size: int = 2 * 1024 * 1024,
     creator: bytes = b"caml",
+    creator_version: int | None = None,
     table_offset: int = 2048,
     unique: uuidlib.UUID | None = None,
     parent_uuid: uuidlib.UUID | None = None,
     parent_name: str = "",
     macx_locator: bool = False,
+    locators: list[tuple[int, bytes]] = (),
+    batmap: bool | None = None,
+    geometry: tuple[int, int, int] | None = None,
 ) -> bytes:
     """VHD bytes in XAPI's stream layout by default (docs/vhd.md §5.1): blocks after the BAT.
 
     ``blocks`` maps an index to ``(bitmap, data)``; the bitmap is padded to a sector here.
+    ``macx_locator`` adds XAPI's empty ``MacX`` entry pointing at offset 1536; ``locators``
+    adds ``(code, payload)`` entries whose payloads follow the BAT (and the batmap). A batmap
+    (marking the blocks whose bitmap is full) is written for ``tap`` 1.2 and later unless
+    ``batmap`` says otherwise.
     """
     unique = unique or uuidlib.uuid4()
     entries = -(-size // block_size)
@@ -67,7 +117,15 @@ def build_vhd(
     bitmap_bytes = (spb + 7) // 8
     bitmap_size = (bitmap_bytes + SECTOR - 1) // SECTOR * SECTOR
     disk_type = 4 if parent_uuid else 3
-    footer = pack_footer(size, disk_type, unique, creator)
+    footer = pack_footer(size, disk_type, unique, creator, creator_version, geometry=geometry)
+    version = struct.unpack_from(">I", footer, 32)[0]
+    if batmap is None:
+        batmap = creator == b"tap\0" and version >= 0x00010002
+    bat_bytes = -(-entries * 4 // SECTOR) * SECTOR
+    cursor = table_offset + bat_bytes
+    full = [index for index, (bitmap, _data) in blocks.items() if bitmap == FULL[: len(bitmap)]]
+    extra = batmap_bytes(size, entries, full, cursor) if batmap else b""
+    cursor += len(extra)
     header = bytearray(1024)
     header[0:8] = b"cxsparse"
     struct.pack_into(
@@ -77,18 +135,22 @@ def build_vhd(
         header[40:56] = parent_uuid.bytes
         name = parent_name.encode("utf-16-be")
         header[64 : 64 + len(name)] = name
-        if macx_locator:
-            struct.pack_into(">IIIIQ", header, 576, 0x4D616358, 1, 0, 0, 1536)
+    slots = [(MACX, 1, 0, 1536)] if macx_locator else []
+    for code, payload in locators:
+        space = max(1, -(-len(payload) // SECTOR))
+        slots.append((code, space, len(payload), cursor))
+        extra += payload + bytes(space * SECTOR - len(payload))
+        cursor += space * SECTOR
+    for slot, (code, space, length, offset) in enumerate(slots):
+        struct.pack_into(">IIIIQ", header, 576 + 24 * slot, code, space, length, 0, offset)
     _checksum(header, 36)
-    bat_bytes = -(-entries * 4 // SECTOR) * SECTOR
     out = bytearray(footer + header)
     out += bytes(table_offset - len(out))
     bat = [UNUSED] * (bat_bytes // 4)
-    cursor = table_offset + bat_bytes
     for index in sorted(blocks):
         bat[index] = cursor // SECTOR
         cursor += bitmap_size + block_size
-    out += struct.pack(f">{len(bat)}I", *bat)
+    out += struct.pack(f">{len(bat)}I", *bat) + extra
     for index in sorted(blocks):
         bitmap, data = blocks[index]
         assert len(data) == block_size

@@ -88,3 +88,38 @@ def export(
     if base:
         path += f"&base={base}"
     return request(url, "GET", path + extra)
+
+
+def vm_create_record(**fields: Any) -> dict[str, Any]:
+    """A `VM.create` record with every field the datamodel gives no default
+    (docs/xapi.md §8.9), ints as strings."""
+    memory = str(1024**3)
+    return {
+        "name_label": "restored",
+        "user_version": "1",
+        "is_a_template": False,
+        "affinity": "OpaqueRef:NULL",
+        "memory_static_max": memory,
+        "memory_dynamic_max": memory,
+        "memory_dynamic_min": memory,
+        "memory_static_min": str(512 * 1024**2),
+        "VCPUs_params": {},
+        "VCPUs_max": "1",
+        "VCPUs_at_startup": "1",
+        "actions_after_shutdown": "destroy",
+        "actions_after_reboot": "restart",
+        "actions_after_crash": "restart",
+        "PV_bootloader": "",
+        "PV_kernel": "",
+        "PV_ramdisk": "",
+        "PV_args": "",
+        "PV_bootloader_args": "",
+        "PV_legacy_args": "",
+        "HVM_boot_policy": "BIOS order",
+        "HVM_boot_params": {"order": "cdn"},
+        "platform": {},
+        "PCI_bus": "",
+        "other_config": {},
+        "recommendations": "",
+        **fields,
+    }

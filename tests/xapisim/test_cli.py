@@ -39,3 +39,15 @@ def test_busy_port_is_reported(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"xapisim: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
     assert result.stdout == ""
+
+
+def test_bad_sr_size_and_api_version_are_refused(tmp_path: Path) -> None:
+    for option, value, message in (
+        ("--sr-size", "huge", "--sr-size: size 'huge' is not a positive number"),
+        ("--api-version", "new", "--api-version: version 'new' is not like 21.4.0"),
+    ):
+        result = run("--port", "0", "--data", str(tmp_path), option, value)
+        assert result.returncode == 2
+        assert message in result.stderr
+        assert result.stdout == ""
+    assert not (tmp_path / "state.pickle").exists()  # nothing was made

@@ -47,10 +47,13 @@ def test_vm_create_and_destroy(xapisim) -> None:
     with pytest.raises(XenAPI.Failure) as gone:
         x.VM.get_record(vm)
     assert gone.value.details == ["HANDLE_INVALID", "VM", vm]
+    snap_disks = {x.VBD.get_VDI(v) for v in x.VM.get_VBDs(snap) if x.VBD.get_type(v) == "Disk"}
     remaining = set(x.VDI.get_all()) - vdis_before
-    assert remaining == {
-        x.VBD.get_VDI(v) for v in x.VM.get_VBDs(snap) if x.VBD.get_type(v) == "Disk"
-    }
+    # The snapshot made a hidden base copy under each disk; they stay until the SM coalesces.
+    assert {v for v in remaining if x.VDI.get_managed(v)} == snap_disks
+    assert {x.VDI.get_name_label(v) for v in remaining - snap_disks} == {"base copy"}
+    assert xapisim.sim("coalesce") == "2"
+    assert set(x.VDI.get_all()) - vdis_before == snap_disks
 
 
 def test_vdi_create_write_and_destroy(xapisim) -> None:

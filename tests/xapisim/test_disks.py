@@ -82,15 +82,48 @@ def test_delta_holds_only_the_blocks_written_between(tmp_path: Path) -> None:
     assert hashlib.sha256(content(store, "s2")).hexdigest() == store.sha256("s2")
 
 
-def test_destroy_removes_unneeded_nodes_and_files(tmp_path: Path) -> None:
+def test_destroy_keeps_base_copies_until_collect(tmp_path: Path) -> None:
     store = BlockStore(tmp_path)
     store.create("disk", SIZE)
     store.write("disk", 0, b"x")
-    store.snapshot("disk", "s1")
+    base = store.snapshot("disk", "s1")
+    assert base is not None and store.inner_nodes() == [base]
     store.write("disk", 0, b"y")
     files_before = set(tmp_path.glob("*.raw"))
     assert len(files_before) == 2
     store.destroy("disk")
     store.destroy("s1")
-    assert store.nodes == {}
+    assert list(store.nodes) == [base]  # the base copy waits for the GC
+    assert [(step.node, step.into) for step in store.collect()] == [(base, None)]
+    assert store.nodes == {} and store.used == {"": 0}
     assert list(tmp_path.glob("*.raw")) == []
+
+
+def test_collect_merges_a_base_copy_into_its_only_child(tmp_path: Path) -> None:
+    """Destroying the snapshot leaves the base copy with one child: the GC folds it into the
+    disk's leaf, which keeps every byte and its identity."""
+    store = BlockStore(tmp_path)
+    store.create("disk", SIZE)
+    store.write("disk", 0, b"a" * 10)
+    store.write("disk", 2 * BLOCK_SIZE, b"b" * 10)
+    base = store.snapshot("disk", "s1")
+    store.write("disk", 2 * BLOCK_SIZE, b"c" * 5)
+    before = content(store, "disk")
+    leaf = store.leaf_of["disk"]
+    store.destroy("s1")
+    assert [(step.node, step.into) for step in store.collect()] == [(base, leaf)]
+    assert list(store.nodes) == [leaf] and store.nodes[leaf].parent is None
+    assert content(store, "disk") == before
+    assert store.full_blocks("disk") == [0, 2]
+
+
+def test_snapshot_of_an_unwritten_leaf_makes_no_base_copy(tmp_path: Path) -> None:
+    """Like `vhd-util snapshot`, an empty leaf is skipped: both new leaves hang from its
+    parent and no new inner node appears."""
+    store = BlockStore(tmp_path)
+    store.create("disk", SIZE)
+    store.write("disk", 0, b"x")
+    first = store.snapshot("disk", "s1")
+    assert store.snapshot("disk", "s2") is None
+    assert store.inner_nodes() == [first]
+    assert store.nodes[store.leaf_of["s2"]].parent == first

@@ -172,17 +172,20 @@ def test_delta_against_the_live_disk_and_by_uuid(pool, tmp_path) -> None:
         )
 
 
-def test_without_session_is_401_and_fails_the_given_task(pool) -> None:
+def test_without_session_is_401_and_leaves_the_given_task_pending(pool) -> None:
+    """XAPI checks credentials before it uses the task: the task never moves
+    (docs/xapi.md §9.1)."""
     sim, session, _vm, vdi = pool
     task = session.xenapi.task.create("export", "")
-    status, headers, _ = request(
+    status, headers, body = request(
         sim.url, "GET", f"/export_raw_vdi?vdi={vdi}&format=raw&task_id={task}"
     )
     assert status == 401
     assert headers["WWW-Authenticate"] == 'Basic realm="xapi"'
-    record = wait_task(session, task)
-    assert record["status"] == "failure"
-    assert record["error_info"] == ["SESSION_AUTHENTICATION_FAILED", "", "Authentication failure"]
+    assert b"HTTP 401 unauthorised" in body
+    time.sleep(0.2)
+    record = session.xenapi.task.get_record(task)
+    assert (record["status"], record["error_info"], record["progress"]) == ("pending", [], 0.0)
     status, _, _ = request(sim.url, "GET", f"/export_raw_vdi?session_id=OpaqueRef:bad&vdi={vdi}")
     assert status == 401
 
@@ -218,10 +221,6 @@ def test_unknown_format_is_404_and_task_failure(pool) -> None:
     status, _, _ = export(sim.url, session.handle, vdi, "qcow3", extra=f"&task_id={task}")
     assert status == 404
     assert wait_task(session, task)["error_info"] == ["INTERNAL_ERROR", "Unknown format qcow3"]
-    status, _, _ = export(
-        sim.url, session.handle, "OpaqueRef:nope", "raw", extra=f"&task_id={task}"
-    )
-    assert status == 404
 
 
 def test_cut_export_fails_the_task_after_the_headers(pool) -> None:
@@ -229,7 +228,7 @@ def test_cut_export_fails_the_task_after_the_headers(pool) -> None:
     sim.sim("cut_export_after", str(3 * MIB + 17))
     status, headers, body = export(sim.url, session.handle, vdi, "vhd")
     assert status == 200
-    assert len(body) == 3 * MIB + 17
+    assert len(body) == 3 * MIB + 17  # a cut connection: no error page after it
     record = wait_task(session, headers["task-id"])
     assert record["status"] == "failure"
     assert record["error_info"] == ["VDI_IO_ERROR", "Device I/O errors"]
@@ -241,29 +240,35 @@ def test_fail_next_export_fails_only_the_task(pool) -> None:
     sim, session, _vm, vdi = pool
     sim.sim("fail_next", "export_raw_vdi", ["VDI_IO_ERROR", "Device I/O errors"])
     status, headers, body = export(sim.url, session.handle, vdi, "raw")
-    assert (status, body) == (200, b"")
+    # An error after the 200: XAPI's 500 page lands inside the body (xen-api#4603).
+    assert status == 200 and body.startswith(b"HTTP/1.1 500 Internal Error\r\n")
+    assert b"Server_error(VDI_IO_ERROR, Device I/O errors)" in body
     assert wait_task(session, headers["task-id"])["error_info"] == [
         "VDI_IO_ERROR",
         "Device I/O errors",
     ]
 
 
-def test_rate_limit_and_cancel(pool) -> None:
+def test_rate_limit_and_a_cancel_that_does_not_stop_the_export(pool) -> None:
+    """`task.cancel` only records the request; the export path never looks: the body comes
+    whole and the task succeeds (docs/xapi.md §8.7)."""
     sim, session, _vm, vdi = pool
     sim.sim("set_rate_limit", str(40 * MIB))
     started = time.monotonic()
     assert len(export(sim.url, session.handle, vdi, "raw")[2]) == SIZE
     assert time.monotonic() - started >= 1.4  # 64 MiB at 40 MiB/s
+    small = sim.sim("vdi_create", session.xenapi.VDI.get_SR(vdi), "small", "6M")
+    sim.sim("vdi_write_random", small, 3, "cancel")
     sim.sim("set_rate_limit", str(4 * MIB))
     task = session.xenapi.task.create("slow export", "")
-
     canceller = threading.Timer(0.5, lambda: sim.session().xenapi.task.cancel(task))
     canceller.start()
-    status, _, body = export(sim.url, session.handle, vdi, "raw", extra=f"&task_id={task}")
+    status, _, body = export(sim.url, session.handle, small, "raw", extra=f"&task_id={task}")
     canceller.join()
-    assert status == 200 and len(body) < SIZE
+    assert status == 200 and sha256_hex(body) == sim.sim("vdi_sha256", small)
     record = wait_task(session, task)
-    assert (record["status"], record["error_info"]) == ("cancelled", ["TASK_CANCELLED", task])
+    assert (record["status"], record["error_info"]) == ("success", [])
+    assert list(record["current_operations"].values()) == ["cancel"]
 
 
 def test_redirect_to_the_host_that_sees_a_local_sr(xapisim_factory) -> None:
@@ -315,6 +320,6 @@ def test_vhd_export_above_2040_gib_fails_the_task_after_the_headers(pool) -> Non
     x = session.xenapi
     huge = sim.sim("vdi_create", x.pool.get_default_SR(x.pool.get_all()[0]), "huge", "2041G")
     status, headers, body = export(sim.url, session.handle, huge, "vhd")
-    assert (status, body) == (200, b"")
+    assert status == 200 and body.startswith(b"HTTP/1.1 500 Internal Error\r\n")
     record = wait_task(session, headers["task-id"])
     assert record["error_info"] == ["VDI_TOO_LARGE", huge, str(2040 * 1024**3)]

@@ -1,5 +1,6 @@
 """XO's JavaScript XAPI client (npm `xen-api@4.7.6`) cannot tell the simulator from XAPI:
-it connects, builds its cache, follows `event.from` and sees a snapshot appear (docs/xapi.md §7.4).
+it connects, builds its cache, follows `event.from`, sees a snapshot and its hidden base copy appear
+and the base copy go when the SR coalesces (docs/xapi.md §7.4, §12).
 
 The package is installed by the project's test set-up:
 `npm install --prefix var/npm xen-api@4.7.6`. Without it this test fails (never skips)."""
@@ -39,7 +40,7 @@ def test_xo_xen_api_client_builds_cache_and_sees_a_snapshot(xapisim_factory, tra
         pytest.fail(
             f"{MODULE} is missing: run `npm install --prefix var/npm xen-api@4.7.6` (make test does)"
         )
-    sim = xapisim_factory(vms=6, hosts=2, tls=transport == "auto")
+    sim = xapisim_factory(vms=6, hosts=2, tls=transport == "auto", args=("--coalesce-delay", "-1"))
     session = sim.session()
     process = subprocess.Popen(
         ["node", str(SCRIPT), str(MODULE), sim.url, sim.password, transport],
@@ -66,6 +67,15 @@ def test_xo_xen_api_client_builds_cache_and_sees_a_snapshot(xapisim_factory, tra
         memory = session.xenapi.VM.get_memory_static_max(snap)
         assert str(seen["memory"]) == memory  # 4294967296: beyond 32 bits, intact
         assert session.xenapi.task.get_name_label(seen["task"]) == "xo-task"
+        # The hidden base copy is in XO's cache like any VDI, with what XO's chain check reads.
+        x = session.xenapi
+        base = seen["baseCopy"]
+        assert x.VDI.get_sm_config(seen["disk"])["vhd-parent"] == base["uuid"]
+        assert (base["managed"], base["readOnly"], seen["diskReadOnly"]) == (False, True, False)
+        x.VDI.destroy(seen["disk"])
+        x.VM.destroy(snap)
+        assert sim.sim("coalesce") == "1"
+        assert _read_event(process) == {"event": "coalesced", "ref": base["ref"]}
         assert process.wait(30) == 0
     finally:
         if process.poll() is None:

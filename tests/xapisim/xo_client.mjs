@@ -1,7 +1,9 @@
 // Drives XO's own XAPI client (npm xen-api@4.7.6, ISC) against the simulator:
-// connect, build the object cache, follow events, and report a snapshot when it appears.
+// connect, build the object cache, follow events, report a snapshot and its hidden base copy
+// when they appear, then the base copy's removal when the SM coalesces it.
 // Usage: node xo_client.mjs <path to xen-api/index.mjs> <url> <password> <transport>
-// Prints one JSON object per line: {"event":"cached",…} then {"event":"snapshot",…}.
+// Prints one JSON object per line: {"event":"cached",…}, {"event":"snapshot",…}, then
+// {"event":"coalesced",…}.
 import { pathToFileURL } from 'node:url'
 
 const [, , modulePath, url, password, transport] = process.argv
@@ -27,6 +29,28 @@ const snapshotSeen = new Promise(resolve => {
     }
   })
 })
+// Resolves once the cache holds a VDI with this uuid (a base copy named by vhd-parent).
+const vdiByUuid = uuid =>
+  new Promise(resolve => {
+    const look = () => {
+      const found = Object.values(xapi.objects.all).find(o => o.$type === 'VDI' && o.uuid === uuid)
+      if (found !== undefined) resolve(found)
+      return found !== undefined
+    }
+    if (!look()) {
+      const listener = () => {
+        if (look()) xapi.objects.removeListener('add', listener)
+      }
+      xapi.objects.on('add', listener)
+    }
+  })
+// Resolves when the cache drops the object with this $id (XO keys its cache by uuid).
+const removed = id =>
+  new Promise(resolve => {
+    xapi.objects.on('remove', objects => {
+      if (id in objects) resolve()
+    })
+  })
 
 try {
   await xapi.connect()
@@ -45,6 +69,9 @@ try {
   })
   const snapshot = await snapshotSeen
   const task = await xapi.call('task.create', 'xo-task', 'from the xen-api client')
+  // The snapshot's disk and the hidden base copy its vhd-parent names, both from the cache.
+  const disk = snapshot.$VBDs.map(vbd => vbd.$VDI).find(vdi => vdi !== undefined)
+  const base = await vdiByUuid(disk.sm_config['vhd-parent'])
   out({
     event: 'snapshot',
     ref: snapshot.$ref,
@@ -54,7 +81,12 @@ try {
     powerState: snapshot.power_state,
     memory: snapshot.memory_static_max,
     task,
+    disk: disk.$ref,
+    diskReadOnly: disk.read_only,
+    baseCopy: { ref: base.$ref, uuid: base.uuid, managed: base.managed, readOnly: base.read_only },
   })
+  await removed(base.$id)
+  out({ event: 'coalesced', ref: base.$ref })
   await xapi.disconnect()
   clearTimeout(timer)
   process.exit(0)

@@ -31,17 +31,17 @@ def test_every_page_has_the_navigation_bar(client, django_user_model, url_name):
     assert 'aria-current="page"' in nav
 
 
-def test_navigation_works_in_a_real_browser(live_server, browser_page):
-    browser_page.goto(live_server.url + "/")
-    assert browser_page.locator("h1").inner_text() == "Dashboard"
+def test_navigation_works_in_a_real_browser(live_server, logged_in_page):
+    logged_in_page.goto(live_server.url + "/")
+    assert logged_in_page.locator("h1").inner_text() == "Dashboard"
 
-    browser_page.locator("nav.topnav").get_by_role("link", name="Tasks", exact=True).click()
-    browser_page.wait_for_url("**/tasks/")
+    logged_in_page.locator("nav.topnav").get_by_role("link", name="Tasks", exact=True).click()
+    logged_in_page.wait_for_url("**/tasks/")
 
-    current = browser_page.locator('nav a[aria-current="page"]').inner_text()
+    current = logged_in_page.locator('nav a[aria-current="page"]').inner_text()
     assert current == "Tasks"
-    assert "htmx" in browser_page.evaluate("typeof htmx === 'object' ? 'htmx' : 'missing'")
-    save_screenshot(browser_page, "navigation")
+    assert "htmx" in logged_in_page.evaluate("typeof htmx === 'object' ? 'htmx' : 'missing'")
+    save_screenshot(logged_in_page, "navigation")
 
 
 def test_the_dashboard_counts_running_and_failed_work_and_greys_a_lost_pool(client, pool_row):

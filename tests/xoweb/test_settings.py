@@ -75,11 +75,13 @@ def test_a_fresh_checkout_runs_on_sqlite_with_a_generated_secret_key(tmp_path):
     engine, debug, secret_key, broker = first.stdout.split()
     assert engine == "django.db.backends.sqlite3"
     assert debug == "False"
-    assert broker == "redis://127.0.0.1:6380/0"
+    # make run's Redis wants the password generated beside the secret key.
+    redis_password = (tmp_path / "var" / "redis_password").read_text().strip()
+    assert broker == f"redis://:{redis_password}@127.0.0.1:6380/0"
     assert len(secret_key) > 40
     assert second.stdout == first.stdout, "the generated secret key changed between runs"
-    key_file = tmp_path / "var" / "secret_key"
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    for secret in ("secret_key", "redis_password"):
+        assert stat.S_IMODE((tmp_path / "var" / secret).stat().st_mode) == 0o600
 
 
 def test_database_url_selects_postgresql(tmp_path):

@@ -11,13 +11,12 @@ import base64
 import random
 from typing import Any
 
-from .. import schema
-from ..devices import disk_vbd
+from .. import schema, sm
+from ..devices import disk_vbd, link_vbd
 from ..disks import BLOCK_SIZE, SECTOR, block_count
 from ..errors import XapiError
-from .registry import Call, api
-from .storage import destroy_vdi, new_vdi
-from .vm import destroy, set_running
+from .registry import Call, api, parse_version, version_text
+from .vm import forget_vm, refresh_allowed_operations, set_running
 
 UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
@@ -37,9 +36,7 @@ def _vdi_uuid(call: Call, vdi: str) -> str:
 
 
 def _after_write(call: Call, vdi: str) -> None:
-    uuid = _vdi_uuid(call, vdi)
-    call.sim.store_dirty = True
-    call.db.update("VDI", vdi, physical_utilisation=call.sim.store.allocated_bytes(uuid))
+    sm.after_write(call.sim, vdi)
     call.sim.save()  # written bytes must survive a kill right after the call
 
 
@@ -52,15 +49,18 @@ def vdi_write_random(call: Call, vdi: str, count: Any, seed: Any = "") -> list[i
     blocks = block_count(size)
     rng = random.Random(str(seed)) if str(seed) else random.Random()
     chosen = sorted(rng.sample(range(blocks), min(int(count), blocks)))
-    for index in chosen:
-        block_bytes = min(BLOCK_SIZE, size - index * BLOCK_SIZE)
-        sectors = max(1, block_bytes // SECTOR)
-        first = rng.randrange(sectors)
-        length = rng.randint(1, sectors - first)
-        call.sim.store.write(
-            uuid, index * BLOCK_SIZE + first * SECTOR, rng.randbytes(length * SECTOR)
-        )
-    _after_write(call, vdi)
+    try:
+        with sm.space_errors():
+            for index in chosen:
+                block_bytes = min(BLOCK_SIZE, size - index * BLOCK_SIZE)
+                sectors = max(1, block_bytes // SECTOR)
+                first = rng.randrange(sectors)
+                length = rng.randint(1, sectors - first)
+                call.sim.store.write(
+                    uuid, index * BLOCK_SIZE + first * SECTOR, rng.randbytes(length * SECTOR)
+                )
+    finally:
+        _after_write(call, vdi)
     return chosen
 
 
@@ -69,10 +69,12 @@ def vdi_write(call: Call, vdi: str, offset: Any, data: Any) -> None:
     """Write bytes at a byte offset; `data` is XML-RPC base64 or a base64 string."""
     payload = data if isinstance(data, bytes) else base64.b64decode(str(data))
     try:
-        call.sim.store.write(_vdi_uuid(call, vdi), int(offset), payload)
+        with sm.space_errors():
+            call.sim.store.write(_vdi_uuid(call, vdi), int(offset), payload)
     except ValueError as error:
         raise XapiError("VDI_IO_ERROR", str(error)) from error
-    _after_write(call, vdi)
+    finally:
+        _after_write(call, vdi)
 
 
 @api("sim.vdi_sha256")
@@ -89,18 +91,78 @@ def vdi_blocks(call: Call, vdi: str) -> list[int]:
 
 @api("sim.vdi_create")
 def vdi_create(call: Call, sr: str, name_label: str, size: Any) -> str:
-    return new_vdi(
+    return sm.new_vdi(
         call.sim, {"SR": sr, "name_label": str(name_label), "virtual_size": parse_size(size)}
     )
 
 
 @api("sim.vdi_destroy")
 def vdi_destroy(call: Call, vdi: str) -> None:
-    """Destroy a VDI even if attached (detaches it first)."""
+    """Destroy a VDI even if attached (its VBDs go with it); base copies stay for the GC."""
     with call.db.lock:
-        for vbd in call.db.get("VDI", vdi)["VBDs"]:
-            call.db.update("VBD", vbd, currently_attached=False)
-        destroy_vdi(call.sim, vdi)
+        call.db.get("VDI", vdi)
+        sm.forget_vdi(call.sim, vdi)
+    call.sim.coalescer.kick()
+
+
+@api("sim.vdi_chain")
+def vdi_chain(call: Call, vdi: str) -> list[str]:
+    """The VDI uuids of the VHD chain under a disk: its own, then each base copy up to the
+    root (what `sm_config["vhd-parent"]` links)."""
+    with call.db.lock:
+        store = call.sim.store
+        leaf = store.leaf_of[_vdi_uuid(call, vdi)]
+        return [_vdi_uuid(call, vdi), *store.chain(leaf)[1:]]
+
+
+@api("sim.coalesce")
+def coalesce(call: Call, sr: str = "") -> int:
+    """Run the SM's garbage collection now, on one SR or all: base copies nobody needs go,
+    those with one child are merged into it. Returns how many base copies went."""
+    if sr:
+        call.db.get("SR", sr)
+    return sm.collect(call.sim, sr or None)
+
+
+@api("sim.set_coalesce_delay")
+def set_coalesce_delay(call: Call, seconds: Any) -> None:
+    """How long after a VDI.destroy the GC runs by itself; negative: never (sim.coalesce)."""
+    call.sim.coalescer.delay = float(seconds)
+
+
+@api("sim.sr_set_size")
+def sr_set_size(call: Call, sr: str, size: Any) -> None:
+    """Set an SR's `physical_size` (`64M`, `10G`, bytes): writes, snapshots and imports that
+    would pass it fail SR_FULL."""
+    sm.set_sr_size(call.sim, sr, parse_size(size))
+
+
+@api("sim.sr_fill")
+def sr_fill(call: Call, sr: str, free: Any = "0") -> int:
+    """Make an SR full: its size becomes what it uses plus `free` bytes. Returns the size."""
+    used = call.sim.store.used.get(sr, 0)
+    call.db.get("SR", sr)
+    size = used + (0 if str(free) in ("", "0") else parse_size(free))
+    sm.set_sr_size(call.sim, sr, size)
+    return size
+
+
+@api("sim.set_api_version")
+def set_api_version(call: Call, version: str) -> str:
+    """Answer as xapi `version` (e.g. `21.3.0`: VM.snapshot without ignore_vdis). Returns the
+    version now in force."""
+    try:
+        call.sim.set_api_version(parse_version(version))
+    except ValueError as error:
+        raise XapiError("INVALID_VALUE", "version", str(error)) from error
+    return version_text(call.sim.api_version)
+
+
+@api("sim.set_lock_wait")
+def set_lock_wait(call: Call, seconds: Any) -> None:
+    """How long a VM operation waits for a conflicting one before OTHER_OPERATION_IN_PROGRESS
+    (XAPI: two hours)."""
+    call.sim.faults.lock_wait = float(seconds)
 
 
 @api("sim.vm_create")
@@ -122,7 +184,7 @@ def vm_create(
             ),
         )
         for position in range(int(disks)):
-            vdi = new_vdi(
+            vdi = sm.new_vdi(
                 call.sim,
                 {
                     "SR": call.sim.default_sr(),
@@ -131,19 +193,15 @@ def vm_create(
                     "type": "system" if position == 0 else "user",
                 },
             )
-            vbd = db.create("VBD", disk_vbd(vm, vdi, position))
-            db.add_to_set("VM", vm, "VBDs", vbd)
-            db.add_to_set("VDI", vdi, "VBDs", vbd)
+            link_vbd(db, disk_vbd(vm, vdi, position))
         network = next(iter(db.tables["network"]))
         vif = db.create(
             "VIF", schema.new_record("VIF", VM=vm, network=network, MAC="c2:ff:00:00:00:01")
         )
         db.add_to_set("VM", vm, "VIFs", vif)
         db.add_to_set("network", network, "VIFs", vif)
-        if str(power_state) == "Running":
-            set_running(call, vm, True)
-        else:
-            set_running(call, vm, False)
+        set_running(call, vm, str(power_state) == "Running")
+        refresh_allowed_operations(db, vm)
     return vm
 
 
@@ -161,10 +219,11 @@ def vm_destroy(call: Call, vm: str) -> None:
             if db.tables["VBD"][vbd]["type"] == "Disk"
             and db.tables["VBD"][vbd]["VDI"] != schema.NULL
         ]
-        destroy(call, vm)
+        forget_vm(call, vm)
         for vdi in disks:
             if db.exists("VDI", vdi):
-                destroy_vdi(call.sim, vdi)
+                sm.forget_vdi(call.sim, vdi)
+    call.sim.coalescer.kick()
 
 
 @api("sim.set_rate_limit")

@@ -11,7 +11,7 @@ MAX_PER_ORIGINATOR = 500
 MAX_ANONYMOUS = 400
 
 
-@api("session.login_with_password", session=False)
+@api("session.login_with_password", session=False, defaulted=True)
 def login_with_password(
     call: Call, uname: str, pwd: str, version: str = "", originator: str = ""
 ) -> str:

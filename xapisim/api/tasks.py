@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import tasks
+from .. import schema, tasks
 from .registry import Call, api
 
 
@@ -14,11 +14,11 @@ def create(call: Call, label: str, description: str) -> str:
 
 @api("task.cancel")
 def cancel(call: Call, task: str) -> None:
-    tasks.cancel(call.db, task, call.task or call.session or "", bound=task in call.sim.bound_tasks)
+    """Only recorded, under the ref of the cancelling call; never refused (docs/xapi.md §8.7)."""
+    tasks.cancel(call.db, task, schema.new_ref())
 
 
 @api("task.destroy")
 def destroy(call: Call, task: str) -> None:
-    with call.db.lock:
-        call.db.get("task", task)
-        call.db.delete("task", task)
+    """A finished task goes; a pending one is marked and goes after it ends."""
+    tasks.destroy(call.db, task)

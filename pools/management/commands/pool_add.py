@@ -7,6 +7,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from pools.forms import PoolForm
+from xoweb.command_line import decode_line
 
 #: How each form field is spelled on this command line, for error messages.
 OPTION_OF_FIELD = {
@@ -47,7 +48,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        password = sys.stdin.readline().rstrip("\r\n")
+        stdin = getattr(sys.stdin, "buffer", None)
+        raw = stdin.readline() if stdin is not None else sys.stdin.readline().encode()
+        try:
+            password = decode_line(raw, "--password-stdin")
+        except ValueError as error:
+            raise CommandError(str(error)) from None
         form = PoolForm(
             data={
                 "name": options["name"],
@@ -61,12 +67,13 @@ class Command(BaseCommand):
             }
         )
         if not form.is_valid():
+            # One line per problem, each naming its option.
             lines = [
-                f"{OPTION_OF_FIELD.get(field, field)}: {message}"
+                f"pool not added: {OPTION_OF_FIELD.get(field, field)}: {message}"
                 for field, messages in form.errors.items()
                 for message in messages
             ]
-            raise CommandError("pool not added:\n  " + "\n  ".join(lines))
+            raise CommandError("\n".join(lines))
         pool = form.save()
         self.stdout.write(f"pool {pool.name} added ({pool.master_url})")
         if form.trusted_fingerprint:

@@ -7,7 +7,10 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from tasks import formatting
-from tasks.listing import BadFilter, TaskFilters, task_page
+from tasks.listing import TaskFilters, task_page
+from xoweb.params import BadParameter, parse_id
+
+MAX_LIMIT = 10_000
 
 FIELDS = [
     "id",
@@ -36,13 +39,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         try:
-            filters = TaskFilters.from_params(
-                {"status": "running" if options["running"] else "", "pool": options["pool"]}
-            )
-        except BadFilter as error:
+            pool = parse_id("--pool", options["pool"])
+        except BadParameter as error:
             raise CommandError(str(error)) from None
-        if options["limit"] < 1:
-            raise CommandError(f"--limit={options['limit']} must be at least 1")
+        filters = TaskFilters(status="running" if options["running"] else "", pool=pool)
+        if not 1 <= options["limit"] <= MAX_LIMIT:
+            raise CommandError(f"--limit={options['limit']} must be from 1 to {MAX_LIMIT}")
         listing = task_page(filters, 1, per_page=options["limit"])
         views = [*listing.rows(), *listing.xapi_tasks]
         records = []

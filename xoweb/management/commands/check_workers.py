@@ -7,6 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from xoweb.diagnostics import ping
 
+MAX_TIMEOUT = 3600
+
 
 class Command(BaseCommand):
     help = "Send a ping task through the broker and print which worker answered."
@@ -15,6 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait")
 
     def handle(self, *args, timeout: float, **options) -> None:
+        if not 0.1 <= timeout <= MAX_TIMEOUT:  # also refuses nan
+            raise CommandError(f"--timeout: give seconds from 0.1 to {MAX_TIMEOUT}, not {timeout}")
         result = ping.delay()
         try:
             answer = result.get(timeout=timeout)

@@ -1,0 +1,1 @@
+"""Accounts: logins, the groups viewers/operators/administrators and what each may do."""
