@@ -1,1 +1,144 @@
-"""Django admin for the backups app (its models register here as they are added)."""
+"""Django admin for the backups app: every model. Remotes, jobs and schedules are edited with
+the same forms as the pages (one validation path); what runs wrote is read-only."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from backups.forms import BackupJobForm, RemoteForm, ScheduleForm
+from backups.models import (
+    BackupJob,
+    BackupRun,
+    Remote,
+    Restore,
+    RestorePoint,
+    Schedule,
+    VmBackup,
+    VmBackupDisk,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by the workers: shown, never edited or added by hand."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Remote)
+class RemoteAdmin(admin.ModelAdmin):
+    form = RemoteForm
+    list_display = ["name", "path", "enabled", "status", "space_free", "checked_at"]
+    list_filter = ["enabled", "status"]
+    search_fields = ["name", "path"]
+    readonly_fields = [
+        "uuid",
+        "status",
+        "status_message",
+        "checked_at",
+        "space_total",
+        "space_used",
+        "space_free",
+    ]
+
+
+class ScheduleInline(admin.TabularInline):
+    model = Schedule
+    form = ScheduleForm
+    extra = 0
+    fields = [
+        "name",
+        "cron",
+        "timezone",
+        "enabled",
+        "retention",
+        "snapshot_retention",
+        "force_full",
+    ]
+
+
+@admin.register(BackupJob)
+class BackupJobAdmin(admin.ModelAdmin):
+    form = BackupJobForm
+    inlines = [ScheduleInline]
+    list_display = ["name", "mode", "vm_selection", "concurrency", "full_interval", "updated_at"]
+    list_filter = ["mode", "vm_selection"]
+    search_fields = ["name", "uuid"]
+    readonly_fields = ["uuid"]
+    list_select_related = ["pool"]
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    form = ScheduleForm
+    list_display = ["name", "job", "cron", "timezone", "enabled", "retention", "force_full"]
+    list_filter = ["enabled", "force_full"]
+    search_fields = ["name", "job__name", "uuid"]
+    readonly_fields = ["uuid"]
+    list_select_related = ["job"]
+
+
+class VmBackupInline(admin.TabularInline):
+    model = VmBackup
+    extra = 0
+    can_delete = False
+    fields = ["vm_name", "vm_uuid", "status", "bytes", "started", "ended", "error"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(BackupRun)
+class BackupRunAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "job", "schedule", "trigger", "status", "created", "started", "ended"]
+    list_filter = ["status", "trigger"]
+    search_fields = ["job__name"]
+    list_select_related = ["job", "schedule"]
+    inlines = [VmBackupInline]
+
+
+class VmBackupDiskInline(admin.TabularInline):
+    model = VmBackupDisk
+    extra = 0
+    can_delete = False
+    fields = ["vdi_name", "vdi_uuid", "mode", "reason", "bytes", "duration", "sha256"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(VmBackup)
+class VmBackupAdmin(ReadOnlyAdmin):
+    list_display = ["vm_name", "run", "status", "bytes", "started", "ended", "worker"]
+    list_filter = ["status"]
+    search_fields = ["vm_name", "vm_uuid"]
+    list_select_related = ["run", "run__job"]
+    inlines = [VmBackupDiskInline]
+
+
+@admin.register(VmBackupDisk)
+class VmBackupDiskAdmin(ReadOnlyAdmin):
+    list_display = ["vdi_name", "vm_backup", "mode", "reason_code", "bytes"]
+    list_filter = ["mode", "reason_code"]
+    search_fields = ["vdi_uuid", "vdi_name"]
+    list_select_related = ["vm_backup", "vm_backup__run"]
+
+
+@admin.register(RestorePoint)
+class RestorePointAdmin(ReadOnlyAdmin):
+    list_display = ["vm_name", "vm_uuid", "timestamp", "remote", "mode", "size"]
+    list_filter = ["mode", "remote"]
+    search_fields = ["vm_name", "vm_uuid", "path"]
+    list_select_related = ["remote"]
+
+
+@admin.register(Restore)
+class RestoreAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "vm_name", "timestamp", "kind", "status", "created", "ended"]
+    list_filter = ["kind", "status"]
+    search_fields = ["vm_name", "vm_uuid"]

@@ -1,8 +1,26 @@
 from django.urls import path
 
-from backups import views
+from backups.views import jobs, overview, points, remotes, runs
 
 app_name = "backups"
 urlpatterns = [
-    path("backups/", views.backup_overview, name="overview"),
+    path("backups/", overview.backup_overview, name="overview"),
+    path("backups/remotes/", remotes.remote_list, name="remote_list"),
+    path("backups/remotes/add/", remotes.remote_add, name="remote_add"),
+    path("backups/remotes/<id:pk>/", remotes.remote_detail, name="remote_detail"),
+    path("backups/remotes/<id:pk>/edit/", remotes.remote_edit, name="remote_edit"),
+    path("backups/remotes/<id:pk>/delete/", remotes.remote_delete, name="remote_delete"),
+    path("backups/remotes/<id:pk>/check/", remotes.remote_check, name="remote_check"),
+    path("backups/jobs/", jobs.job_list, name="job_list"),
+    path("backups/jobs/add/", jobs.job_add, name="job_add"),
+    path("backups/jobs/<id:pk>/", jobs.job_detail, name="job_detail"),
+    path("backups/jobs/<id:pk>/edit/", jobs.job_edit, name="job_edit"),
+    path("backups/jobs/<id:pk>/delete/", jobs.job_delete, name="job_delete"),
+    path("backups/jobs/<id:pk>/run/", jobs.job_run, name="job_run"),
+    path("backups/runs/<id:pk>/", runs.run_detail, name="run_detail"),
+    path("backups/runs/<id:pk>/json/", runs.run_detail_json, name="run_detail_json"),
+    path("backups/points/", points.point_list, name="point_list"),
+    path("backups/vms/<str:vm_uuid>/", points.vm_points, name="vm_points"),
+    path("backups/points/<id:pk>/restore/", points.point_restore, name="point_restore"),
+    path("backups/restores/<id:pk>/", points.restore_detail, name="restore_detail"),
 ]

@@ -313,6 +313,10 @@ class TaskReporter:
         self.error(message)
         self._end(TaskStatus.FAILURE, message)
 
+    def interrupt(self, message: str) -> None:
+        """End the task as interrupted (its work stopped without failing), with why."""
+        self._end(TaskStatus.INTERRUPTED, message)
+
     def _end(self, status: str, message: str) -> None:
         """Write the final status, unless someone else ended the row first.
 
@@ -471,6 +475,16 @@ class TaskReporter:
             level, message = LogLevel.WARNING, f"log full: messages after {LOG_MAX_ENTRIES} dropped"
         TaskLogEntry.objects.create(task_id=self.id, level=level, message=message)
 
+    def detach(self) -> None:
+        """Leave this running task open for other processes: this process stops beating it.
+
+        For work that outlives the process that started it (a backup run whose VMs are backed
+        up by other worker processes): those processes hold its row in their heartbeat
+        (``heartbeat.holding(Task, id, status="running")``) and the last one ends it through
+        :func:`attach`.
+        """
+        heartbeat.release(Task, self.id)
+
     # --- children -------------------------------------------------------------------------------
 
     def subtask(
@@ -494,6 +508,21 @@ class TaskReporter:
             status=TaskStatus.PENDING,
             **TaskOptions(**options).row(),
         )
+
+
+def attach(task_id: int) -> TaskReporter:
+    """A handle on a running task that another process opened and :meth:`~TaskReporter.detach`ed:
+    to log into it, or end it (``succeed``/``fail``/``interrupt``). This process does not beat
+    for it."""
+    row = Task.objects.get(pk=task_id)
+    reporter = TaskReporter(
+        row.name, options=TaskOptions(unit=row.unit, total=row.total, kind=row.kind)
+    )
+    reporter.id, reporter.root_id = row.pk, row.root_id or row.pk
+    reporter.status, reporter.done = row.status, row.done
+    reporter._history = [tuple(sample) for sample in row.history]
+    reporter._log_count = row.log.count()
+    return reporter
 
 
 @contextmanager

@@ -276,3 +276,30 @@ if TASK_INTERRUPTED_AFTER_SECONDS < 2 * TASK_HEARTBEAT_SECONDS:
     )
 # Finished task trees older than this are deleted by the periodic prune.
 TASK_RETENTION_DAYS = envint("TASK_RETENTION_DAYS", 30, minimum=1)
+
+# --- Backups: runs, VM backups, locks on the remotes, restores (backups app) ---------------------
+# A process backing up a VM beats for its VM backup and for the run (tasks.heartbeat, every
+# TASK_HEARTBEAT_SECONDS); a running run whose heartbeat is older than BACKUP_HEARTBEAT_TIMEOUT
+# belonged to processes that died, and the next run of its job marks it interrupted.
+BACKUP_HEARTBEAT_TIMEOUT = envint("BACKUP_HEARTBEAT_TIMEOUT", 60, minimum=2)
+if BACKUP_HEARTBEAT_TIMEOUT < 2 * TASK_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        f"BACKUP_HEARTBEAT_TIMEOUT={BACKUP_HEARTBEAT_TIMEOUT} must be at least twice "
+        f"TASK_HEARTBEAT_SECONDS={TASK_HEARTBEAT_SECONDS}, or live backups would look dead"
+    )
+# The lock of a VM folder on a remote: its lease, renewed every BACKUP_LOCK_HEARTBEAT_SECONDS;
+# a lock whose lease ran out (its holder stopped beating) is broken by the next backup.
+BACKUP_LOCK_LEASE_SECONDS = envint("BACKUP_LOCK_LEASE_SECONDS", 60, minimum=2)
+BACKUP_LOCK_HEARTBEAT_SECONDS = envint("BACKUP_LOCK_HEARTBEAT_SECONDS", 10, minimum=1)
+if BACKUP_LOCK_LEASE_SECONDS < 2 * BACKUP_LOCK_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        f"BACKUP_LOCK_LEASE_SECONDS={BACKUP_LOCK_LEASE_SECONDS} must be at least twice "
+        f"BACKUP_LOCK_HEARTBEAT_SECONDS={BACKUP_LOCK_HEARTBEAT_SECONDS}, or a live lock could "
+        "be broken"
+    )
+# The write test of a remote's form waits at most this long (a hung NFS mount must not hang
+# the page); the folder is then reported as not answering.
+REMOTE_CHECK_TIMEOUT = envint("REMOTE_CHECK_TIMEOUT", 10, minimum=1)
+# Disks restored "to a file" from the pages land in this folder of the worker host (scripts
+# using `backup_restore --to-file` choose any path).
+BACKUP_RESTORE_DIR = Path(envstr("BACKUP_RESTORE_DIR", str(VAR_DIR / "restores")))

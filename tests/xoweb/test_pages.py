@@ -19,7 +19,9 @@ NAVIGATION = ["Dashboard", "Pools", "VMs", "Backups", "Tasks", "Admin", "Flower"
     "url_name",
     ["dashboard", "pools:pool_list", "pools:vm_list", "backups:overview", "tasks:task_list"],
 )
-def test_every_page_has_the_navigation_bar(client, url_name):
+def test_every_page_has_the_navigation_bar(client, django_user_model, url_name):
+    # Pages need a login (the backups pages already do; every page will).
+    client.force_login(django_user_model.objects.create_superuser("admin", password="x"))
     response = client.get(reverse(url_name))
 
     assert response.status_code == 200

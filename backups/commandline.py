@@ -1,0 +1,200 @@
+"""What the backups commands share: finding rows by what a script types, one-line errors that
+name the option, and the JSON shapes scripts rely on (kept here so pages and commands agree)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.core.management.base import CommandError
+from django.db.models import Q
+
+from backups.models import BackupJob, BackupRun, Remote, RestorePoint, VmBackup
+
+
+def form_error(what: str, form, option_of_field: dict[str, str]) -> CommandError:
+    """The first error of ``form`` as one line naming the command-line option to fix."""
+    for field, messages in form.errors.items():
+        option = option_of_field.get(field, field if field != "__all__" else "input")
+        return CommandError(f"{what}: {option}: {messages[0]}")
+    return CommandError(f"{what}: invalid input")
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str)
+
+
+def find_job(text: str) -> BackupJob:
+    """A job by name (any case), uuid or id."""
+    query = Q(name__iexact=text)
+    if text.isdigit():
+        query |= Q(pk=int(text))
+    elif len(text) == 36:
+        query |= Q(uuid=text)
+    job = BackupJob.objects.filter(query).first()
+    if job is None:
+        raise CommandError(f"JOB: no job {text!r} (see manage.py job_list)")
+    return job
+
+
+def find_remote(text: str, option: str = "--remote") -> Remote:
+    remote = Remote.objects.filter(name__iexact=text).first()
+    if remote is None:
+        names = ", ".join(Remote.objects.values_list("name", flat=True)) or "none yet"
+        raise CommandError(f"{option}: no remote {text!r} (remotes: {names})")
+    return remote
+
+
+def remote_json(remote: Remote) -> dict[str, Any]:
+    return {
+        "id": remote.pk,
+        "uuid": str(remote.uuid),
+        "name": remote.name,
+        "path": remote.path,
+        "enabled": remote.enabled,
+        "status": remote.status,
+        "message": remote.status_message,
+        "checked_at": remote.checked_at,
+        "total": remote.space_total,
+        "used": remote.space_used,
+        "free": remote.space_free,
+    }
+
+
+def job_json(job: BackupJob) -> dict[str, Any]:
+    return {
+        "id": job.pk,
+        "uuid": str(job.uuid),
+        "name": job.name,
+        "mode": job.mode,
+        "vms": job.vm_uuids if job.vm_selection == "explicit" else None,
+        "rule": None
+        if job.vm_selection == "explicit"
+        else {
+            "pool": job.pool.name if job.pool else None,
+            "tags": job.vm_tags,
+            "power_state": job.vm_power_state or None,
+        },
+        "remotes": [remote.name for remote in job.remotes.all()],
+        "full_interval": job.full_interval,
+        "max_chain_length": job.max_chain_length,
+        "concurrency": job.concurrency,
+        "vm_timeout": job.vm_timeout,
+        "schedules": [schedule_json(schedule) for schedule in job.schedules.all()],
+    }
+
+
+def schedule_json(schedule) -> dict[str, Any]:
+    return {
+        "id": schedule.pk,
+        "uuid": str(schedule.uuid),
+        "name": schedule.name,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "description": schedule.description,
+        "enabled": schedule.enabled,
+        "retention": schedule.retention,
+        "snapshot_retention": schedule.snapshot_retention,
+        "force_full": schedule.force_full,
+    }
+
+
+def jobs_for_listing():
+    return BackupJob.objects.select_related("pool").prefetch_related("remotes", "schedules")
+
+
+def run_json(run: BackupRun) -> dict[str, Any]:
+    """``job_run --wait --json``: ``{"run", "status", "vms": [{"uuid", "status", "error",
+    "disks": [{"vdi", "mode", "reason", "bytes", "file"}]}]}`` and more."""
+    vm_backups = run.vm_backups.prefetch_related("disks").order_by("vm_name", "pk")
+    return {
+        "run": run.pk,
+        "job": run.job.name,
+        "schedule": run.schedule.name if run.schedule else None,
+        "trigger": run.trigger,
+        "status": run.status,
+        "message": run.message,
+        "started": run.started,
+        "ended": run.ended,
+        "failed_remotes": run.failed_remotes,
+        "vms": [vm_backup_json(vm_backup) for vm_backup in vm_backups],
+    }
+
+
+def vm_backup_json(vm_backup: VmBackup) -> dict[str, Any]:
+    return {
+        "uuid": vm_backup.vm_uuid,
+        "name": vm_backup.vm_name,
+        "status": vm_backup.status,
+        "error": vm_backup.error,
+        "timestamp": vm_backup.timestamp,
+        "failed_remotes": vm_backup.failed_remotes,
+        "skipped_disks": vm_backup.skipped_disks,
+        "disks": [
+            {
+                "vdi": disk.vdi_uuid,
+                "name": disk.vdi_name,
+                "mode": disk.mode,
+                "reason": disk.reason,
+                "reason_code": disk.reason_code,
+                "bytes": disk.bytes,
+                "file": disk.file,
+                "files": disk.files,
+                "sha256": disk.sha256,
+            }
+            for disk in vm_backup.disks.all()
+        ],
+    }
+
+
+def points_for_listing(vm: str = "", remote: Remote | None = None):
+    points = RestorePoint.objects.select_related("remote").order_by("taken_at", "pk")
+    if vm:
+        points = points.filter(vm_uuid=vm)
+    if remote is not None:
+        points = points.filter(remote=remote)
+    return points
+
+
+def point_json(point: RestorePoint) -> dict[str, Any]:
+    """``backup_list --json``: ``{"id", "vm", "remote", "timestamp", "mode", "disks": [{"vdi",
+    "file"}]}`` and more."""
+    return {
+        "id": point.pk,
+        "vm": point.vm_uuid,
+        "vm_name": point.vm_name,
+        "remote": point.remote.name,
+        "timestamp": point.timestamp,
+        "taken_at": point.taken_at,
+        "mode": point.mode,
+        "size": point.size,
+        "job": point.job_uuid,
+        "schedule": point.schedule_uuid,
+        "path": point.path,
+        "disks": [
+            {
+                "vdi": disk.get("vdi"),
+                "name": disk.get("name", ""),
+                "file": disk.get("file"),
+                "differencing": disk.get("differencing"),
+                "sha256": disk.get("sha256", ""),
+            }
+            for disk in point.disks
+        ],
+    }
+
+
+def wait_for(
+    reload: Callable[[], Any], done: Callable[[Any], bool], *, timeout: float, what: str
+) -> Any:
+    """Poll ``reload()`` until ``done(row)``; CommandError after ``timeout`` seconds (0 = none)."""
+    deadline = time.monotonic() + timeout if timeout else None
+    while True:
+        row = reload()
+        if done(row):
+            return row
+        if deadline is not None and time.monotonic() > deadline:
+            raise CommandError(f"--timeout: {what} still not finished after {timeout:g} s")
+        time.sleep(0.5)

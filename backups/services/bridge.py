@@ -1,0 +1,95 @@
+"""Rows → the engine's values, and the engine's names in one place.
+
+Every import of ``backups.engine`` made by the Django side goes through this module, so that
+the contract (the values of ``backups/engine/values.py``) is met in one file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from backups.models import BackupJob, Remote, Schedule
+
+
+def remote_adapter(remote: Remote) -> Any:
+    """The engine's adapter on ``remote``'s folder: the only code that touches its files."""
+    from backups.engine.remote import RemoteAdapter
+
+    return RemoteAdapter(Path(remote.path), remote_id=str(remote.uuid), name=remote.name)
+
+
+def job_settings(job: BackupJob) -> Any:
+    from backups.engine.values import JobSettings
+
+    return JobSettings(
+        id=str(job.uuid),
+        name=job.name,
+        mode=job.mode,
+        full_interval=job.full_interval,
+        max_chain_length=job.max_chain_length,
+        concurrency=job.concurrency,
+        vm_timeout=float(job.vm_timeout),
+        # Every schedule's snapshot retention, so that the snapshots of a schedule that has
+        # not run since are pruned too.
+        snapshot_retention_by_schedule={
+            str(schedule.uuid): schedule.snapshot_retention for schedule in job.schedules.all()
+        },
+    )
+
+
+def schedule_settings(job: BackupJob, schedule: Schedule | None, *, force_full: bool) -> Any:
+    """The schedule's settings; a run without a schedule ("run now") gets a stand-in that keeps
+    nothing on the pool beyond the next base, under the id of the job's "manual" schedule."""
+    from backups.engine.values import ScheduleSettings
+
+    if schedule is None:
+        return ScheduleSettings(
+            id=manual_schedule_id(job), name="run now", force_full=force_full, retention=0
+        )
+    return ScheduleSettings(
+        id=str(schedule.uuid),
+        name=schedule.name,
+        force_full=schedule.force_full or force_full,
+        retention=schedule.retention,
+        snapshot_retention=schedule.snapshot_retention,
+    )
+
+
+def manual_schedule_id(job: BackupJob) -> str:
+    """A stable id for the runs of a job that no schedule fired (derived from the job's)."""
+    import uuid
+
+    return str(uuid.uuid5(job.uuid, "xoweb:manual"))
+
+
+def backup_vm(*args: Any, **kwargs: Any) -> Any:
+    from backups.engine.vm_backup import backup_vm as run
+
+    return run(*args, **kwargs)
+
+
+def restore_disk_to_sr(*args: Any, **kwargs: Any) -> Any:
+    from backups.engine.restore import restore_disk_to_sr as run
+
+    return run(*args, **kwargs)
+
+
+def restore_disk_to_file(*args: Any, **kwargs: Any) -> Any:
+    from backups.engine.restore import restore_disk_to_file as run
+
+    return run(*args, **kwargs)
+
+
+def restore_vm(*args: Any, **kwargs: Any) -> Any:
+    from backups.engine.restore import restore_vm as run
+
+    return run(*args, **kwargs)
+
+
+def engine_errors() -> Any:
+    """The engine's errors module (EngineError, RemoteError, LockHeld, ChainUnhealthy…)."""
+    from backups.engine import errors
+
+    return errors

@@ -1,0 +1,379 @@
+"""Backup runs: created (page, command, schedule), claimed once, fanned out one Celery task per
+VM, at most the job's concurrency at a time, and finished by the last VM to end.
+
+Every step is a conditional UPDATE whose row count says whether this process won (the style of
+healthchecks' ``sendalerts``), so a redelivered message or two workers racing never claim a run,
+a VM backup or a concurrency slot twice:
+
+* a run goes ``pending → running`` only while no other run of its job is running (the
+  ``backups_run_one_running_per_job`` constraint backs this up on every database); a run that
+  loses is recorded *skipped* with the reason;
+* the slots of a run are its ``queued`` and ``running`` VM backups: a ``pending → queued`` claim
+  is made only while the run has fewer than ``concurrency`` of them, counted in a short
+  transaction holding the run's row (``select_for_update``; SQLite serialises writers anyway);
+* a VM backup goes ``queued → running`` once (:mod:`backups.services.vm_backups`);
+* the run goes ``running → <final>`` once, when none of its VMs is unfinished.
+
+A run whose heartbeat stopped (every process working on it died) is marked interrupted by the
+next claim of its job, so "already running" never sticks. (Issue 14 adds the periodic sweep,
+cancel and per-pool limits on top of these steps.)
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.utils import timezone
+
+from backups.choices import RunStatus, VmBackupStatus
+from backups.models import BackupJob, BackupRun, Schedule, VmBackup
+from backups.services import remotes as remote_checks
+from backups.services import selection
+from tasks.reporter import TaskReporter, attach, no_current_task, task
+
+logger = logging.getLogger(__name__)
+
+
+# --- creating a run (web process, command, beat) -------------------------------------------------
+
+
+def request_run(
+    job: BackupJob,
+    *,
+    trigger: str,
+    schedule: Schedule | None = None,
+    force_full: bool = False,
+    requested_by: str = "",
+) -> BackupRun:
+    """Record a run and queue it on the workers once the transaction commits."""
+    from backups import tasks as celery_tasks
+
+    run = BackupRun.objects.create(
+        job=job,
+        schedule=schedule,
+        trigger=trigger,
+        force_full=force_full,
+        requested_by=requested_by[:150],
+    )
+    transaction.on_commit(lambda: celery_tasks.start_run.delay(run.pk))
+    return run
+
+
+# --- claiming and starting (worker) --------------------------------------------------------------
+
+
+def _running_of(job_id: int):
+    return BackupRun.objects.filter(job_id=job_id, status=RunStatus.RUNNING)
+
+
+def interrupt_dead_runs(job_id: int, now=None) -> int:
+    """Mark interrupted the running runs of a job whose heartbeat stopped; return how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.BACKUP_HEARTBEAT_TIMEOUT)
+    dead = list(
+        _running_of(job_id)
+        .filter(Q(heartbeat__lt=cutoff) | Q(heartbeat__isnull=True))
+        .values_list("pk", flat=True)
+    )
+    count = 0
+    for run_id in dead:
+        count += BackupRun.objects.filter(
+            Q(heartbeat__lt=cutoff) | Q(heartbeat__isnull=True),
+            pk=run_id,
+            status=RunStatus.RUNNING,
+        ).update(
+            status=RunStatus.INTERRUPTED,
+            ended=now,
+            message=(
+                "interrupted: no process worked on it for "
+                f"{settings.BACKUP_HEARTBEAT_TIMEOUT} s (a worker stopped or was killed)"
+            ),
+        )
+        VmBackup.objects.filter(run_id=run_id, status__in=VmBackupStatus.unfinished()).update(
+            status=VmBackupStatus.INTERRUPTED,
+            ended=now,
+            error="interrupted: its run stopped (no heartbeat)",
+        )
+        _end_run_task(run_id)
+    return count
+
+
+def claim(run: BackupRun) -> bool:
+    """``pending → running`` unless the job already has a running run; True when claimed.
+
+    A run that loses to another is recorded *skipped*, with the other run in the reason; a
+    redelivered message for a run already claimed (or ended) changes nothing.
+    """
+    now = timezone.now()
+    interrupt_dead_runs(run.job_id, now)
+    other_running = _running_of(run.job_id).exclude(pk=run.pk)
+    try:
+        with transaction.atomic():
+            claimed = (
+                BackupRun.objects.filter(pk=run.pk, status=RunStatus.PENDING)
+                .exclude(Exists(other_running.filter(job_id=OuterRef("job_id"))))
+                .update(status=RunStatus.RUNNING, started=now, heartbeat=now)
+            )
+    except IntegrityError:  # another run of the job was claimed at the same instant
+        claimed = 0
+    if claimed:
+        run.status, run.started, run.heartbeat = RunStatus.RUNNING, now, now
+        return True
+    other = other_running.order_by("started").first()
+    if other is not None:
+        when = timezone.localtime(other.started).strftime("%Y-%m-%d %H:%M:%S %Z")
+        BackupRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(
+            status=RunStatus.SKIPPED,
+            started=now,
+            ended=now,
+            message=f"skipped: job {run.job.name} is already running (run {other.pk}, "
+            f"started {when}); a job never runs twice at the same time",
+        )
+    run.refresh_from_db()
+    return False
+
+
+def start(run_id: int) -> None:
+    """Start a queued run (the ``start_run`` Celery task).
+
+    Steps: claim it; open its task; check its remotes (the usable ones are written on the run);
+    resolve its VMs from the live cache; record one VM backup per VM with a planned task (so the
+    run's estimate covers them all); send the first ``concurrency`` of them to the workers. The
+    run then belongs to its VM backups: the last one to end finishes it.
+    """
+    run = BackupRun.objects.select_related("job", "schedule").filter(pk=run_id).first()
+    if run is None:
+        logger.warning("run %s is gone: nothing to start", run_id)
+        return
+    if not claim(run):
+        logger.info("run %s not started: %s", run.pk, run.message or run.get_status_display())
+        return
+    try:
+        _prepare(run)
+    except Exception as error:
+        logger.exception("run %s could not start", run.pk)
+        _fail(run, f"the run could not start: {error}")
+        return
+    dispatch(run.pk)
+    finish_if_done(run.pk)
+
+
+def _prepare(run: BackupRun) -> None:
+    job = run.job
+    with no_current_task():
+        root = task(f"Backup run of job {job.name}", kind="run", about=run, unit="bytes")
+        root.start()
+    root.detach()  # its VMs run in other processes, which keep it alive and end it
+    run.task_id = root.id
+    BackupRun.objects.filter(pk=run.pk).update(task_id=root.id)
+
+    usable, failed = {}, {}
+    for remote in job.remotes.order_by("name"):
+        if not remote.enabled:
+            failed[remote.name] = "disabled"
+            continue
+        result = remote_checks.check(remote)
+        if result.ok:
+            usable[str(remote.uuid)] = remote.name
+        else:
+            failed[remote.name] = result.message
+            root.warning(f"remote {remote.name} left out: {result.message}")
+    BackupRun.objects.filter(pk=run.pk).update(remotes=usable, failed_remotes=failed)
+    run.remotes, run.failed_remotes = usable, failed
+    if not usable:
+        reasons = "; ".join(f"{name}: {why}" for name, why in failed.items()) or "none chosen"
+        raise RuntimeError(f"no remote of the job is usable ({reasons})")
+
+    chosen = selection.resolve(job)
+    if not chosen.vms and not chosen.missing:
+        _skip(run, f"skipped: {chosen.reason}")
+        return
+    disks = selection.disks_of(chosen.vms)
+    rows = []
+    for vm in chosen.vms:
+        size = selection.expected_bytes(disks.get(vm.pk, []))
+        planned = root.plan(f"Backup of VM {vm.name_label}", kind="vm", total=size, about=vm)
+        rows.append(
+            VmBackup(run=run, vm_uuid=vm.uuid, vm_name=vm.name_label, pool=vm.pool, task=planned)
+        )
+    now = timezone.now()
+    for vm_uuid, why in chosen.missing.items():
+        rows.append(
+            VmBackup(
+                run=run,
+                vm_uuid=vm_uuid,
+                status=VmBackupStatus.FAILED,
+                error=why,
+                started=now,
+                ended=now,
+            )
+        )
+        root.error(why)
+    VmBackup.objects.bulk_create(rows)
+    root.info(f"{len(chosen.vms)} VM(s) to back up to {', '.join(usable.values())}")
+
+
+# --- the fan-out ---------------------------------------------------------------------------------
+
+
+def dispatch(run_id: int) -> int:
+    """Send waiting VM backups of a running run to the workers, while it has free slots.
+
+    Each ``pending → queued`` claim is made in a short transaction that holds the run's row and
+    counts its queued and running VM backups first: two processes dispatching at the same
+    instant never exceed the job's concurrency. Returns how many were sent.
+    """
+    from backups import tasks as celery_tasks
+
+    run = BackupRun.objects.select_related("job").filter(pk=run_id).first()
+    if run is None or run.status != RunStatus.RUNNING:
+        return 0
+    active = VmBackup.objects.filter(
+        run_id=run_id, status__in=[VmBackupStatus.QUEUED, VmBackupStatus.RUNNING]
+    )
+    sent = 0
+    while True:
+        candidate = (
+            VmBackup.objects.filter(run_id=run_id, status=VmBackupStatus.PENDING)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if candidate is None:
+            return sent
+        now = timezone.now()
+        with transaction.atomic():
+            BackupRun.objects.select_for_update().filter(pk=run_id).values_list("pk").first()
+            slots_used = active.count()
+            if slots_used >= run.job.concurrency:
+                return sent
+            claimed = VmBackup.objects.filter(pk=candidate, status=VmBackupStatus.PENDING).update(
+                status=VmBackupStatus.QUEUED, queued_at=now
+            )
+        if not claimed:
+            continue  # another process took it: look at the next one
+        BackupRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(heartbeat=now)
+        options = _time_limits(run.job)
+        transaction.on_commit(
+            lambda pk=candidate, options=options: celery_tasks.backup_vm.apply_async(
+                (pk,), **options
+            )
+        )
+        sent += 1
+
+
+def _time_limits(job: BackupJob) -> dict:
+    """The per-VM timeout as Celery limits: a soft one the backup cleans up after, a hard one
+    a minute later for a backup stuck in a call that never returns."""
+    if not job.vm_timeout:
+        return {}
+    return {"soft_time_limit": job.vm_timeout, "time_limit": job.vm_timeout + 60}
+
+
+def finish_if_done(run_id: int) -> bool:
+    """End the run when none of its VM backups is unfinished: ``running → <final>`` once."""
+    if VmBackup.objects.filter(run_id=run_id, status__in=VmBackupStatus.unfinished()).exists():
+        return False
+    status, summary = outcome(run_id)
+    now = timezone.now()
+    ended = BackupRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+        status=status, ended=now, message=summary, heartbeat=now
+    )
+    if ended:
+        _end_run_task(run_id)
+    return bool(ended)
+
+
+def outcome(run_id: int) -> tuple[str, str]:
+    """The status a finished run takes, and its one-line summary."""
+    counts = dict(
+        VmBackup.objects.filter(run_id=run_id)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    written = VmBackup.objects.filter(run_id=run_id).aggregate(total=Sum("bytes"))["total"] or 0
+    run = BackupRun.objects.get(pk=run_id)
+    total = sum(counts.values())
+    good = counts.get(VmBackupStatus.SUCCESS, 0)
+    partial = counts.get(VmBackupStatus.PARTIAL, 0)
+    skipped = counts.get(VmBackupStatus.SKIPPED, 0)
+    interrupted = counts.get(VmBackupStatus.INTERRUPTED, 0)
+    bad = total - good - partial - skipped
+    if total == 0:
+        status = RunStatus.SKIPPED
+    elif good == total:
+        status = RunStatus.PARTIAL if run.failed_remotes else RunStatus.SUCCESS
+    elif skipped == total:
+        status = RunStatus.SKIPPED
+    elif good + partial > 0:
+        status = RunStatus.PARTIAL
+    elif interrupted and interrupted == bad:
+        status = RunStatus.INTERRUPTED
+    else:
+        status = RunStatus.FAILED
+    parts = [
+        f"{n} {label}"
+        for label, n in (
+            ("succeeded", good),
+            ("partial", partial),
+            ("skipped", skipped),
+            ("failed", counts.get(VmBackupStatus.FAILED, 0)),
+            ("interrupted", interrupted),
+            ("cancelled", counts.get(VmBackupStatus.CANCELLED, 0)),
+        )
+        if n
+    ]
+    summary = f"{total} VM(s): {', '.join(parts) or 'none'}; {written} bytes written"
+    if run.failed_remotes:
+        summary += "; remotes left out: " + ", ".join(sorted(run.failed_remotes))
+    return status, summary
+
+
+# --- ends ----------------------------------------------------------------------------------------
+
+
+def _skip(run: BackupRun, message: str) -> None:
+    if BackupRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        status=RunStatus.SKIPPED, ended=timezone.now(), message=message
+    ):
+        _end_run_task(run.pk)
+
+
+def _fail(run: BackupRun, message: str) -> None:
+    now = timezone.now()
+    VmBackup.objects.filter(run_id=run.pk, status=VmBackupStatus.PENDING).update(
+        status=VmBackupStatus.CANCELLED, ended=now, error="not started: the run failed"
+    )
+    if BackupRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        status=RunStatus.FAILED, ended=now, message=message
+    ):
+        _end_run_task(run.pk)
+
+
+def _end_run_task(run_id: int) -> None:
+    """End the run's task (opened by ``start`` and held by no process) like the run ended."""
+    run = BackupRun.objects.filter(pk=run_id).first()
+    if run is None or run.task_id is None:
+        return
+    try:
+        root: TaskReporter = attach(run.task_id)
+    except Exception:
+        return
+    if root.status != "running":
+        return
+    if run.status in (RunStatus.SUCCESS, RunStatus.SKIPPED):
+        if run.message:
+            root.info(run.message)
+        root.succeed()
+    elif run.status == RunStatus.PARTIAL:
+        root.warning(run.message)
+        root.succeed()
+    elif run.status == RunStatus.INTERRUPTED:
+        root.interrupt(run.message)
+    else:
+        root.fail(run.message or run.get_status_display())

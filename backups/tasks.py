@@ -1,0 +1,51 @@
+"""Celery tasks of the backups app: thin, each loads its row by id and calls a service.
+
+They go to the ``backups`` queue (``xoweb.delivery.route``). Runs, VM backups and restores are
+backup tasks (``xoweb.delivery.backup_task``): acknowledged late and given back to the broker
+when their worker dies, so each may be delivered twice and claims its row with a conditional
+UPDATE first (:mod:`backups.services.runs`, ``vm_backups``, ``restores``). The check of a
+remote and the re-reading of its backups touch the remote's files too, and are harmless twice.
+"""
+
+from __future__ import annotations
+
+from backups.models import Remote
+from backups.services import remotes, restore_points, restores, runs, vm_backups
+from xoweb.delivery import backup_task
+
+
+@backup_task("backups.tasks.start_run")
+def start_run(run_id: int) -> None:
+    """Claim a queued run, resolve its VMs and send the first of them to the workers."""
+    runs.start(run_id)
+
+
+@backup_task("backups.tasks.backup_vm")
+def backup_vm(vm_backup_id: int) -> str:
+    """Back up one VM of a run, then send the next waiting VM (or finish the run)."""
+    return vm_backups.run(vm_backup_id)
+
+
+@backup_task("backups.tasks.restore")
+def restore(restore_id: int) -> str:
+    """Do one recorded restore."""
+    return restores.run(restore_id)
+
+
+@backup_task("backups.tasks.check_remote")
+def check_remote(remote_id: int) -> str:
+    """Write-test a remote and record its space."""
+    remote = Remote.objects.filter(pk=remote_id).first()
+    if remote is None:
+        return "gone"
+    return remotes.check(remote).message
+
+
+@backup_task("backups.tasks.rebuild_restore_points")
+def rebuild_restore_points(remote_id: int) -> str:
+    """Re-read a remote's backups into the restore point index."""
+    remote = Remote.objects.filter(pk=remote_id).first()
+    if remote is None:
+        return "gone"
+    rebuilt = restore_points.rebuild(remote)
+    return f"{rebuilt.indexed} restore point(s) indexed, {rebuilt.removed} removed"

@@ -1,0 +1,88 @@
+"""Remote pages: list, add (with the write test), detail (space, restore points), edit,
+delete, and buttons that queue a check or an index rebuild on the workers."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+
+from accounts.access import requires
+from backups.forms import RemoteForm
+from backups.models import Remote
+
+POINTS_PER_PAGE = 50
+
+
+@requires("backups.view_remote")
+def remote_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "backups/remote_list.html", {"remotes": Remote.objects.order_by("name")})
+
+
+@requires("backups.view_remote")
+def remote_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    remote = get_object_or_404(Remote, pk=pk)
+    points = remote.restore_points.order_by("-taken_at", "-pk")
+    page = Paginator(points, POINTS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "backups/remote_detail.html",
+        {"remote": remote, "page": page, "jobs": remote.jobs.order_by("name")},
+    )
+
+
+@requires("backups.add_remote", methods=["GET", "POST"])
+def remote_add(request: HttpRequest) -> HttpResponse:
+    return _remote_form(request, Remote())
+
+
+@requires("backups.change_remote", methods=["GET", "POST"])
+def remote_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    return _remote_form(request, get_object_or_404(Remote, pk=pk))
+
+
+def _remote_form(request: HttpRequest, remote: Remote) -> HttpResponse:
+    adding = remote.pk is None
+    form = RemoteForm(request.POST or None, instance=remote)
+    if request.method == "POST" and form.is_valid():
+        remote = form.save()
+        note = f": {remote.status_message}" if form.check_result else " (not tested)"
+        messages.success(request, f"Remote {remote.name} {'added' if adding else 'saved'}{note}.")
+        return redirect(remote)
+    return render(
+        request, "backups/remote_form.html", {"form": form, "remote": remote, "adding": adding}
+    )
+
+
+@requires("backups.delete_remote", methods=["POST"])
+def remote_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    remote = get_object_or_404(Remote, pk=pk)
+    jobs = list(remote.jobs.values_list("name", flat=True))
+    if jobs:
+        messages.error(
+            request,
+            f"Remote {remote.name} is used by job(s) {', '.join(jobs)}: "
+            "take it out of them first. Nothing was deleted.",
+        )
+        return redirect(remote)
+    remote.delete()
+    messages.success(
+        request, f"Remote {remote.name} removed from xoweb; its files were left untouched."
+    )
+    return redirect("backups:remote_list")
+
+
+@requires("backups.change_remote", methods=["POST"])
+def remote_check(request: HttpRequest, pk: int) -> HttpResponse:
+    from backups.tasks import check_remote, rebuild_restore_points
+
+    remote = get_object_or_404(Remote, pk=pk)
+    if request.POST.get("what") == "index":
+        transaction.on_commit(lambda: rebuild_restore_points.delay(remote.pk))
+        messages.info(request, f"Re-reading the backups on {remote.name} (on the workers).")
+    else:
+        transaction.on_commit(lambda: check_remote.delay(remote.pk))
+        messages.info(request, f"Checking {remote.name} (on the workers); reload in a moment.")
+    return redirect(remote)

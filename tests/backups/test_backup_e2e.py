@@ -1,0 +1,168 @@
+"""Backups end to end with the real parts: the simulator over HTTP, the watcher filling the
+cache, a real Redis and a real Celery worker process, real files on the remote, and the
+commands a script uses (run as subprocesses): ``job_run --wait --json``, ``backup_list --json``
+and ``backup_restore`` with the exact keys the scripts rely on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+#: Short beats and leases so that a killed worker is noticed within seconds.
+WORKER_ENV = {
+    "BACKUP_HEARTBEAT_TIMEOUT": "4",
+    "BACKUP_LOCK_LEASE_SECONDS": "4",
+    "BACKUP_LOCK_HEARTBEAT_SECONDS": "1",
+    "TASK_HEARTBEAT_SECONDS": "1",
+    "TASK_INTERRUPTED_AFTER_SECONDS": "4",
+}
+
+
+@pytest.fixture
+def backup_site(xapisim_factory, make_pool, start_watcher, start_celery_worker, wait_for):
+    """A one-VM simulated pool (three 16 MiB-ish disks, one [NOBAK]) cached live, a worker."""
+    from pools.models import VM
+
+    sim = xapisim_factory(vms=1, disk_size="16M")
+    pool = make_pool(sim)
+    start_watcher()
+    wait_for(
+        lambda: VM.objects.guests().live().filter(pool=pool).exists(),
+        timeout=30,
+        message="the watcher never cached the simulator's VM",
+    )
+    worker = start_celery_worker(concurrency=2, **WORKER_ENV)
+    return sim, pool, worker
+
+
+def manage_json(run_manage, *args: str):
+    result = run_manage(*args, "--json", **WORKER_ENV)
+    assert result.returncode == 0, result.stderr + result.stdout[-1500:]
+    return json.loads(result.stdout)
+
+
+def test_runs_fulls_with_reasons_deltas_backup_list_and_an_exact_restore(
+    backup_site, run_manage, tmp_path
+) -> None:
+    from backups.models import VmBackupDisk
+    from pools.models import VM
+
+    sim, pool, _worker = backup_site
+    vm = VM.objects.guests().get(pool=pool)
+    manage_json(run_manage, "remote_add", "nas", "--path", str(tmp_path / "nas"))
+    manage_json(run_manage, "job_add", "nightly", "--remote", "nas", "--vm", vm.uuid)
+    manage_json(run_manage, "schedule_add", "nightly", "--cron", "0 1 * * *", "--name", "daily")
+    manage_json(
+        run_manage, "schedule_add", "nightly", "--cron", "0 3 * * 0", "--name", "sunday",
+        "--force-full",
+    )  # fmt: skip
+
+    first = manage_json(run_manage, "job_run", "nightly", "--schedule", "daily", "--wait")
+    assert set(first) >= {"run", "status", "vms"} and first["status"] == "success"
+    [outcome] = first["vms"]
+    assert set(outcome) >= {"uuid", "status", "error", "disks"}
+    assert (outcome["uuid"], outcome["status"], outcome["error"]) == (vm.uuid, "success", "")
+    assert len(outcome["disks"]) == 2, "the [NOBAK] disk is never backed up"
+    for disk in outcome["disks"]:
+        assert set(disk) >= {"vdi", "mode", "reason", "bytes", "file"}
+        assert disk["mode"] == "full" and "first" in disk["reason"]
+        assert disk["bytes"] > 0 and (tmp_path / "nas" / disk["file"]).is_file()
+
+    for vdi in [disk["vdi"] for disk in outcome["disks"]]:
+        sim.sim("vdi_write_random", sim.session().xenapi.VDI.get_by_uuid(vdi), 3, "round1")
+    delta = manage_json(run_manage, "job_run", "nightly", "--schedule", "daily", "--wait")
+    assert {disk["mode"] for disk in delta["vms"][0]["disks"]} == {"delta"}
+
+    forced = manage_json(run_manage, "job_run", "nightly", "--schedule", "sunday", "--wait")
+    for disk in forced["vms"][0]["disks"]:
+        assert disk["mode"] == "full" and "sunday" in disk["reason"], disk
+
+    points = manage_json(run_manage, "backup_list", "--vm", vm.uuid)
+    assert len(points) == 3
+    assert [point["timestamp"] for point in points] == sorted(p["timestamp"] for p in points)
+    for point in points:
+        assert set(point) >= {"id", "vm", "remote", "timestamp", "mode", "disks"}
+        assert point["vm"] == vm.uuid and point["remote"] == "nas"
+        assert all(set(disk) >= {"vdi", "file"} for disk in point["disks"]), point
+
+    # The newest backup restores to exactly the bytes of the disk at snapshot time.
+    # (The newest snapshot is kept on the pool: it is the next delta's base.)
+    newest, disk = points[-1], forced["vms"][0]["disks"][0]
+    snapshot_uuid = VmBackupDisk.objects.get(
+        vm_backup__run_id=forced["run"], vdi_uuid=disk["vdi"]
+    ).snapshot_vdi_uuid
+    expected = sim.sim("vdi_sha256", sim.session().xenapi.VDI.get_by_uuid(snapshot_uuid))
+    target = tmp_path / "restored.raw"
+    restored = manage_json(
+        run_manage, "backup_restore", str(newest["id"]), "--disk", disk["vdi"],
+        "--to-file", str(target),
+    )  # fmt: skip
+    assert restored["status"] == "success", restored
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == expected
+    assert restored["result"]["sha256"] == expected
+
+
+def test_a_worker_killed_mid_transfer_interrupts_the_vm_and_the_next_run_succeeds(
+    backup_site, run_manage, tmp_path, wait_for
+) -> None:
+    """SIGKILL of the process backing a VM up: the redelivered message finds its holder dead,
+    the VM backup and the run end interrupted (never "running" forever), nothing of the broken
+    backup is committed, and the next run of the job is not refused as "already running"."""
+    import os
+    import signal
+    import time
+
+    from backups.models import BackupRun, VmBackup
+    from pools.models import VM
+    from tasks.models import Task
+
+    sim, pool, worker = backup_site
+    vm = VM.objects.guests().get(pool=pool)
+    manage_json(run_manage, "remote_add", "nas", "--path", str(tmp_path / "nas"))
+    manage_json(run_manage, "job_add", "nightly", "--remote", "nas", "--vm", vm.uuid)
+
+    sim.sim("set_rate_limit", 1 * 2**20)
+    queued = manage_json(run_manage, "job_run", "nightly")
+    transfer = wait_for(
+        lambda: Task.objects.filter(kind="transfer", status="running", done__gt=0).first(),
+        timeout=60,
+        message="no transfer ever made progress",
+    )
+    holder = VmBackup.objects.get(run_id=queued["run"]).worker
+    pid = int(holder.rpartition(":")[2])
+    assert pid in worker.children(), "the VM is backed up in a worker's child process"
+    os.kill(pid, signal.SIGKILL)
+    sim.sim("set_rate_limit", 0)
+
+    broken = wait_for(
+        lambda: BackupRun.objects.filter(pk=queued["run"]).exclude(status="running").first(),
+        timeout=60,
+        message="the run of the killed worker never ended",
+    )
+    assert broken.status == "interrupted", broken.message
+    vm_backup = VmBackup.objects.get(run=broken)
+    assert vm_backup.status == "interrupted"
+    assert vm_backup.error == f"interrupted: the worker process backing it up ({holder}) died"
+    assert transfer.pk  # the transfer was under way when the process died
+    assert manage_json(run_manage, "backup_list", "--vm", vm.uuid) == []
+
+    # The dead process's lock on the VM folder is broken once its lease runs out, not before.
+    time.sleep(float(WORKER_ENV["BACKUP_LOCK_LEASE_SECONDS"]))
+    after = manage_json(run_manage, "job_run", "nightly", "--wait", "--timeout", "120")
+    assert after["status"] == "success", after
+    points = manage_json(run_manage, "backup_list", "--vm", vm.uuid)
+    assert len(points) == 1 and points[0]["timestamp"] == after["vms"][0]["timestamp"]
+    # The killed transfer left at most a temporary (dot-named) file, for the clean pass; no
+    # file under a real name that no committed backup refers to.
+    remote = tmp_path / "nas"
+    committed = {disk["file"] for point in points for disk in point["disks"]}
+    real = {
+        str(path.relative_to(remote))
+        for path in remote.rglob("*.vhd")
+        if not any(part.startswith(".") for part in path.relative_to(remote).parts)
+    }
+    assert real == committed
