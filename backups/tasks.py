@@ -10,7 +10,7 @@ remote and the re-reading of its backups touch the remote's files too, and are h
 from __future__ import annotations
 
 from backups.models import Remote
-from backups.services import remotes, restore_points, restores, runs, vm_backups
+from backups.services import outlook, remotes, restore_points, restores, runs, vm_backups
 from xoweb.delivery import backup_task
 
 
@@ -49,3 +49,15 @@ def rebuild_restore_points(remote_id: int) -> str:
         return "gone"
     rebuilt = restore_points.rebuild(remote)
     return f"{rebuilt.indexed} restore point(s) indexed, {rebuilt.removed} removed"
+
+
+@backup_task("backups.tasks.read_remote_spaces")
+def read_remote_spaces() -> str:
+    """Hourly (beat): check every enabled remote, which reads its space for the storage
+    outlook, and drop the readings older than OUTLOOK_HISTORY_DAYS."""
+    results = [
+        f"{remote.name}: {remotes.check(remote).message}"
+        for remote in Remote.objects.filter(enabled=True).order_by("name")
+    ]
+    pruned = outlook.prune()
+    return "; ".join(results) + f"; {pruned} old reading(s) deleted"

@@ -303,3 +303,18 @@ REMOTE_CHECK_TIMEOUT = envint("REMOTE_CHECK_TIMEOUT", 10, minimum=1)
 # Disks restored "to a file" from the pages land in this folder of the worker host (scripts
 # using `backup_restore --to-file` choose any path).
 BACKUP_RESTORE_DIR = Path(envstr("BACKUP_RESTORE_DIR", str(VAR_DIR / "restores")))
+
+# --- Storage outlook: when will each remote be full? (backups/outlook.py) ------------------------
+# A remote's space is read at each check; at most one reading per OUTLOOK_SAMPLE_SECONDS is
+# kept, readings older than OUTLOOK_HISTORY_DAYS are deleted, the growth is fitted over the last
+# OUTLOOK_WINDOW_DAYS, and the dashboard warns when a remote will be full within
+# XOWEB_OUTLOOK_WARN_DAYS at that rate.
+OUTLOOK_SAMPLE_SECONDS = envint("OUTLOOK_SAMPLE_SECONDS", 300, minimum=0)
+OUTLOOK_WINDOW_DAYS = envint("OUTLOOK_WINDOW_DAYS", 30, minimum=1)
+OUTLOOK_HISTORY_DAYS = envint("OUTLOOK_HISTORY_DAYS", 400, minimum=1)
+OUTLOOK_WARN_DAYS = envint("XOWEB_OUTLOOK_WARN_DAYS", 30, minimum=0)
+if OUTLOOK_HISTORY_DAYS < OUTLOOK_WINDOW_DAYS:
+    raise ImproperlyConfigured(
+        f"OUTLOOK_HISTORY_DAYS={OUTLOOK_HISTORY_DAYS} must be at least "
+        f"OUTLOOK_WINDOW_DAYS={OUTLOOK_WINDOW_DAYS}: the forecast reads that much history"
+    )

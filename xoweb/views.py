@@ -3,6 +3,7 @@ health check and the favicon."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -11,6 +12,7 @@ from django.views.decorators.http import require_safe
 from django.views.generic import RedirectView
 
 from accounts.access import is_htmx, public, requires
+from backups.services import outlook
 from pools.liveness import current_watch
 from pools.models import Pool, XapiTask
 from tasks.models import Task
@@ -36,6 +38,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         roots = Task.objects.roots()
         context["running_count"] = roots.alive().count()
         context["failed_count"] = roots.recent(24).failed().count()
+    if user.has_perm("backups.view_remote"):
+        context["filling_soon"] = outlook.filling_soon()
+        context["outlook_warn_days"] = settings.OUTLOOK_WARN_DAYS
     if is_htmx(request):
         return render(request, "_dashboard_body.html", context)
     return render(request, "dashboard.html", context)

@@ -7,11 +7,13 @@ from backups.models.remotes import Remote
 from backups.models.restore_points import RestorePoint
 from backups.models.restores import Restore
 from backups.models.runs import BackupRun, VmBackup, VmBackupDisk
+from backups.models.space import RemoteSpaceSample
 
 __all__ = [
     "BackupJob",
     "BackupRun",
     "Remote",
+    "RemoteSpaceSample",
     "Restore",
     "RestorePoint",
     "Schedule",

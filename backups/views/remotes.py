@@ -3,6 +3,7 @@ delete, and buttons that queue a check or an index rebuild on the workers."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -12,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from accounts.access import requires
 from backups.forms import RemoteForm
 from backups.models import Remote
+from backups.services import outlook
 
 POINTS_PER_PAGE = 50
 
@@ -29,7 +31,14 @@ def remote_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "backups/remote_detail.html",
-        {"remote": remote, "page": page, "jobs": remote.jobs.order_by("name")},
+        {
+            "remote": remote,
+            "page": page,
+            "jobs": remote.jobs.order_by("name"),
+            "outlook": outlook.for_page(remote),
+            "warn_days": settings.OUTLOOK_WARN_DAYS,
+            "window_days": settings.OUTLOOK_WINDOW_DAYS,
+        },
     )
 
 
