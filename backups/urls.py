@@ -1,6 +1,6 @@
 from django.urls import path
 
-from backups.views import jobs, overview, points, remotes, runs
+from backups.views import jobs, overview, points, remotes, restore_wizard, runs
 
 app_name = "backups"
 urlpatterns = [
@@ -23,6 +23,19 @@ urlpatterns = [
     path("backups/runs/<id:pk>/json/", runs.run_detail_json, name="run_detail_json"),
     path("backups/points/", points.point_list, name="point_list"),
     path("backups/vms/<str:vm_uuid>/", points.vm_points, name="vm_points"),
+    path(
+        "backups/vms/<str:vm_uuid>/restore/", restore_wizard.restore_wizard, name="restore_wizard"
+    ),
+    path(
+        "backups/vms/<str:vm_uuid>/restore/confirm/",
+        restore_wizard.restore_wizard_confirm,
+        name="restore_wizard_confirm",
+    ),
     path("backups/points/<id:pk>/restore/", points.point_restore, name="point_restore"),
     path("backups/restores/<id:pk>/", points.restore_detail, name="restore_detail"),
+    path(
+        "backups/restores/<id:pk>/download/",
+        restore_wizard.restore_download,
+        name="restore_download",
+    ),
 ]

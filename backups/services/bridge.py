@@ -121,3 +121,10 @@ def vhd_path(*args: Any) -> str:
     from backups.engine.layout import vhd_path as path
 
     return path(*args)
+
+
+def restore_check() -> Any:
+    """The engine's comparison of a restored disk with its backup (``restore_check``)."""
+    from backups.engine import restore_check as module
+
+    return module

@@ -15,7 +15,7 @@ from pools.models import SR
 MAX_POINTS = 500
 
 
-def _restorable_srs():
+def restorable_srs():
     return (
         SR.objects.live()
         .exclude(content_type="iso")
@@ -41,7 +41,7 @@ def vm_points(request: HttpRequest, vm_uuid: str) -> HttpResponse:
             "vm_uuid": vm_uuid,
             "vm_name": points[0].vm_name,
             "points": points,
-            "srs": list(_restorable_srs()),
+            "srs": list(restorable_srs()),
             "formats": FileFormat.choices,
             "restores": Restore.objects.filter(vm_uuid=vm_uuid)[:20],
         },
