@@ -318,3 +318,8 @@ if OUTLOOK_HISTORY_DAYS < OUTLOOK_WINDOW_DAYS:
         f"OUTLOOK_HISTORY_DAYS={OUTLOOK_HISTORY_DAYS} must be at least "
         f"OUTLOOK_WINDOW_DAYS={OUTLOOK_WINDOW_DAYS}: the forecast reads that much history"
     )
+# The demo of `make run` (the Procfile's demo process): whether it backs the demo pool up by
+# itself (a remote under var/ and a job, created once), and how often its VMs write into their
+# disks.
+DEMO_BACKUPS = envbool("XOWEB_DEMO_BACKUPS", default=True)
+DEMO_WRITE_SECONDS = envint("XOWEB_DEMO_WRITE_SECONDS", 20, minimum=1)
