@@ -323,3 +323,6 @@ if OUTLOOK_HISTORY_DAYS < OUTLOOK_WINDOW_DAYS:
 # disks.
 DEMO_BACKUPS = envbool("XOWEB_DEMO_BACKUPS", default=True)
 DEMO_WRITE_SECONDS = envint("XOWEB_DEMO_WRITE_SECONDS", 20, minimum=1)
+# Demos and tests only: beat's clock runs this many times faster than the wall clock
+# (xoweb/beat_clock.py), so that a demo's ten minutes of schedules pass in seconds. 1 = real time.
+BEAT_CLOCK_SPEED = envint("XOWEB_BEAT_CLOCK_SPEED", 1, minimum=1)
