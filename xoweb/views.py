@@ -12,13 +12,17 @@ from django.views.decorators.http import require_safe
 from django.views.generic import RedirectView
 
 from accounts.access import is_htmx, public, requires
+from backups.models import BackupRun
 from backups.services import outlook
+from backups.views.summaries import with_disk_summaries
 from pools.liveness import current_watch
 from pools.models import Pool, XapiTask
 from tasks.models import Task
 
 #: Seconds between two refreshes of the dashboard's fragment (like the task page).
 POLL_SECONDS = 2
+#: Backup runs shown (newest first), with per run its disks' modes and the reasons of fulls.
+RECENT_RUNS = 8
 
 
 @requires()
@@ -38,6 +42,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         roots = Task.objects.roots()
         context["running_count"] = roots.alive().count()
         context["failed_count"] = roots.recent(24).failed().count()
+    if user.has_perm("backups.view_backuprun"):
+        context["recent_runs"] = with_disk_summaries(
+            BackupRun.objects.select_related("job", "schedule")[:RECENT_RUNS]
+        )
     if user.has_perm("backups.view_remote"):
         context["filling_soon"] = outlook.filling_soon()
         context["outlook_warn_days"] = settings.OUTLOOK_WARN_DAYS
