@@ -62,6 +62,9 @@ def chart_svg(
         'stroke-width="2"/>',
     ]
     last = points[-1]
+    parts.append(
+        f'<circle class="last" cx="{x(last.at):.1f}" cy="{y(last.used):.1f}" r="3" fill="#2456c8"/>'
+    )
     if outlook.growth_per_day and outlook.growth_per_day > 0:
         target = outlook.full_at or end
         target = min(target, end)

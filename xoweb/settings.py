@@ -307,12 +307,14 @@ BACKUP_RESTORE_DIR = Path(envstr("BACKUP_RESTORE_DIR", str(VAR_DIR / "restores")
 # --- Storage outlook: when will each remote be full? (backups/outlook.py) ------------------------
 # A remote's space is read at each check; at most one reading per OUTLOOK_SAMPLE_SECONDS is
 # kept, readings older than OUTLOOK_HISTORY_DAYS are deleted, the growth is fitted over the last
-# OUTLOOK_WINDOW_DAYS, and the dashboard warns when a remote will be full within
-# XOWEB_OUTLOOK_WARN_DAYS at that rate.
+# OUTLOOK_WINDOW_DAYS (once the readings span OUTLOOK_MIN_SPAN_SECONDS), and the dashboard warns
+# when a remote will be full within XOWEB_OUTLOOK_WARN_DAYS at that rate.
 OUTLOOK_SAMPLE_SECONDS = envint("OUTLOOK_SAMPLE_SECONDS", 300, minimum=0)
 OUTLOOK_WINDOW_DAYS = envint("OUTLOOK_WINDOW_DAYS", 30, minimum=1)
 OUTLOOK_HISTORY_DAYS = envint("OUTLOOK_HISTORY_DAYS", 400, minimum=1)
 OUTLOOK_WARN_DAYS = envint("XOWEB_OUTLOOK_WARN_DAYS", 30, minimum=0)
+# No forecast from readings spanning less than this (seconds): a few minutes say little.
+OUTLOOK_MIN_SPAN_SECONDS = envint("OUTLOOK_MIN_SPAN_SECONDS", 600, minimum=1)
 if OUTLOOK_HISTORY_DAYS < OUTLOOK_WINDOW_DAYS:
     raise ImproperlyConfigured(
         f"OUTLOOK_HISTORY_DAYS={OUTLOOK_HISTORY_DAYS} must be at least "

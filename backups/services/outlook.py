@@ -22,7 +22,16 @@ from backups.outlook_chart import chart_svg
 
 
 def _forecast(remote: Remote, now: datetime) -> outlook.Forecast:
-    return outlook.forecast(window(remote, now), now=now, window_days=settings.OUTLOOK_WINDOW_DAYS)
+    return _fit(window(remote, now), now)
+
+
+def _fit(samples: list[outlook.SpaceSample], now: datetime) -> outlook.Forecast:
+    return outlook.forecast(
+        samples,
+        now=now,
+        window_days=settings.OUTLOOK_WINDOW_DAYS,
+        min_span=timedelta(seconds=settings.OUTLOOK_MIN_SPAN_SECONDS),
+    )
 
 
 def window(remote: Remote, now: datetime) -> list[outlook.SpaceSample]:
@@ -107,7 +116,7 @@ class Outlook:
 def for_page(remote: Remote, now: datetime | None = None) -> Outlook:
     now = now or timezone.now()
     samples = window(remote, now)
-    answer = outlook.forecast(samples, now=now, window_days=settings.OUTLOOK_WINDOW_DAYS)
+    answer = _fit(samples, now)
     local = timezone.localtime
     chart = chart_svg(
         [outlook.SpaceSample(local(s.at), s.used, s.free) for s in samples],

@@ -48,11 +48,20 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         XOWEB_DEMO_POOL_PORT=str(ports["simulator"]),
         XOWEB_BEAT_CLOCK_SPEED=str(SPEED),
         XOWEB_DEMO_WRITE_SECONDS="2",
+        # A reading of the remote's space at each check, and a forecast after 10 s of them.
+        OUTLOOK_SAMPLE_SECONDS="1",
+        OUTLOOK_MIN_SPAN_SECONDS="10",
         XOWEB_WORKER_STOP_SECONDS="2",
         POOL_STALE_GRACE_SECONDS="60",
         DJANGO_SETTINGS_MODULE="xoweb.settings",
     )
-    for command in (["migrate", "--noinput", "-v", "0"], ["ensure_admin"], ["demo_pool"]):
+    setup = [  # what `make run` runs before honcho
+        ["migrate", "--noinput", "-v", "0"],
+        ["collectstatic", "--noinput", "-v", "0"],
+        ["ensure_admin"],
+        ["demo_pool"],
+    ]
+    for command in setup:
         done = manage(env, *command)
         assert done.returncode == 0, done.stderr
     # The Procfile as it is, with a smaller demo pool: 6 VMs with 16 MiB disks.
