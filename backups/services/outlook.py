@@ -88,6 +88,10 @@ class Warning:
     remote: Remote
     days_left: float
 
+    @property
+    def seconds_left(self) -> float:
+        return self.days_left * 86400
+
 
 def filling_soon(now: datetime | None = None) -> list[Warning]:
     """Enabled remotes that will be full within ``XOWEB_OUTLOOK_WARN_DAYS`` at their growth
@@ -111,6 +115,10 @@ class Outlook:
     chart: str
     days_left: float | None
     warn: bool
+
+    @property
+    def seconds_left(self) -> float | None:
+        return None if self.days_left is None else self.days_left * 86400
 
 
 def for_page(remote: Remote, now: datetime | None = None) -> Outlook:
