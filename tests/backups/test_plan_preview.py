@@ -116,3 +116,28 @@ def test_the_form_shows_the_plan_of_what_is_typed_and_names_what_is_missing(
     from backups.models import BackupJob
 
     assert not BackupJob.objects.exists(), "a preview saves nothing"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_form_redraws_its_plan_as_it_is_filled_in_a_browser(
+    live_pool, make_remote, logged_in_page, live_server
+):
+    pool = live_pool("lab", vms=2)
+    make_remote("nas")
+    vm = pool.vm_set.order_by("name_label").first()
+    page = logged_in_page
+    page.goto(f"{live_server.url}/backups/jobs/add/")
+    page.wait_for_selector("#plan-waiting")  # drawn on load: the form is empty
+    page.fill("#id_name", "draft")
+    page.select_option("#id_vm_uuids", value=vm.uuid)
+    page.check("input[name=remotes]")
+    page.fill("#id_schedules-0-name", "often")
+    page.fill("#id_schedules-0-cron", "*/10 * * * *")
+    page.locator("#id_schedules-0-cron").dispatch_event("change")
+    page.wait_for_selector("table.plan-calendar")
+    assert "<s>scratch [NOBAK]</s>" in page.inner_html("table.plan-vms")
+    first = page.locator("table.plan-calendar tr.plan-run").first
+    assert "2 full" not in first.inner_text() and "1 full" in first.inner_text()
+    from backups.models import BackupJob
+
+    assert not BackupJob.objects.exists()
