@@ -27,6 +27,7 @@ run: setup
 	@echo "  xoweb     http://127.0.0.1:$(WEB_PORT)/   (user admin, password in var/admin_password)"
 	@echo "  admin     http://127.0.0.1:$(WEB_PORT)/admin/"
 	@echo "  flower    http://127.0.0.1:$(FLOWER_PORT)/   (user admin, password in var/flower_password)"
+	@echo "  the demo pool backs itself up (job 'demo', deltas every 2 min, a full every 10): docs/user-guide.md"
 	@echo
 	@# After a Ctrl-C that stopped every process in order, honcho exits 130: not an error.
 	@XOWEB_WEB_PORT=$(WEB_PORT) XOWEB_FLOWER_PORT=$(FLOWER_PORT) \
