@@ -40,6 +40,9 @@ class Verification(models.Model):
     files_checked = models.PositiveIntegerField(default=0)
     bytes_read = models.BigIntegerField(default=0)
     skipped = models.JSONField(default=dict, blank=True, help_text="{vm uuid: why not checked}")
+    # What this check found wrong, as it found it (the verdicts move on with later checks):
+    # [{"path", "vm", "timestamp", "problems"}], one per backup that failed.
+    failures = models.JSONField(default=list, blank=True)
     requested_by = models.CharField(max_length=150, blank=True)
 
     created = models.DateTimeField(auto_now_add=True)
