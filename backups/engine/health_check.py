@@ -1,4 +1,4 @@
-"""The restore test ("health check", Xen Orchestra's ``HealthCheckVmBackup``), docs/backup-engine.md §12.
+"""The restore test ("health check", Xen Orchestra's ``HealthCheckVmBackup``), docs/verification.md §3.
 
 A backup is proven by restoring it and booting it:
 

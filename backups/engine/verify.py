@@ -1,4 +1,4 @@
-"""Verification: does each backup on a remote restore? (docs/backup-engine.md §11).
+"""Verification: does each backup on a remote restore? (docs/verification.md §1).
 
 For each VM folder, under the VM's lock (a merge rewrites files in place, a check must not read
 one half-merged):

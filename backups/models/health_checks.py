@@ -1,5 +1,5 @@
 """Restore tests ("health checks"): a backup restored as a new VM, started, seen running, and
-destroyed — the proof that it boots (docs/backup-engine.md §12)."""
+destroyed — the proof that it boots (docs/verification.md §3)."""
 
 from __future__ import annotations
 

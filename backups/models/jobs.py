@@ -151,7 +151,7 @@ class Schedule(models.Model):
     force_full = models.BooleanField(
         "force full", default=False, help_text="Every backup of this schedule is a full."
     )
-    # What is proven after each run of this schedule (docs/backup-engine.md §11, §12).
+    # What is proven after each run of this schedule (docs/verification.md §1, §3).
     verify = models.CharField(
         "verify after each run",
         max_length=5,

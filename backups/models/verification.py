@@ -1,8 +1,8 @@
 """Verification: each check of a remote's backups, and the last verdict on each backup and file.
 
 The verdicts are keyed by remote and path, not tied to the restore point index: the index is
-rebuilt from the remote whenever it is read, and a verdict must survive that (docs/backup-engine.md
-§11 says why they live here rather than on the remote). They are derived data — a new check
+rebuilt from the remote whenever it is read, and a verdict must survive that (docs/verification.md
+§2 says why they live here rather than on the remote). They are derived data — a new check
 rebuilds them from the remote's files and the SHA-256 their metadata recorded.
 """
 

@@ -1,5 +1,5 @@
 """What a schedule proves after each of its runs: verification and restore tests
-(docs/backup-engine.md §13).
+(docs/verification.md §4).
 
 When a run of a schedule that asks for them ends (:func:`run_ended`, called once by whoever
 ends the run), its checks are recorded in one transaction — a verification per remote the run

@@ -1,5 +1,5 @@
 """Restore tests ("health checks"): a backup restored as a new VM, started, seen running and
-destroyed, in a worker, once (docs/backup-engine.md §12).
+destroyed, in a worker, once (docs/verification.md §3).
 
 :func:`request` records one (a schedule's run, or a person); :func:`run` does it once (the
 Celery task, or the run's checks): it refuses a backup that failed its last verification,

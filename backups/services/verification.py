@@ -4,7 +4,7 @@
   :func:`run`, the ``verify`` Celery task); :func:`check_now` does one in this process
   (``manage.py backup_check``); both end in :func:`perform`, under a task with progress.
 * :func:`record` turns the engine's report into the last verdict on each backup and each file
-  (docs/backup-engine.md §11): keyed by remote and path, apart from the restore point index,
+  (docs/verification.md §2): keyed by remote and path, apart from the restore point index,
   so that a rebuild of the index keeps them. A check that does not read the files (not deep)
   keeps what the last deep check found in a file's bytes while its size and modification time
   are unchanged: a flipped byte stays found until a deep check reads the file sound again.
