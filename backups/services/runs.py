@@ -286,8 +286,11 @@ def finish_if_done(run_id: int) -> bool:
     if ended:
         _end_run_task(run_id)
         # What the schedule proves after its runs (verification, restore tests): queued once,
-        # by the process that ended the run.
-        after_run.run_ended(run_id)
+        # by the process that ended the run; a failure there leaves the run as it ended.
+        try:
+            after_run.run_ended(run_id)
+        except Exception:
+            logger.exception("the checks after run %s could not be queued", run_id)
     return bool(ended)
 
 
