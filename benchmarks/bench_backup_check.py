@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--vms", type=int, default=4)
     parser.add_argument("--deltas", type=int, default=4)
     parser.add_argument("--change", type=float, default=0.1)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args()
     size = max(BLOCK, int(args.size_gib * 1024**3) // BLOCK * BLOCK)
