@@ -249,9 +249,6 @@ class ScheduleForm(forms.ModelForm):
 
     def clean(self) -> dict:
         data = super().clean()
-        wants_test = data.get("health_check") and not data.get("health_check_sr")
-        if wants_test and "health_check_sr" not in self.errors:
-            self.add_error("health_check_sr", "a restore test needs an SR: choose one")
         job = self.instance.job if self.instance.job_id else None
         if job is not None and data.get("name") and "name" not in self.errors:
             others = Schedule.objects.filter(job=job, name__iexact=data["name"])

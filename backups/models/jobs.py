@@ -208,7 +208,7 @@ class Schedule(models.Model):
         except cron.CronError as error:
             errors["timezone"] = str(error)
         if self.health_check and not (self.health_check_sr or "").strip():
-            errors["health_check_sr"] = "a restore test needs an SR: give its uuid"
+            errors["health_check_sr"] = "a restore test needs an SR: choose one"
         if errors:
             raise ValidationError(errors)
 

@@ -202,3 +202,39 @@ def test_the_point_page_queues_checks_for_those_who_may(backed_up, client_with) 
     assert response.status_code == 302
     messages = [str(m) for m in response.wsgi_request._messages]
     assert messages[-1] == "SR: no SR with uuid 'nope' in any pool's cache"
+
+
+def test_a_quick_check_forgets_the_content_of_a_file_rewritten_since(backed_up) -> None:
+    """A merge rewrites a file: its old SHA-256 verdict no longer says anything about it."""
+    remote, adapter, (full, _delta) = backed_up
+    rotten = full.disks[0].files[str(remote.uuid)]
+    flip_byte(adapter.path(rotten))
+    assert backup_check("--deep")[1] == "2 backup(s) failed verification"
+    flip_byte(adapter.path(rotten))  # rewritten (here: put back): a new modification time
+    stat = adapter.path(rotten).stat()
+    os.utime(adapter.path(rotten), ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    out, error = backup_check()
+    assert error is None, out
+    verdict = FileVerdict.objects.get(remote=remote, path=rotten)
+    assert (verdict.ok, verdict.content, verdict.sha256) == (True, "unchecked", "")
+
+
+def test_a_redelivered_check_whose_process_died_is_interrupted(backed_up) -> None:
+    from backups.services import check_claims
+
+    remote = backed_up[0]
+    row = verification.request(remote, queue=False)
+    assert verification.run(row.pk) == "passed"
+    assert verification.run(row.pk) == "not claimed", "done once"
+    dead = verification.request(remote, queue=False)
+    Verification.objects.filter(pk=dead.pk).update(status="running", worker="nowhere:1")
+    assert check_claims.claim(Verification, dead.pk) is None
+    dead.refresh_from_db()
+    assert dead.status == "running", "another host's process: its heartbeat decides"
+    import socket
+
+    Verification.objects.filter(pk=dead.pk).update(worker=f"{socket.gethostname()}:999999999")
+    assert check_claims.claim(Verification, dead.pk) is None
+    dead.refresh_from_db()
+    assert dead.status == "interrupted"
+    assert dead.message == f"interrupted: the process doing it ({dead.worker}) died"
