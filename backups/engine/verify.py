@@ -156,7 +156,8 @@ def verify_remote(
     started = time.monotonic()
     report = VerifyReport(remote.remote_id, remote.name, deep)
     vms = list(vm_uuids) if vm_uuids is not None else remote.list_vms()
-    workers = workers or min(4, os.cpu_count() or 1)
+    # One thread more than cores: while one waits for the disk, the others hash.
+    workers = workers or min(8, (os.cpu_count() or 1) + 1)
     kind = "deep check (every file read, SHA-256 compared)" if deep else "check"
     meter = _Meter()
     progress.info(f"{kind} of {len(vms)} VM folder(s) on {remote}")
