@@ -172,7 +172,7 @@ class CheckStatus(models.TextChoices):
 class ContentStatus(models.TextChoices):
     """What the last deep check found in a file's bytes (backups.engine.verify.Content)."""
 
-    OK = "ok", "SHA-256 as recorded"
+    OK = "ok", "SHA-256 as recorded (or as first read)"
     MISMATCH = "mismatch", "SHA-256 differs from the recorded one"
     NO_CHECKSUM = "no-checksum", "No SHA-256 recorded"
     UNCHECKED = "unchecked", "Not read yet"

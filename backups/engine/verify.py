@@ -111,17 +111,18 @@ class VerifyReport:
     files: dict[str, FileReport] = field(default_factory=dict)
     bytes_read: int = 0
     duration: float = 0.0
+    #: Problems of files the caller knows from earlier checks, by path (a check that did not
+    #: read a file keeps what a deep one found in it): counted like the check's own.
+    earlier: dict[str, list[str]] = field(default_factory=dict)
 
-    def problems(
-        self, backup: BackupReport, extra: Mapping[str, Iterable[str]] | None = None
-    ) -> list[str]:
+    def problems(self, backup: BackupReport) -> list[str]:
         """Everything that makes ``backup`` fail: its own problems, then each file of its
-        chains (and ``extra[path]``: what the caller knows from an earlier check)."""
+        chains (and what ``earlier`` knows of it)."""
         found = list(backup.problems)
         for path in backup.files:
             report = self.files.get(path)
             found += report.problems if report is not None else []
-            found += list((extra or {}).get(path, ()))
+            found += self.earlier.get(path, [])
         return list(dict.fromkeys(found))
 
     def ok(self, backup: BackupReport) -> bool:

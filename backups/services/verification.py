@@ -7,7 +7,9 @@
   (docs/verification.md §2): keyed by remote and path, apart from the restore point index,
   so that a rebuild of the index keeps them. A check that does not read the files (not deep)
   keeps what the last deep check found in a file's bytes while its size and modification time
-  are unchanged: a flipped byte stays found until a deep check reads the file sound again.
+  are unchanged: a flipped byte stays found until a deep check reads the file sound again. A
+  file whose metadata recorded no SHA-256 (Xen Orchestra's, or one a merge rewrote) is compared
+  with what the first deep check read in it, while it is unchanged.
 * :func:`known_bad` is the engine's hook: a file that failed is never the base of a delta (the
   next backup of the disk is a full, ``base_unverified``) and is never restored from.
 * :func:`refusal` is the sentence a restore of a failed backup is refused with.
@@ -157,7 +159,7 @@ def record(verification: Verification, report: Any) -> dict[str, Any]:
         verdict.path: verdict
         for verdict in FileVerdict.objects.filter(remote=remote, vm_uuid__in=report.vms)
     }
-    files, kept = [], {}
+    files, kept = [], report.earlier
     for path, file in report.files.items():
         row = FileVerdict(
             remote=remote,
@@ -185,6 +187,8 @@ def record(verification: Verification, report: Any) -> dict[str, Any]:
             row.sha256, row.content_checked_at = before.sha256, before.content_checked_at
             if before.content_problem:
                 kept[path] = [before.content_problem]
+        elif report.deep and row.content == ContentStatus.NO_CHECKSUM and unchanged:
+            _compare_with_earlier(row, before, kept)
         row.ok = not row.errors and row.content not in BAD_CONTENT
         files.append(row)
     backups = [
@@ -192,9 +196,9 @@ def record(verification: Verification, report: Any) -> dict[str, Any]:
             remote=remote,
             path=backup.path,
             vm_uuid=backup.vm_uuid,
-            ok=not report.problems(backup, kept),
+            ok=not report.problems(backup),
             deep=report.deep,
-            problems=report.problems(backup, kept),
+            problems=report.problems(backup),
             chains=backup.chains,
             checked_at=now,
             verification=verification,
@@ -251,13 +255,34 @@ def record(verification: Verification, report: Any) -> dict[str, Any]:
                 "vm": backup.vm_uuid,
                 "vm_name": backup.vm_name,
                 "timestamp": backup.timestamp,
-                "problems": report.problems(backup, kept),
+                "problems": report.problems(backup),
             }
             for backup in report.backups
-            if report.problems(backup, kept)
+            if report.problems(backup)
         ],
     )
     return summary
+
+
+def _compare_with_earlier(row: FileVerdict, before: FileVerdict, kept: dict) -> None:
+    """A file no metadata gave a SHA-256 (Xen Orchestra's, or one a merge rewrote) is compared
+    with what an earlier deep check read in it, while its size and modification time are the
+    same: bit rot changes neither. The earlier SHA-256 stays the reference until the file is
+    rewritten."""
+    references = (ContentStatus.OK, ContentStatus.MISMATCH, ContentStatus.NO_CHECKSUM)
+    if before.content not in references or not before.sha256:
+        return
+    if row.sha256 == before.sha256:
+        row.content = ContentStatus.OK
+        return
+    when = timezone.localtime(before.content_checked_at or before.checked_at)
+    row.content_problem = (
+        f"{row.path}: its SHA-256 is {row.sha256[:16]}…, not the {before.sha256[:16]}… a deep "
+        f"check read on {when:%Y-%m-%d %H:%M}, though its size and modification time are the "
+        "same: its bytes changed since (bit rot)"
+    )
+    row.content, row.sha256 = ContentStatus.MISMATCH, before.sha256
+    kept[row.path] = [row.content_problem]
 
 
 def _updated(field) -> bool:

@@ -238,3 +238,36 @@ def test_a_redelivered_check_whose_process_died_is_interrupted(backed_up) -> Non
     dead.refresh_from_db()
     assert dead.status == "interrupted"
     assert dead.message == f"interrupted: the process doing it ({dead.worker}) died"
+
+
+def test_a_file_without_a_recorded_checksum_is_compared_with_its_first_deep_read(
+    backed_up,
+) -> None:
+    """Xen Orchestra records no SHA-256, and a merge blanks the one it rewrites: a deep check
+    then compares the file with what an earlier deep check read in it (bit rot changes neither
+    the size nor the modification time)."""
+    remote, adapter, (full, delta) = backed_up
+    for outcome in (full, delta):
+        path = adapter.path(outcome.metadata[str(remote.uuid)])
+        data = json.loads(path.read_text())
+        for disk in data["xoweb"]["disks"].values():
+            disk["sha256"] = ""
+        path.write_text(json.dumps(data))
+    rotten = full.disks[0].files[str(remote.uuid)]
+    assert backup_check("--deep")[1] is None
+    first = FileVerdict.objects.get(remote=remote, path=rotten)
+    assert first.content == "no-checksum" and len(first.sha256) == 64
+
+    assert backup_check("--deep")[1] is None
+    assert FileVerdict.objects.get(remote=remote, path=rotten).content == "ok"
+
+    stat = adapter.path(rotten).stat()
+    flip_byte(adapter.path(rotten))
+    os.utime(adapter.path(rotten), ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as bit rot does
+    out, error = backup_check("--deep")
+    assert error == "2 backup(s) failed verification"
+    assert f"- {rotten}: its SHA-256 is " in out and "though its size and modification" in out
+    for _again in range(2):  # the first read stays the reference: it is still found
+        assert backup_check("--deep")[1] == "2 backup(s) failed verification"
+    verdict = FileVerdict.objects.get(remote=remote, path=rotten)
+    assert (verdict.content, verdict.sha256) == ("mismatch", first.sha256)
