@@ -6,161 +6,421 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('backups', '0001_initial'),
-        ('tasks', '0004_permissions'),
+        ("backups", "0001_initial"),
+        ("tasks", "0004_permissions"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='restorepoint',
-            options={'ordering': ['vm_uuid', 'taken_at', 'pk'], 'permissions': [('restore_restorepoint', 'Can restore a disk or a VM from a backup'), ('verify_restorepoint', 'Can verify backups and run restore tests')]},
+            name="restorepoint",
+            options={
+                "ordering": ["vm_uuid", "taken_at", "pk"],
+                "permissions": [
+                    ("restore_restorepoint", "Can restore a disk or a VM from a backup"),
+                    ("verify_restorepoint", "Can verify backups and run restore tests"),
+                ],
+            },
         ),
         migrations.AddField(
-            model_name='schedule',
-            name='health_check',
-            field=models.BooleanField(default=False, help_text='Restore the new backup of each VM as a new VM (without network) on the SR below, start it, wait until it runs, then destroy it.', verbose_name='restore test after each run'),
+            model_name="schedule",
+            name="health_check",
+            field=models.BooleanField(
+                default=False,
+                help_text="Restore the new backup of each VM as a new VM (without network) on the SR below, start it, wait until it runs, then destroy it.",
+                verbose_name="restore test after each run",
+            ),
         ),
         migrations.AddField(
-            model_name='schedule',
-            name='health_check_sr',
-            field=models.CharField(blank=True, help_text='Where the restore test creates its VM.', max_length=36, verbose_name='restore test SR (uuid)'),
+            model_name="schedule",
+            name="health_check_sr",
+            field=models.CharField(
+                blank=True,
+                help_text="Where the restore test creates its VM.",
+                max_length=36,
+                verbose_name="restore test SR (uuid)",
+            ),
         ),
         migrations.AddField(
-            model_name='schedule',
-            name='health_check_timeout',
-            field=models.PositiveIntegerField(default=600, help_text='How long the restored VM may take to run after its start.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(86400)], verbose_name='restore test timeout (seconds)'),
+            model_name="schedule",
+            name="health_check_timeout",
+            field=models.PositiveIntegerField(
+                default=600,
+                help_text="How long the restored VM may take to run after its start.",
+                validators=[
+                    django.core.validators.MinValueValidator(1),
+                    django.core.validators.MaxValueValidator(86400),
+                ],
+                verbose_name="restore test timeout (seconds)",
+            ),
         ),
         migrations.AddField(
-            model_name='schedule',
-            name='verify',
-            field=models.CharField(blank=True, choices=[('', 'No verification'), ('check', 'Check (metadata, files, VHD chains)'), ('deep', "Deep check (also every file's SHA-256)")], default='', help_text="Check the run's VMs' backups on its remotes: every metadata file, every VHD and its chain; a deep check also reads every file and compares its SHA-256.", max_length=5, verbose_name='verify after each run'),
+            model_name="schedule",
+            name="verify",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", "No verification"),
+                    ("check", "Check (metadata, files, VHD chains)"),
+                    ("deep", "Deep check (also every file's SHA-256)"),
+                ],
+                default="",
+                help_text="Check the run's VMs' backups on its remotes: every metadata file, every VHD and its chain; a deep check also reads every file and compares its SHA-256.",
+                max_length=5,
+                verbose_name="verify after each run",
+            ),
         ),
         migrations.CreateModel(
-            name='Verification',
+            name="Verification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('vm_uuids', models.JSONField(blank=True, default=list, help_text='None: every VM.', verbose_name='VM uuids')),
-                ('deep', models.BooleanField(default=False, help_text='Every file read and its SHA-256 compared.')),
-                ('trigger', models.CharField(choices=[('schedule', 'After a scheduled run'), ('page', 'Page'), ('command', 'Command')], max_length=10)),
-                ('status', models.CharField(choices=[('pending', 'Queued'), ('running', 'Running'), ('passed', 'Passed'), ('failed', 'Failed'), ('error', 'Could not run'), ('interrupted', 'Interrupted')], default='pending', max_length=12)),
-                ('message', models.TextField(blank=True)),
-                ('backups_checked', models.PositiveIntegerField(default=0)),
-                ('backups_failed', models.PositiveIntegerField(default=0)),
-                ('files_checked', models.PositiveIntegerField(default=0)),
-                ('bytes_read', models.BigIntegerField(default=0)),
-                ('skipped', models.JSONField(blank=True, default=dict, help_text='{vm uuid: why not checked}')),
-                ('failures', models.JSONField(blank=True, default=list)),
-                ('requested_by', models.CharField(blank=True, max_length=150)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('started', models.DateTimeField(blank=True, null=True)),
-                ('ended', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat', models.DateTimeField(blank=True, null=True)),
-                ('worker', models.CharField(blank=True, help_text='host:pid checking.', max_length=255)),
-                ('remote', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='verifications', to='backups.remote')),
-                ('run', models.ForeignKey(blank=True, help_text='The run this verification followed.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='verifications', to='backups.backuprun')),
-                ('task', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='tasks.task')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "vm_uuids",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="None: every VM.",
+                        verbose_name="VM uuids",
+                    ),
+                ),
+                (
+                    "deep",
+                    models.BooleanField(
+                        default=False, help_text="Every file read and its SHA-256 compared."
+                    ),
+                ),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[
+                            ("schedule", "After a scheduled run"),
+                            ("page", "Page"),
+                            ("command", "Command"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Queued"),
+                            ("running", "Running"),
+                            ("passed", "Passed"),
+                            ("failed", "Failed"),
+                            ("error", "Could not run"),
+                            ("interrupted", "Interrupted"),
+                        ],
+                        default="pending",
+                        max_length=12,
+                    ),
+                ),
+                ("message", models.TextField(blank=True)),
+                ("backups_checked", models.PositiveIntegerField(default=0)),
+                ("backups_failed", models.PositiveIntegerField(default=0)),
+                ("files_checked", models.PositiveIntegerField(default=0)),
+                ("bytes_read", models.BigIntegerField(default=0)),
+                (
+                    "skipped",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="{vm uuid: why not checked}"
+                    ),
+                ),
+                ("failures", models.JSONField(blank=True, default=list)),
+                ("requested_by", models.CharField(blank=True, max_length=150)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                ("started", models.DateTimeField(blank=True, null=True)),
+                ("ended", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat", models.DateTimeField(blank=True, null=True)),
+                (
+                    "worker",
+                    models.CharField(blank=True, help_text="host:pid checking.", max_length=255),
+                ),
+                (
+                    "remote",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="verifications",
+                        to="backups.remote",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The run this verification followed.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="verifications",
+                        to="backups.backuprun",
+                    ),
+                ),
+                (
+                    "task",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="tasks.task",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created', '-pk'],
+                "ordering": ["-created", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='FileVerdict',
+            name="FileVerdict",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('path', models.CharField(max_length=500)),
-                ('vm_uuid', models.CharField(max_length=36, verbose_name='VM uuid')),
-                ('ok', models.BooleanField(help_text='Sound: no error, and its content not found changed.')),
-                ('errors', models.JSONField(blank=True, default=list)),
-                ('warnings', models.JSONField(blank=True, default=list)),
-                ('parent', models.CharField(blank=True, max_length=500)),
-                ('size', models.BigIntegerField(default=0)),
-                ('mtime_ns', models.BigIntegerField(default=0)),
-                ('content', models.CharField(choices=[('ok', 'SHA-256 as recorded (or as first read)'), ('mismatch', 'SHA-256 differs from the recorded one'), ('no-checksum', 'No SHA-256 recorded'), ('unchecked', 'Not read yet'), ('unreadable', 'Could not be read')], default='unchecked', max_length=12)),
-                ('content_problem', models.TextField(blank=True)),
-                ('sha256', models.CharField(blank=True, help_text='As the last deep check read it.', max_length=64)),
-                ('content_checked_at', models.DateTimeField(blank=True, null=True)),
-                ('checked_at', models.DateTimeField()),
-                ('remote', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='backups.remote')),
-                ('verification', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='backups.verification')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("path", models.CharField(max_length=500)),
+                ("vm_uuid", models.CharField(max_length=36, verbose_name="VM uuid")),
+                (
+                    "ok",
+                    models.BooleanField(
+                        help_text="Sound: no error, and its content not found changed."
+                    ),
+                ),
+                ("errors", models.JSONField(blank=True, default=list)),
+                ("warnings", models.JSONField(blank=True, default=list)),
+                ("parent", models.CharField(blank=True, max_length=500)),
+                ("size", models.BigIntegerField(default=0)),
+                ("mtime_ns", models.BigIntegerField(default=0)),
+                (
+                    "content",
+                    models.CharField(
+                        choices=[
+                            ("ok", "SHA-256 as recorded (or as first read)"),
+                            ("mismatch", "SHA-256 differs from the recorded one"),
+                            ("no-checksum", "No SHA-256 recorded"),
+                            ("unchecked", "Not read yet"),
+                            ("unreadable", "Could not be read"),
+                        ],
+                        default="unchecked",
+                        max_length=12,
+                    ),
+                ),
+                ("content_problem", models.TextField(blank=True)),
+                (
+                    "sha256",
+                    models.CharField(
+                        blank=True, help_text="As the last deep check read it.", max_length=64
+                    ),
+                ),
+                ("content_checked_at", models.DateTimeField(blank=True, null=True)),
+                ("checked_at", models.DateTimeField()),
+                (
+                    "remote",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="backups.remote",
+                    ),
+                ),
+                (
+                    "verification",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="backups.verification",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['remote', 'path'],
+                "ordering": ["remote", "path"],
             },
         ),
         migrations.CreateModel(
-            name='BackupVerdict',
+            name="BackupVerdict",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('path', models.CharField(help_text='The metadata file, relative to the remote.', max_length=500)),
-                ('vm_uuid', models.CharField(max_length=36, verbose_name='VM uuid')),
-                ('ok', models.BooleanField()),
-                ('deep', models.BooleanField(default=False, help_text="Its files' SHA-256 were compared.")),
-                ('problems', models.JSONField(blank=True, default=list)),
-                ('chains', models.JSONField(blank=True, default=dict)),
-                ('checked_at', models.DateTimeField()),
-                ('remote', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='backups.remote')),
-                ('verification', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='verdicts', to='backups.verification')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "path",
+                    models.CharField(
+                        help_text="The metadata file, relative to the remote.", max_length=500
+                    ),
+                ),
+                ("vm_uuid", models.CharField(max_length=36, verbose_name="VM uuid")),
+                ("ok", models.BooleanField()),
+                (
+                    "deep",
+                    models.BooleanField(
+                        default=False, help_text="Its files' SHA-256 were compared."
+                    ),
+                ),
+                ("problems", models.JSONField(blank=True, default=list)),
+                ("chains", models.JSONField(blank=True, default=dict)),
+                ("checked_at", models.DateTimeField()),
+                (
+                    "remote",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="backups.remote",
+                    ),
+                ),
+                (
+                    "verification",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="verdicts",
+                        to="backups.verification",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['remote', 'path'],
+                "ordering": ["remote", "path"],
             },
         ),
         migrations.CreateModel(
-            name='HealthCheck',
+            name="HealthCheck",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('trigger', models.CharField(choices=[('schedule', 'After a scheduled run'), ('page', 'Page'), ('command', 'Command')], max_length=10)),
-                ('backup_path', models.CharField(max_length=500)),
-                ('vm_uuid', models.CharField(max_length=36, verbose_name='VM uuid')),
-                ('vm_name', models.CharField(blank=True, max_length=255, verbose_name='VM')),
-                ('timestamp', models.CharField(blank=True, max_length=20)),
-                ('sr_uuid', models.CharField(max_length=36, verbose_name='SR uuid')),
-                ('timeout', models.PositiveIntegerField(help_text='Seconds the VM may take to run.')),
-                ('status', models.CharField(choices=[('pending', 'Queued'), ('running', 'Running'), ('passed', 'Passed'), ('failed', 'Failed'), ('error', 'Could not run'), ('interrupted', 'Interrupted')], default='pending', max_length=12)),
-                ('error', models.TextField(blank=True)),
-                ('restored_vm_uuid', models.CharField(blank=True, max_length=36)),
-                ('destroyed', models.BooleanField(default=False, help_text='The restored VM and its disks are gone from the pool.')),
-                ('boot_seconds', models.FloatField(blank=True, null=True)),
-                ('requested_by', models.CharField(blank=True, max_length=150)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('started', models.DateTimeField(blank=True, null=True)),
-                ('ended', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat', models.DateTimeField(blank=True, null=True)),
-                ('worker', models.CharField(blank=True, help_text='host:pid testing.', max_length=255)),
-                ('remote', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, to='backups.remote')),
-                ('run', models.ForeignKey(blank=True, help_text='The run whose backup it tested.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='health_checks', to='backups.backuprun')),
-                ('task', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='tasks.task')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[
+                            ("schedule", "After a scheduled run"),
+                            ("page", "Page"),
+                            ("command", "Command"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("backup_path", models.CharField(max_length=500)),
+                ("vm_uuid", models.CharField(max_length=36, verbose_name="VM uuid")),
+                ("vm_name", models.CharField(blank=True, max_length=255, verbose_name="VM")),
+                ("timestamp", models.CharField(blank=True, max_length=20)),
+                ("sr_uuid", models.CharField(max_length=36, verbose_name="SR uuid")),
+                (
+                    "timeout",
+                    models.PositiveIntegerField(help_text="Seconds the VM may take to run."),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Queued"),
+                            ("running", "Running"),
+                            ("passed", "Passed"),
+                            ("failed", "Failed"),
+                            ("error", "Could not run"),
+                            ("interrupted", "Interrupted"),
+                        ],
+                        default="pending",
+                        max_length=12,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("restored_vm_uuid", models.CharField(blank=True, max_length=36)),
+                (
+                    "destroyed",
+                    models.BooleanField(
+                        default=False,
+                        help_text="The restored VM and its disks are gone from the pool.",
+                    ),
+                ),
+                ("boot_seconds", models.FloatField(blank=True, null=True)),
+                ("requested_by", models.CharField(blank=True, max_length=150)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                ("started", models.DateTimeField(blank=True, null=True)),
+                ("ended", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat", models.DateTimeField(blank=True, null=True)),
+                (
+                    "worker",
+                    models.CharField(blank=True, help_text="host:pid testing.", max_length=255),
+                ),
+                (
+                    "remote",
+                    models.ForeignKey(
+                        null=True, on_delete=django.db.models.deletion.SET_NULL, to="backups.remote"
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The run whose backup it tested.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="health_checks",
+                        to="backups.backuprun",
+                    ),
+                ),
+                (
+                    "task",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="tasks.task",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created', '-pk'],
-                'indexes': [models.Index(fields=['remote', 'backup_path'], name='backups_hc_remote_backup'), models.Index(fields=['status', 'heartbeat'], name='backups_hc_status_beat')],
+                "ordering": ["-created", "-pk"],
+                "indexes": [
+                    models.Index(fields=["remote", "backup_path"], name="backups_hc_remote_backup"),
+                    models.Index(fields=["status", "heartbeat"], name="backups_hc_status_beat"),
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='verification',
-            index=models.Index(fields=['remote', '-created'], name='backups_verif_remote_created'),
+            model_name="verification",
+            index=models.Index(fields=["remote", "-created"], name="backups_verif_remote_created"),
         ),
         migrations.AddIndex(
-            model_name='fileverdict',
-            index=models.Index(fields=['remote', 'ok'], name='backups_fverdict_remote_ok'),
+            model_name="fileverdict",
+            index=models.Index(fields=["remote", "ok"], name="backups_fverdict_remote_ok"),
         ),
         migrations.AddIndex(
-            model_name='fileverdict',
-            index=models.Index(fields=['remote', 'vm_uuid'], name='backups_fverdict_remote_vm'),
+            model_name="fileverdict",
+            index=models.Index(fields=["remote", "vm_uuid"], name="backups_fverdict_remote_vm"),
         ),
         migrations.AddConstraint(
-            model_name='fileverdict',
-            constraint=models.UniqueConstraint(fields=('remote', 'path'), name='backups_fileverdict_unique_path', violation_error_message='This file already has a verdict.'),
+            model_name="fileverdict",
+            constraint=models.UniqueConstraint(
+                fields=("remote", "path"),
+                name="backups_fileverdict_unique_path",
+                violation_error_message="This file already has a verdict.",
+            ),
         ),
         migrations.AddIndex(
-            model_name='backupverdict',
-            index=models.Index(fields=['remote', 'vm_uuid'], name='backups_bverdict_remote_vm'),
+            model_name="backupverdict",
+            index=models.Index(fields=["remote", "vm_uuid"], name="backups_bverdict_remote_vm"),
         ),
         migrations.AddConstraint(
-            model_name='backupverdict',
-            constraint=models.UniqueConstraint(fields=('remote', 'path'), name='backups_backupverdict_unique_path', violation_error_message='This backup already has a verdict.'),
+            model_name="backupverdict",
+            constraint=models.UniqueConstraint(
+                fields=("remote", "path"),
+                name="backups_backupverdict_unique_path",
+                violation_error_message="This backup already has a verdict.",
+            ),
         ),
     ]
