@@ -24,9 +24,10 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -162,38 +163,77 @@ def verify_remote(
     kind = "deep check (every file read, SHA-256 compared)" if deep else "check"
     meter = _Meter()
     progress.info(f"{kind} of {len(vms)} VM folder(s) on {remote}")
+    # A few VM folders are open (locked, their files given to the pool) at once, so that the
+    # threads never wait for one folder's last large file: the oldest is finished (its chains
+    # walked, its lock released) when the window is full, and every one at the end.
+    window: deque[tuple[str, ExitStack, _VmCheck]] = deque()
+
+    def finish_oldest() -> None:
+        vm_uuid, held, check = window.popleft()
+        with held:
+            check.finish(progress)
+        report.vms.append(vm_uuid)
+
     with ThreadPoolExecutor(workers, thread_name_prefix="verify") as pool:
-        for vm_uuid in vms:
-            progress.check()
-            held = (
-                remote.lock(
-                    vm_uuid, holder=holder, lease=lock_lease, heartbeat=lock_heartbeat, clock=clock
-                )
-                if lock
-                else nullcontext()
-            )
-            try:
-                with held:
-                    _VmCheck(remote, vm_uuid, report, pool, progress, now, meter).run()
-            except LockHeld as error:
-                report.skipped[vm_uuid] = f"not checked: {error}"
-                progress.warning(report.skipped[vm_uuid])
-                continue
-            report.vms.append(vm_uuid)
+        try:
+            for vm_uuid in vms:
+                progress.check()
+                held = ExitStack()
+                try:
+                    if lock:
+                        held.enter_context(
+                            remote.lock(
+                                vm_uuid,
+                                holder=holder,
+                                lease=lock_lease,
+                                heartbeat=lock_heartbeat,
+                                clock=clock,
+                            )
+                        )
+                except LockHeld as error:
+                    report.skipped[vm_uuid] = f"not checked: {error}"
+                    progress.warning(report.skipped[vm_uuid])
+                    continue
+                check = _VmCheck(remote, vm_uuid, report, pool, now, meter)
+                try:
+                    check.start()
+                except BaseException:
+                    held.close()
+                    raise
+                window.append((vm_uuid, held, check))
+                if len(window) >= workers:
+                    finish_oldest()
+            while window:
+                finish_oldest()
+        finally:
+            for _vm_uuid, held, check in window:  # a failure: stop reading, release the locks
+                check.cancel()
+                held.close()
+    report.bytes_read = meter.hashed
     report.duration = time.monotonic() - started
     return report
 
 
 @dataclass
 class _Meter:
-    """Bytes to cover and covered, over every VM of one verification (the progress)."""
+    """Bytes to cover and covered, over every VM folder of one verification (the progress),
+    written by the pool's threads."""
 
     total: int = 0
-    done: int = 0
+    hashed: int = 0  # deep: bytes read and hashed
+    checked: int = 0  # bytes of the files whose check is done
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, *, hashed: int = 0, checked: int = 0) -> None:
+        with self.lock:
+            self.hashed += hashed
+            self.checked += checked
 
 
 class _VmCheck:
-    """The check of one VM folder (see the module docstring for the steps)."""
+    """The check of one VM folder (see the module docstring for the steps): :meth:`start`
+    reads its metadata and gives its files to the pool; :meth:`finish` waits for them, then
+    walks every chain."""
 
     def __init__(
         self,
@@ -201,7 +241,6 @@ class _VmCheck:
         vm_uuid: str,
         report: VerifyReport,
         pool: ThreadPoolExecutor,
-        progress: Progress,
         now: float | None,
         meter: _Meter,
     ) -> None:
@@ -210,11 +249,10 @@ class _VmCheck:
         self.vm_uuid = vm_uuid
         self.report = report
         self.pool = pool
-        self.progress = progress
         self.now = now
         self.checked: dict[Path, vhd.FileCheck] = {}
-        self.read = 0  # bytes hashed so far, written by the pool's threads
-        self.read_lock = threading.Lock()
+        self.backups: list[tuple[BackupReport, BackupEntry | None]] = []
+        self.futures: set[Future] = set()
 
     def relative(self, path: Path) -> str:
         try:
@@ -226,10 +264,10 @@ class _VmCheck:
         """A finding's message without the remote's own folder (paths read from its root)."""
         return text.replace(f"{self.remote.root}/", "")
 
-    def run(self) -> None:
-        backups = self.read_metadata()
+    def start(self) -> None:
+        self.backups = self.read_metadata()
         files: dict[str, tuple[str, str]] = {}  # path → (sha256 recorded, by which metadata)
-        for backup, entry in backups:
+        for backup, entry in self.backups:
             for disk in entry.disks if entry else ():
                 if not self.remote.path(disk.path).is_file():
                     backup.problems.append(
@@ -241,12 +279,37 @@ class _VmCheck:
                 recorded = files.get(disk.path)
                 if recorded is None or (disk.sha256 and not recorded[0]):
                     files[disk.path] = (disk.sha256, backup.path)
-        self.read_files(files)
-        for backup, entry in backups:
+        for path in files:
+            try:
+                self.meter.total += self.remote.path(path).stat().st_size
+            except OSError:
+                pass
+        self.futures = {
+            self.pool.submit(self.read_file, path, *recorded) for path, recorded in files.items()
+        }
+
+    def finish(self, progress: Progress) -> None:
+        """Wait for the files (reporting progress from this thread: the progress object is
+        not shared between threads), then walk every chain."""
+        progress.update(total=self.meter.total)
+        futures = self.futures
+        while futures:
+            done, futures = wait(futures, timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED)
+            for future in done:
+                future.result()
+            meter = self.meter
+            progress.update(done=meter.hashed if self.report.deep else meter.checked)
+            progress.check()
+        for backup, entry in self.backups:
             for disk in entry.disks if entry else ():
                 if disk.vdi_uuid not in backup.chains:
                     backup.chains[disk.vdi_uuid] = self.chain(disk.path)
             self.report.backups.append(backup)
+
+    def cancel(self) -> None:
+        for future in self.futures:
+            future.cancel()
+        wait(self.futures)
 
     def read_metadata(self) -> list[tuple[BackupReport, BackupEntry | None]]:
         folder = layout.vm_folder(self.vm_uuid)
@@ -271,32 +334,6 @@ class _VmCheck:
             found.append((backup, entry))
         return found
 
-    def read_files(self, files: Mapping[str, tuple[str, str]]) -> None:
-        """Hash (deep) and check every file, each in a thread of the pool; report progress
-        from this thread (the progress object is not shared between threads)."""
-        sizes = {}
-        for path in files:
-            try:
-                sizes[path] = self.remote.path(path).stat().st_size
-            except OSError:
-                sizes[path] = 0
-        meter = self.meter
-        meter.total += sum(sizes.values())
-        self.progress.update(total=meter.total)
-        futures: set[Future] = {
-            self.pool.submit(self.read_file, path, *recorded) for path, recorded in files.items()
-        }
-        base = meter.done
-        while futures:
-            done, futures = wait(futures, timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED)
-            for future in done:
-                future.result()
-            finished = sum(size for path, size in sizes.items() if path in self.report.files)
-            self.progress.update(done=base + (self.read if self.report.deep else finished))
-            self.progress.check()
-        self.report.bytes_read += self.read
-        meter.done = base + sum(sizes.values())
-
     def read_file(self, path: str, expected: str, expected_by: str) -> None:
         absolute = self.remote.path(path)
         file = FileReport(path, expected_sha256=expected, expected_by=expected_by)
@@ -312,6 +349,7 @@ class _VmCheck:
         self.checked[absolute] = result
         self.describe(result, file)
         self.report.files[path] = file
+        self.meter.add(checked=file.size)
 
     def hash_file(self, absolute: Path, file: FileReport) -> None:
         digest = hashlib.sha256()
@@ -322,8 +360,7 @@ class _VmCheck:
                 os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
                 while count := handle.readinto(buffer):
                     digest.update(view[:count])
-                    with self.read_lock:
-                        self.read += count
+                    self.meter.add(hashed=count)
         except OSError as error:
             file.content = Content.UNREADABLE
             file.content_problem = f"{file.path}: cannot be read whole: {error.strerror or error}"
