@@ -271,3 +271,27 @@ def test_a_file_without_a_recorded_checksum_is_compared_with_its_first_deep_read
         assert backup_check("--deep")[1] == "2 backup(s) failed verification"
     verdict = FileVerdict.objects.get(remote=remote, path=rotten)
     assert (verdict.content, verdict.sha256) == ("mismatch", first.sha256)
+
+
+def test_the_remote_page_queues_a_verification_of_all_its_backups(backed_up, client_with) -> None:
+    remote = backed_up[0]
+    operator = client_with("backups.view_remote", "backups.verify_restorepoint")
+    page = operator.get(reverse("backups:remote_detail", args=[remote.pk])).content.decode()
+    assert "Verify its backups" in page and "No verification yet." in page
+    response = operator.post(reverse("backups:remote_verify", args=[remote.pk]))
+    checked = Verification.objects.get()
+    assert response["Location"] == checked.get_absolute_url()
+    assert (checked.remote, checked.deep, checked.vm_uuids, checked.trigger) == (
+        remote,
+        False,
+        [],
+        "page",
+    )
+    assert verification.run(checked.pk) == "passed"
+    detail = operator.get(checked.get_absolute_url())
+    assert detail.status_code == 403, "a verification's page needs its own view permission"
+    viewer = client_with("backups.view_verification")
+    assert (
+        "2 backup(s) of 1 VM(s) checked: all sound"
+        in viewer.get(checked.get_absolute_url()).content.decode()
+    )
