@@ -29,7 +29,7 @@ from backups.choices import CheckStatus, CheckTrigger, ContentStatus
 from backups.models import BackupVerdict, FileVerdict, Remote, RestorePoint, Verification
 from backups.services import bridge, check_claims
 from backups.services.heartbeat import holder_name
-from tasks.reporter import no_current_task, task
+from tasks.reporter import TaskCancelled, no_current_task, task
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def _perform(verification: Verification) -> Any:
         with (
             check_claims.beating(verification),
             no_current_task(),
-            task(title, kind="verify", about=verification) as progress,
+            task(title, kind="verify", about=verification, cancellable=True) as progress,
         ):
             Verification.objects.filter(pk=verification.pk).update(task_id=progress.id)
             report = bridge.verify_remote(
@@ -131,6 +131,10 @@ def _perform(verification: Verification) -> Any:
             progress.set_result(summary)
     except errors.EngineError as error:
         check_claims.end(verification, CheckStatus.ERROR, f"not checked: {error}")
+    except TaskCancelled:
+        check_claims.end(
+            verification, CheckStatus.ERROR, "cancelled: no verdict was recorded by this check"
+        )
     except Exception as error:
         logger.exception("verification %s failed", verification.pk)
         check_claims.end(verification, CheckStatus.ERROR, str(error) or type(error).__name__)

@@ -196,3 +196,22 @@ def test_metadata_written_by_xo_has_no_checksum_to_compare(pool, remotes, chain)
     report = verify_remote(remote, deep=True, holder="test")
     assert report.failed == []
     assert report.files[vhd_of(full, remote)].content == Content.NO_CHECKSUM
+
+
+def test_a_cancel_passes_through_and_leaves_no_lock(pool, remotes, chain):
+    """The caller's cancel (raised by ``progress.check``) stops the check, the locks of the
+    folders it held are released, and the exception is the caller's."""
+    from .conftest import Cancelled
+
+    remote = remotes[0]
+    vm_uuid, _outcomes = chain
+
+    class Cancelling(RecordingProgress):
+        def check(self) -> None:
+            if self.done:
+                raise Cancelled("cancelled by the test")
+
+    with pytest.raises(Cancelled):
+        verify_remote(remote, deep=True, holder="test", progress=Cancelling())
+    assert not remote.path(f"xo-vm-backups/{vm_uuid}.lock").exists()
+    assert verify_remote(remote, holder="test").failed == [], "the next check runs"
