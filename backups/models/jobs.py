@@ -179,6 +179,16 @@ class Schedule(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(24 * 3600)],
         help_text="How long the restored VM may take to run after its start.",
     )
+    # The django-celery-beat entry that fires this schedule, kept in step by
+    # backups.scheduling (one entry per schedule; disabled with it, deleted with it).
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="backup_schedule",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -219,3 +229,7 @@ class Schedule(models.Model):
 
     def next_runs(self, after, count: int = 3):
         return cron.next_runs(self.cron, self.timezone, after, count)
+
+    def tick_of(self, fired_at):
+        """The moment of this schedule that a firing at ``fired_at`` stands for."""
+        return cron.tick_of(self.cron, self.timezone, fired_at)
