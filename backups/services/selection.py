@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from backups.choices import VmSelection
 from backups.models import BackupJob
+from backups.services import bridge
 from pools.models import VBD, VDI, VM
 
 NOBAK = "[NOBAK]"
@@ -54,8 +55,11 @@ def resolve(job: BackupJob) -> Selection:
     guests = VM.objects.guests().filter(pool=pool).select_related("pool").order_by("name_label")
     live = set(guests.live().values_list("pk", flat=True))
     wanted = set(job.vm_tags)
+    # A restore test's VM lives for minutes and is never backed up (Xen Orchestra tags its own
+    # `xo:no-bak` for the same reason).
+    testing = bridge.health_check_tag()
     for vm in guests:
-        why = _left_out(job, vm, wanted, vm.pk in live)
+        why = _left_out(job, vm, wanted, vm.pk in live, testing)
         if why:
             selection.excluded.append((vm, why))
         else:
@@ -71,8 +75,10 @@ def resolve(job: BackupJob) -> Selection:
     return selection
 
 
-def _left_out(job: BackupJob, vm: VM, wanted: set[str], live: bool) -> str:
+def _left_out(job: BackupJob, vm: VM, wanted: set[str], live: bool, testing: str) -> str:
     """Why the rule leaves ``vm`` out ("" when it takes it)."""
+    if testing in vm.tags:
+        return "the VM of a restore test (never backed up)"
     if not live:
         return "not live: its pool is not connected or its watcher is not running"
     if job.vm_power_state and vm.power_state != job.vm_power_state:

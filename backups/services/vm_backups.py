@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from backups.choices import RunStatus, VmBackupStatus
 from backups.models import Remote, VmBackup, VmBackupDisk
-from backups.services import bridge, restore_points, runs
+from backups.services import bridge, restore_points, runs, verification
 from backups.services.heartbeat import beating, holder_is_dead, holder_name
 from pools.services import client_for
 from tasks.reporter import TaskNotStartable, start_planned
@@ -127,6 +127,8 @@ def _back_up(vm_backup: VmBackup) -> tuple[str, str]:
                     holder=f"{vm_backup.worker}/vm-backup-{vm_backup.pk}",
                     lock_lease=float(settings.BACKUP_LOCK_LEASE_SECONDS),
                     lock_heartbeat=float(settings.BACKUP_LOCK_HEARTBEAT_SECONDS),
+                    # A base whose file failed verification is never built on: a full instead.
+                    known_bad=verification.known_bad(remotes),
                 )
         except errors.ChainUnhealthy as why:
             progress.warning(f"skipped: {why}")

@@ -1,5 +1,6 @@
-"""Remote pages: list, add (with the write test), detail (space, restore points), edit,
-delete, and buttons that queue a check or an index rebuild on the workers."""
+"""Remote pages: list, add (with the write test), detail (space, restore points with their last
+verification, the recent verifications), edit, delete, and buttons that queue a check or an
+index rebuild on the workers."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from accounts.access import requires
 from backups.forms import RemoteForm
 from backups.models import Remote
-from backups.services import outlook
+from backups.services import outlook, verification
 
 POINTS_PER_PAGE = 50
+VERIFICATIONS_SHOWN = 10
 
 
 @requires("backups.view_remote")
@@ -28,6 +30,9 @@ def remote_detail(request: HttpRequest, pk: int) -> HttpResponse:
     remote = get_object_or_404(Remote, pk=pk)
     points = remote.restore_points.order_by("-taken_at", "-pk")
     page = Paginator(points, POINTS_PER_PAGE).get_page(request.GET.get("page"))
+    verdicts = verification.verdicts_of(page.object_list)
+    for point in page.object_list:
+        point.verdict = verdicts.get(point.pk)
     return render(
         request,
         "backups/remote_detail.html",
@@ -38,6 +43,7 @@ def remote_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "outlook": outlook.for_page(remote),
             "warn_days": settings.OUTLOOK_WARN_DAYS,
             "window_days": settings.OUTLOOK_WINDOW_DAYS,
+            "verifications": remote.verifications.select_related("remote")[:VERIFICATIONS_SHOWN],
         },
     )
 

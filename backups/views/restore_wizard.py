@@ -23,7 +23,7 @@ from accounts.access import requires
 from backups.choices import FileFormat, RestoreKind, RestoreStatus
 from backups.models import Restore, RestorePoint
 from backups.services import restores
-from backups.views.points import MAX_POINTS, restorable_srs
+from backups.views.points import MAX_POINTS
 from pools.models import VM
 
 #: What the wizard offers → the restore kind it records.
@@ -88,7 +88,7 @@ def restore_wizard(request: HttpRequest, vm_uuid: str) -> HttpResponse:
         if disk and chosen.disk(disk) is None:
             errors["disk"] = f"backup {chosen.timestamp} has no disk {disk!r}"
             disk = ""
-    srs = list(restorable_srs())
+    srs = list(restores.restorable_srs())
     sr_uuid, file_format = request.GET.get("sr", ""), request.GET.get("format", "")
     where = ""
     if what == "download" and file_format:
