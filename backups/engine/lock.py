@@ -212,6 +212,25 @@ class VmLock:
             if error.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
                 raise self._error("break", error) from None
 
+    def holder_if_held(self) -> str:
+        """Who holds the lock if someone alive does ("" otherwise), changing nothing: what a
+        dry run asks before it reads a VM folder another process may be writing."""
+        try:
+            names = self.fs.listdir(self.path)
+        except OSError:
+            return ""
+        leases = [(name, parsed) for name in names if (parsed := _parse_lease(name))]
+        if leases:
+            name, (_token, expires) = max(leases, key=lambda item: item[1][1])
+            return self._describe(name) if expires > self.clock() else ""
+        try:
+            age = self.wall() - self.fs.mtime(self.path)
+        except OSError:
+            return ""
+        return (
+            "another program (a lock directory without a xoweb lease)" if age < self.lease else ""
+        )
+
     def _describe(self, name: str) -> str:
         try:
             content = json.loads(self.fs.read_bytes(self.path / name))

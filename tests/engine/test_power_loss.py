@@ -1,0 +1,170 @@
+"""Power loss during retention, merges, the clean pass and a backup's commit: every state the
+recorded flushes allow (tests/engine/powerloss.py) is rebuilt, recovered with the next pass
+(interrupted merges resumed, then the clean pass), and must give a remote where every
+committed backup restores exactly, nothing committed is lost, no temporary file is left and a
+second pass has nothing left to do.
+
+Removing a flush that matters from the code makes one of these fail (docs/maintenance.md §6
+lists each flush and the test that needs it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from backups.engine import RemoteAdapter
+from backups.engine.maintenance import maintain_vm
+from backups.engine.prune import ScheduleRetention
+from backups.engine.retention import RetentionPolicy
+
+from .powerloss import RecordingFs, Trace
+from .synthetic import (
+    BLOCK,
+    DAILY,
+    JOB_ID,
+    WEEKLY,
+    SyntheticVm,
+    dot_files,
+    restores_exactly,
+    vhd_files,
+)
+
+FROZEN = 2_000_000_000.0  # the recorded passes' clock (their leases are counted in it)
+LATER = FROZEN + 10**6  # the recovery's: every recorded lease is long over
+
+
+def recover(root: Path, vm_uuid: str):
+    remote = RemoteAdapter(root, remote_id="r", name="nas")
+    report = maintain_vm(
+        remote, vm_uuid, merges=None, clock=lambda: LATER, lock_heartbeat=0, batch_bytes=BLOCK
+    )
+    assert not report.skipped, report.skipped
+    return remote
+
+
+def replay(
+    trace: Trace,
+    tmp_path: Path,
+    vm_uuid: str,
+    expected: dict[tuple[str, str], str],
+    committed: set[str],
+    *,
+    exhaustive: int = 6,
+) -> int:
+    """Recover every crash state and check it; returns how many distinct states were tried."""
+    count = 0
+    for label, tree in trace.crash_states(exhaustive):
+        root = tmp_path / f"state-{count}"
+        tree.materialize(root)
+        try:
+            remote = recover(root, vm_uuid)
+            present = {entry.timestamp for entry in remote.list_backups(vm_uuid)}
+            assert committed <= present, f"lost {sorted(committed - present)}"
+            restores_exactly(remote, expected)
+            assert dot_files(remote) == [], dot_files(remote)
+            referenced = {
+                disk.path for entry in remote.list_backups(vm_uuid) for disk in entry.disks
+            }
+            assert set(vhd_files(remote)) == referenced
+            again = maintain_vm(remote, vm_uuid, clock=lambda: LATER, lock_heartbeat=0)
+            assert [f for f in again.findings if f.done] == [], again.findings
+        except AssertionError as error:
+            raise AssertionError(f"{label}: {error}") from None
+        except Exception as error:
+            raise AssertionError(f"{label}: recovery failed: {error!r}") from error
+        count += 1
+    return count
+
+
+def test_power_loss_during_retention_and_merges(tmp_path):
+    """Retention drops the two oldest of five backups; the pass deletes their metadata and
+    merges their deltas into the oldest kept backup, in batches of one block (a state save
+    between batches)."""
+    source = tmp_path / "remote"
+    vm = SyntheticVm.make(RemoteAdapter(source, remote_id="r", name="nas"), blocks=6)
+    vm.write(3)
+    stamps = []
+    for _ in range(5):
+        stamps.append(vm.backup())
+        vm.write(2)
+    fs = RecordingFs(source)
+    remote = RemoteAdapter(source, remote_id="r", name="nas", fs=fs)
+    report = maintain_vm(
+        remote,
+        vm.uuid,
+        retention=[ScheduleRetention(JOB_ID, DAILY, RetentionPolicy(keep_last=3))],
+        clock=lambda: FROZEN,
+        lock_heartbeat=0,
+        batch_bytes=BLOCK,
+    )
+    assert [d.timestamp for d in report.dropped] == stamps[:2]
+    assert report.merges_done == 1
+    trace = fs.trace()
+    assert sum(op.kind == "fsync" for op in trace.ops) >= 4
+    tried = replay(trace, tmp_path, vm.uuid, vm.expected, set(stamps[2:]))
+    assert tried > 50
+
+
+def test_power_loss_during_a_clean_pass_of_a_messy_remote(tmp_path):
+    """Temporary files, an incomplete backup, an orphan, an unused delta to merge, a chain
+    of another disk to delete: the clean pass repairs it all, and a crash anywhere in it
+    loses nothing committed."""
+    source = tmp_path / "remote"
+    adapter = RemoteAdapter(source, remote_id="r", name="nas")
+    vm = SyntheticVm.make(adapter, disks=2, blocks=4)
+    vm.write(2)
+    first = vm.backup(full=True)
+    vm.write(1)
+    second = vm.backup()
+    vm.write(1)
+    third = vm.backup(schedule=WEEKLY)
+    # the second backup dropped (its delta must fold into the third's)
+    adapter.delete_backup(f"xo-vm-backups/{vm.uuid}/{second}.json")
+    # a temporary file; an orphan delta (it names a parent by the name of a file of another
+    # disk); an incomplete backup (a disk file missing)
+    folder = source / "xo-vm-backups" / vm.uuid
+    (folder / f".{third}.json.abcd1234.partial").write_bytes(b"{")
+    disks = [folder / "vdis" / JOB_ID / disk.uuid for disk in vm.disks]
+    (disks[1] / "20270101T000000Z.vhd").write_bytes((disks[0] / f"{third}.vhd").read_bytes())
+    missing = f"{uuid.uuid4()}"
+    (folder / "20261231T000000Z.json").write_text(
+        (folder / f"{first}.json").read_text().replace(first, "20261231T000000Z")
+        .replace(vm.disks[1].uuid, missing)
+    )
+    fs = RecordingFs(source)
+    remote = RemoteAdapter(source, remote_id="r", name="nas", fs=fs)
+    report = maintain_vm(remote, vm.uuid, clock=lambda: FROZEN, lock_heartbeat=0)
+    kinds = sorted({finding.kind for finding in report.findings})
+    assert {"temporary", "incomplete_backup", "unused_merge"} <= set(kinds), kinds
+    trace = fs.trace()
+    replay(trace, tmp_path, vm.uuid, vm.expected, {first, third})
+
+
+@pytest.mark.parametrize("exhaustive", [6])
+def test_the_crash_states_include_the_ones_that_matter(tmp_path, exhaustive):
+    """The model itself: a write not yet flushed may be lost, a rename not yet made durable
+    may be lost, a flushed one never is."""
+    root = tmp_path / "r"
+    root.mkdir()
+    fs = RecordingFs(root)
+    handle = fs.create(root / ".a.partial")
+    handle.write(b"x" * 1024)
+    handle.fsync()
+    handle.close()
+    fs.rename(root / ".a.partial", root / "a")
+    handle = fs.create(root / "b")
+    handle.write(b"y" * 8192)
+    handle.close()
+    fs.fsync_dir(root)
+    trees = [tree for _label, tree in fs.trace().crash_states(exhaustive)]
+    contents = [
+        {path: bytes(tree.files[ino]) for path, ino in tree.walk()} for tree in trees
+    ]
+    assert {} in contents  # nothing durable yet
+    assert any(c.get("a") == b"x" * 1024 and "b" not in c for c in contents)
+    assert any(c.get("b") == b"" for c in contents)  # b's name durable, its data not
+    assert any(c.get("b") == b"y" * 4096 for c in contents)  # torn
+    assert not any(c.get("a") not in (None, b"x" * 1024) for c in contents)  # a never torn
