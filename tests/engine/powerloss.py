@@ -196,7 +196,9 @@ class RecordingFs(RealFileSystem):
         try:
             return self.inodes[Path(path)]
         except KeyError:
-            raise AssertionError(f"{path} was not made through the seam (or is outside the root)")
+            raise AssertionError(
+                f"{path} was not made through the seam (or is outside the root)"
+            ) from None
 
     def _folder(self, path: Path) -> tuple[int, str]:
         path = Path(path)
@@ -331,14 +333,15 @@ class Trace:
         out = []
         for index, op in enumerate(self.ops[:crash]):
             if op.kind in (WRITE, TRUNCATE):
-                if index > last_fsync.get(op.ino, -1):
-                    out.append(index)
+                durable = index < last_fsync.get(op.ino, -1)
             elif op.kind in (LINK, UNLINK):
-                if index > last_dir.get(op.folder, -1):
-                    out.append(index)
+                durable = index < last_dir.get(op.folder, -1)
             elif op.kind == RENAME:
-                if index > last_dir.get(op.folder, -1) or index > last_dir.get(op.folder2, -1):
-                    out.append(index)
+                durable = index < min(last_dir.get(op.folder, -1), last_dir.get(op.folder2, -1))
+            else:
+                continue
+            if not durable:
+                out.append(index)
         return out
 
     def state(

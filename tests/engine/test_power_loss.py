@@ -131,7 +131,9 @@ def test_power_loss_during_a_clean_pass_of_a_messy_remote(tmp_path):
     (disks[1] / "20270101T000000Z.vhd").write_bytes((disks[0] / f"{third}.vhd").read_bytes())
     missing = f"{uuid.uuid4()}"
     (folder / "20261231T000000Z.json").write_text(
-        (folder / f"{first}.json").read_text().replace(first, "20261231T000000Z")
+        (folder / f"{first}.json")
+        .read_text()
+        .replace(first, "20261231T000000Z")
         .replace(vm.disks[1].uuid, missing)
     )
     fs = RecordingFs(source)
@@ -160,9 +162,7 @@ def test_the_crash_states_include_the_ones_that_matter(tmp_path, exhaustive):
     handle.close()
     fs.fsync_dir(root)
     trees = [tree for _label, tree in fs.trace().crash_states(exhaustive)]
-    contents = [
-        {path: bytes(tree.files[ino]) for path, ino in tree.walk()} for tree in trees
-    ]
+    contents = [{path: bytes(tree.files[ino]) for path, ino in tree.walk()} for tree in trees]
     assert {} in contents  # nothing durable yet
     assert any(c.get("a") == b"x" * 1024 and "b" not in c for c in contents)
     assert any(c.get("b") == b"" for c in contents)  # b's name durable, its data not
