@@ -1,5 +1,5 @@
 """Power loss during retention, merges, the clean pass and a backup's commit: every state the
-recorded flushes allow (tests/engine/powerloss.py) is rebuilt, recovered with the next pass
+recorded flushes allow (tests/powerloss.py) is rebuilt, recovered with the next pass
 (interrupted merges resumed, then the clean pass), and must give a remote where every
 committed backup restores exactly, nothing committed is lost, no temporary file is left and a
 second pass has nothing left to do.
@@ -20,7 +20,7 @@ from backups.engine.maintenance import maintain_vm
 from backups.engine.prune import ScheduleRetention
 from backups.engine.retention import RetentionPolicy
 
-from .powerloss import RecordingFs, Trace
+from tests.powerloss import NoSyncFs, RecordingFs, Trace
 from .synthetic import (
     BLOCK,
     DAILY,
@@ -37,7 +37,7 @@ LATER = FROZEN + 10**6  # the recovery's: every recorded lease is long over
 
 
 def recover(root: Path, vm_uuid: str):
-    remote = RemoteAdapter(root, remote_id="r", name="nas")
+    remote = RemoteAdapter(root, remote_id="r", name="nas", fs=NoSyncFs())
     report = maintain_vm(
         remote, vm_uuid, merges=None, clock=lambda: LATER, lock_heartbeat=0, batch_bytes=BLOCK
     )
@@ -168,3 +168,35 @@ def test_the_crash_states_include_the_ones_that_matter(tmp_path, exhaustive):
     assert any(c.get("b") == b"" for c in contents)  # b's name durable, its data not
     assert any(c.get("b") == b"y" * 4096 for c in contents)  # torn
     assert not any(c.get("a") not in (None, b"x" * 1024) for c in contents)  # a never torn
+
+
+def test_power_loss_during_a_backup_its_retention_and_merges(pool, tmp_path):
+    """A whole VM backup recorded: the clean pass that starts it, the transfer of two disks,
+    the metadata (the commit point), then retention dropping the oldest backup and the merge
+    of its files. Whatever the crash leaves, the next pass gives a remote where the backups
+    committed before all restore to the SHA-256 the pool gave at snapshot time, and the new
+    one too if its metadata survived."""
+    from .conftest import job, schedule
+
+    vm = pool.make_vm("powerloss", disks=2, size="4M")
+    source = tmp_path / "nas"
+    plain = [RemoteAdapter(source, remote_id="r", name="nas")]
+    options = dict(job=job(), schedule=schedule(retention=2), lock_lease=60, lock_heartbeat=0)
+    first = pool.backup(vm, plain, **options)
+    pool.write(vm, 0, blocks=1, seed=3)
+    second = pool.backup(vm, plain, **options)
+    pool.write(vm, 1, blocks=1, seed=4)
+    fs = RecordingFs(source)
+    third = pool.backup(
+        vm, [RemoteAdapter(source, remote_id="r", name="nas", fs=fs)], **options
+    )
+    assert third.status == "success", third.error
+    [_start, end] = third.maintenance["r"]
+    assert [d.timestamp for d in end.dropped] == [first.timestamp]
+    assert end.merges_done == 2  # one per disk
+    trace = fs.trace()
+    kinds = {op.kind for op in trace.ops}
+    assert {"write", "fsync", "rename", "fsync_dir", "unlink"} <= kinds
+    expected = {key: value for key, value in pool.expected.items()}
+    tried = replay(trace, tmp_path, vm, expected, {second.timestamp})
+    assert tried > 50

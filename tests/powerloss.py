@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -400,7 +399,27 @@ class Trace:
         return str(self.ops[crash - 1]) if crash else "before any"
 
 
-def fresh(root: Path) -> Path:
-    if root.exists():
-        shutil.rmtree(root)
-    return root
+class _NoSyncFile(RealFile):
+    def fsync(self) -> None:
+        pass
+
+
+class _NoSyncRwFile(OsRwFile):
+    def datasync(self) -> None:
+        pass
+
+
+class NoSyncFs(RealFileSystem):
+    """The operating system's files without flushes: for recovering a rebuilt crash state,
+    which is thrown away after its checks (flushes there would only slow the replay)."""
+
+    def create(self, path):
+        real = super().create(path)
+        return _NoSyncFile(real.path, real.fd)
+
+    def open_rw(self, path):
+        real = super().open_rw(path)
+        return _NoSyncRwFile(real.path, real.fd)
+
+    def fsync_dir(self, path) -> None:
+        pass
