@@ -19,8 +19,8 @@ from backups.engine import RemoteAdapter
 from backups.engine.maintenance import maintain_vm
 from backups.engine.prune import ScheduleRetention
 from backups.engine.retention import RetentionPolicy
-
 from tests.powerloss import NoSyncFs, RecordingFs, Trace
+
 from .synthetic import (
     BLOCK,
     DAILY,
@@ -187,9 +187,7 @@ def test_power_loss_during_a_backup_its_retention_and_merges(pool, tmp_path):
     second = pool.backup(vm, plain, **options)
     pool.write(vm, 1, blocks=1, seed=4)
     fs = RecordingFs(source)
-    third = pool.backup(
-        vm, [RemoteAdapter(source, remote_id="r", name="nas", fs=fs)], **options
-    )
+    third = pool.backup(vm, [RemoteAdapter(source, remote_id="r", name="nas", fs=fs)], **options)
     assert third.status == "success", third.error
     [_start, end] = third.maintenance["r"]
     assert [d.timestamp for d in end.dropped] == [first.timestamp]
