@@ -9,6 +9,7 @@ from backups.forms import BackupJobForm, RemoteForm, ScheduleForm
 from backups.models import (
     BackupJob,
     BackupRun,
+    CleanReport,
     Remote,
     Restore,
     RestorePoint,
@@ -55,6 +56,10 @@ class ScheduleInline(admin.TabularInline):
         "timezone",
         "enabled",
         "retention",
+        "retention_daily",
+        "retention_weekly",
+        "retention_monthly",
+        "retention_yearly",
         "snapshot_retention",
         "force_full",
     ]
@@ -142,3 +147,10 @@ class RestoreAdmin(ReadOnlyAdmin):
     list_display = ["pk", "vm_name", "timestamp", "kind", "status", "created", "ended"]
     list_filter = ["kind", "status"]
     search_fields = ["vm_name", "vm_uuid"]
+
+
+@admin.register(CleanReport)
+class CleanReportAdmin(ReadOnlyAdmin):
+    list_display = ["vm_uuid", "remote", "checked_at", "trigger", "merges_done", "merges_left"]
+    list_filter = ["remote", "trigger"]
+    search_fields = ["vm_uuid"]

@@ -173,7 +173,8 @@ class BackupJobForm(forms.ModelForm):
 
 
 class ScheduleForm(forms.ModelForm):
-    """One schedule: cron (validated, described), time zone, retention, force full."""
+    """One schedule: cron (validated, described), time zone, retention (the newest N, then
+    long-term buckets), force full."""
 
     class Meta:
         model = Schedule
@@ -183,15 +184,48 @@ class ScheduleForm(forms.ModelForm):
             "timezone",
             "enabled",
             "retention",
+            "retention_daily",
+            "retention_weekly",
+            "retention_monthly",
+            "retention_yearly",
             "snapshot_retention",
             "force_full",
         ]
+
+    LONG_TERM = ("retention_daily", "retention_weekly", "retention_monthly", "retention_yearly")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name, period in zip(self.LONG_TERM, ("days", "weeks", "months", "years"), strict=True):
+            field = self.fields[name]
+            field.required = False  # empty: none kept
+            field.widget.attrs.update({"placeholder": period, "title": f"{period} kept", "size": 3})
+
+    @property
+    def long_term_fields(self) -> list:
+        return [self[name] for name in self.LONG_TERM]
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if not name:
             raise forms.ValidationError("enter a name for the schedule, e.g. nightly")
         return name
+
+    def _clean_long_term(self, name: str) -> int:
+        value = self.cleaned_data.get(name)
+        return 0 if value is None else value
+
+    def clean_retention_daily(self) -> int:
+        return self._clean_long_term("retention_daily")
+
+    def clean_retention_weekly(self) -> int:
+        return self._clean_long_term("retention_weekly")
+
+    def clean_retention_monthly(self) -> int:
+        return self._clean_long_term("retention_monthly")
+
+    def clean_retention_yearly(self) -> int:
+        return self._clean_long_term("retention_yearly")
 
     def clean_cron(self) -> str:
         try:

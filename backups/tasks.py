@@ -9,8 +9,10 @@ remote and the re-reading of its backups touch the remote's files too, and are h
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from backups.models import Remote
-from backups.services import remotes, restore_points, restores, runs, vm_backups
+from backups.services import maintenance, remotes, restore_points, restores, runs, vm_backups
 from xoweb.delivery import backup_task
 
 
@@ -49,3 +51,31 @@ def rebuild_restore_points(remote_id: int) -> str:
         return "gone"
     rebuilt = restore_points.rebuild(remote)
     return f"{rebuilt.indexed} restore point(s) indexed, {rebuilt.removed} removed"
+
+
+@backup_task("backups.tasks.merge_vm")
+def merge_vm(remote_id: int, vm_uuid: str) -> str:
+    """The merges a VM backup left on a remote (and the clean pass around them), off the
+    backup window; under the VM folder's lock, so a second delivery waits its turn or finds
+    nothing left to do."""
+    remote = Remote.objects.filter(pk=remote_id).first()
+    if remote is None:
+        return "gone"
+    return maintenance.run_task(
+        remote, vm_uuids=[vm_uuid], merges=settings.BACKUP_MERGES_PER_TASK or None,
+        trigger="merge task",
+    )  # fmt: skip
+
+
+@backup_task("backups.tasks.clean_remote")
+def clean_remote(remote_id: int, dry_run: bool = False) -> str:
+    """The clean pass over every VM folder of a remote (the remote page's button)."""
+    remote = Remote.objects.filter(pk=remote_id).first()
+    if remote is None:
+        return "gone"
+    return maintenance.run_task(
+        remote,
+        dry_run=dry_run,
+        trigger="remote page",
+        merges=settings.BACKUP_MERGES_PER_TASK or None,
+    )

@@ -11,6 +11,7 @@ urlpatterns = [
     path("backups/remotes/<id:pk>/edit/", remotes.remote_edit, name="remote_edit"),
     path("backups/remotes/<id:pk>/delete/", remotes.remote_delete, name="remote_delete"),
     path("backups/remotes/<id:pk>/check/", remotes.remote_check, name="remote_check"),
+    path("backups/remotes/<id:pk>/clean/", remotes.remote_clean, name="remote_clean"),
     path("backups/jobs/", jobs.job_list, name="job_list"),
     path("backups/jobs/add/", jobs.job_add, name="job_add"),
     path("backups/jobs/<id:pk>/", jobs.job_detail, name="job_detail"),

@@ -91,10 +91,15 @@ class MergeJob:
     target: str
     children: tuple[str, ...]
     blocks: int  # the children's allocated blocks: the cost of the merge
+    block_size: int = 2 * 2**20
 
     @property
     def result(self) -> str:
         return self.children[-1]
+
+    @property
+    def bytes(self) -> int:
+        return self.blocks * self.block_size
 
 
 @dataclass
@@ -278,7 +283,9 @@ def _plan_disk(disk: DiskFolder, used: set[str], dead: dict[str, str], plan: Cle
         if not run:
             continue
         cost = len(frozenset().union(*(live[child].blocks for child in run)))
-        plan.merges.append(MergeJob(disk.relpath, target, tuple(run), cost))
+        plan.merges.append(
+            MergeJob(disk.relpath, target, tuple(run), cost, live[name].block_size or 2 * 2**20)
+        )
         in_merge.update([target, *run])
     for name, node in sorted(live.items()):
         if is_used[name] or name in in_merge or name in duplicates:

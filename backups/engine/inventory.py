@@ -44,6 +44,7 @@ class VhdNode:
     parent_uuid: str = ""
     parent_names: list[str] = field(default_factory=list)  # candidates in the same folder
     blocks: frozenset[int] = frozenset()
+    block_size: int = 0
     broken: str = ""  # a format error: the file is unsound
     unreadable: str = ""  # an OS error: unknown
 
@@ -298,3 +299,23 @@ def ensure_readable(found: VmFolder) -> None:
     """``RemoteError`` naming the first file that could not be read (not: was unsound)."""
     for node in found.unreadable:
         raise RemoteError(node.unreadable)
+
+
+def disk_chains(remote: RemoteAdapter, vm_uuid: str) -> dict[str, list[dict[str, Any]]]:
+    """For every VHD of a VM folder, the files a restore of it reads, oldest (the full) first:
+    ``{relpath: [{"file", "differencing", "size"}]}`` (what the restore point pages show)."""
+    chains: dict[str, list[dict[str, Any]]] = {}
+    vdis = f"{layout.vm_folder(vm_uuid)}/vdis"
+    for job, job_is_dir in _listdir(remote, vdis):
+        if not job_is_dir:
+            continue
+        for disk, disk_is_dir in _listdir(remote, f"{vdis}/{job}"):
+            if not disk_is_dir:
+                continue
+            folder = read_disk_folder(remote, f"{vdis}/{job}/{disk}")
+            for name, node in folder.vhds.items():
+                chains[node.relpath] = [
+                    {"file": link.name, "differencing": link.differencing, "size": link.file_size}
+                    for link in folder.chain(name)
+                ]
+    return chains

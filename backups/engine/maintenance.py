@@ -329,7 +329,7 @@ class _Pass:
                         vhd.merge(
                             [folder / child for child in state.children],
                             batch_bytes=self.batch_bytes,
-                            progress=_merge_progress(step),
+                            progress=_merge_progress(step, 0),
                             io=self.fs,
                         )
                 except vhd.VhdError as error:
@@ -367,12 +367,12 @@ class _Pass:
         self.check()
         folder = self.remote.path(job.folder)
         with self.progress.subtask(
-            f"merge {', '.join(job.children)} into {job.target}", kind="merge", total=job.blocks
+            f"merge {', '.join(job.children)} into {job.target}", kind="merge", total=job.bytes
         ) as step:
             vhd.merge(
                 [folder / child for child in job.children],
                 batch_bytes=self.batch_bytes,
-                progress=_merge_progress(step),
+                progress=_merge_progress(step, job.block_size),
                 io=self.fs,
             )
         self.report.merges_done += 1
@@ -463,9 +463,12 @@ class _Pass:
         return out
 
 
-def _merge_progress(step: Progress) -> Callable[[int, int], None]:
+def _merge_progress(step: Progress, block_size: int) -> Callable[[int, int], None]:
+    """vhd.merge's (blocks merged, blocks) as bytes (or blocks when the size is unknown)."""
+    scale = block_size or 1
+
     def report(done: int, total: int) -> None:
-        step.update(done=done, total=total)
+        step.update(done=done * scale, total=total * scale)
         step.check()
 
     return report

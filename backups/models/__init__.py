@@ -3,6 +3,7 @@ schedules), what happened (runs, VM backups, disks), what exists (restore points
 was given back (restores). One module per idea; they are all importable from here."""
 
 from backups.models.jobs import BackupJob, Schedule
+from backups.models.maintenance import CleanReport
 from backups.models.remotes import Remote
 from backups.models.restore_points import RestorePoint
 from backups.models.restores import Restore
@@ -11,6 +12,7 @@ from backups.models.runs import BackupRun, VmBackup, VmBackupDisk
 __all__ = [
     "BackupJob",
     "BackupRun",
+    "CleanReport",
     "Remote",
     "Restore",
     "RestorePoint",
