@@ -58,7 +58,7 @@ def folder_state(root: Path) -> dict[str, bytes]:
 
 
 def test_backup_prune_dry_run_lists_what_would_go_and_why_and_changes_nothing(site):
-    remote, job, vm, stamps = site
+    remote, _job, vm, stamps = site
     before = folder_state(Path(remote.path))
     data = json.loads(run("backup_prune", "--job", "nightly", "--dry-run", "--json"))
     assert folder_state(Path(remote.path)) == before
@@ -98,7 +98,7 @@ def test_backup_prune_drops_merges_and_the_index_follows(site):
 
 
 def test_backup_clean_repairs_what_a_crash_left_and_a_dry_run_only_says_so(site):
-    remote, job, vm, stamps = site
+    remote, _job, vm, stamps = site
     root = Path(remote.path) / "xo-vm-backups" / vm.uuid
     (root / f".{stamps[5]}.json.0badf00d.partial").write_bytes(b"{")
     (root / f"{stamps[4]}.json").unlink()  # a metadata deleted by retention, files left
@@ -139,7 +139,7 @@ def test_the_commands_name_the_option_at_fault(site, args, message):
 
 
 def test_the_job_page_shows_the_retention_dry_run_from_the_index(site, client):
-    remote, job, vm, stamps = site
+    remote, job, _vm, stamps = site
     before = folder_state(Path(remote.path))
     page = client.get(job.get_absolute_url()).content.decode()
     assert folder_state(Path(remote.path)) == before
@@ -151,7 +151,7 @@ def test_the_job_page_shows_the_retention_dry_run_from_the_index(site, client):
 
 
 def test_the_remote_page_shows_each_points_chain_and_the_last_clean_pass(site, client):
-    remote, job, vm, stamps = site
+    remote, _job, _vm, stamps = site
     run("backup_prune")
     page = client.get(remote.get_absolute_url()).content.decode()
     assert "Last clean pass" in page
