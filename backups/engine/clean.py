@@ -119,17 +119,24 @@ class CleanPlan:
 
 
 def plan_vm_folder(
-    found: VmFolder, exists: Callable[[str], bool], xva_tail: Callable[[str], bytes]
+    found: VmFolder,
+    exists: Callable[[str], bool],
+    xva_tail: Callable[[str], bytes],
+    *,
+    frozen: set[str] | frozenset[str] = frozenset(),
 ) -> CleanPlan:
     """What is wrong in one VM folder and what to do (see the module doc). Pure but for the
-    two probes: ``exists(relpath)`` and ``xva_tail(relpath)`` (its first and last bytes)."""
+    two probes: ``exists(relpath)`` and ``xva_tail(relpath)`` (its first and last bytes).
+
+    ``frozen``: disk folders where an interrupted merge cannot be finished; no file there is
+    deleted or merged (a person decides)."""
     plan = CleanPlan()
     if found.unreadable:
         for node in found.unreadable:
             plan.add("read_error", node.relpath, node.unreadable, "nothing changed", ERROR)
         return plan
-    frozen = found.references_unknown
-    for meta in frozen:
+    unknown = found.references_unknown
+    for meta in unknown:
         plan.add(
             "unreadable_metadata",
             meta.relpath,
@@ -165,9 +172,13 @@ def plan_vm_folder(
         if meta.relpath not in incomplete
         for path in meta.references
     }
-    if not frozen:
-        plan.delete_files.extend(sorted(dead))
+    if not unknown:
+        plan.delete_files.extend(
+            sorted(path for path in dead if path.rsplit("/", 1)[0] not in frozen)
+        )
         for disk in found.disks.values():
+            if disk.relpath in frozen:
+                continue
             _plan_disk(disk, used, dead, plan)
             _plan_aliases(disk, used, plan)
         _plan_xvas(found, used, plan)

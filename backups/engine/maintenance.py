@@ -27,10 +27,12 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from backups import vhd
 from backups.vhd.merge import DEFAULT_BATCH_BYTES
 from backups.vhd.mergestate import MergeState
+from backups.vhd.vhdfile import footer_uuid
 
 from . import layout
 from .clean import (
@@ -169,6 +171,8 @@ class _Pass:
         self.retention = retention
         self.budget = merges
         self.batch_bytes = batch_bytes
+        #: Disk folders with a merge that cannot be finished: nothing there is touched.
+        self.frozen: set[str] = set()
 
     def note(self, finding: Finding) -> Finding:
         self.report.findings.append(finding)
@@ -192,7 +196,7 @@ class _Pass:
             self.resume_merges()
             self.prune()
             found = read_vm_folder(self.remote, self.vm_uuid)
-            plan = plan_vm_folder(found, self.exists, self.xva_tail)
+            plan = plan_vm_folder(found, self.exists, self.xva_tail, frozen=self.frozen)
             budget = len(plan.merges) if self.budget is None else max(0, self.budget)
             planned, later = plan.merges[:budget], plan.merges[budget:]
             for finding in plan.findings:
@@ -319,7 +323,14 @@ class _Pass:
                     WARNING,
                 )
                 if self.dry:
-                    self.act(finding, "resumed")
+                    why = _unresumable(folder, state)
+                    if why:
+                        self.frozen.add(relpath)
+                        finding.kind, finding.severity = "merge_failed", ERROR
+                        finding.message += f" and cannot be finished: {why}"
+                        self.act(finding, "left alone")
+                    else:
+                        self.act(finding, "resumed")
                     continue
                 self.check()
                 try:
@@ -333,6 +344,7 @@ class _Pass:
                             io=self.fs,
                         )
                 except vhd.VhdError as error:
+                    self.frozen.add(relpath)
                     finding.kind, finding.severity = "merge_failed", ERROR
                     finding.message += f" and cannot be finished: {error}"
                     self.act(finding, "left alone")
@@ -461,6 +473,30 @@ class _Pass:
                     if self.remote.path(f"{vdis}/{job}/{disk}").is_dir()
                 ]
         return out
+
+
+def _unresumable(folder: Path, state: MergeState) -> str:
+    """Why an interrupted merge could not be finished (what a dry run can tell without it)."""
+    parent, newest = folder / state.parent, folder / state.children[-1]
+    try:
+        if parent.exists():
+            current = str(footer_uuid(parent))
+            if current not in (state.parent_uuid, state.child_uuid):
+                return (
+                    f"{state.parent} has UUID {current}, not {state.parent_uuid} as the state "
+                    "records (the file changed since the merge started)"
+                )
+            if (
+                current == state.child_uuid
+                and newest.exists()
+                and str(footer_uuid(newest)) != current
+            ):
+                return f"{state.parent} carries the UUID the state gives the merged file"
+        elif str(footer_uuid(newest)) != state.child_uuid:
+            return f"{state.parent} is gone and {state.children[-1]} is not the merged file"
+    except (OSError, vhd.VhdError) as error:
+        return str(error)
+    return ""
 
 
 def _merge_progress(step: Progress, block_size: int) -> Callable[[int, int], None]:

@@ -192,6 +192,14 @@ class _Merger:
             if current == state.parent_uuid:
                 self._fold()
             elif current == state.child_uuid:
+                # Only the last step gives the parent that UUID, and the newest child still
+                # carries it until the rename: anything else is not this merge's window.
+                if self.newest_path.exists() and str(footer_uuid(self.newest_path)) != current:
+                    raise MergeError(
+                        f"{self.parent_path}: carries UUID {current}, which the merge state "
+                        f"gives the merged file, but {self.newest_path.name} is not that file; "
+                        "the files changed since the merge started"
+                    )
                 self._copy_footer_to_front()
             else:
                 raise MergeError(
