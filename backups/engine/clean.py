@@ -147,7 +147,10 @@ def plan_vm_folder(
 
     dead: dict[str, str] = {}  # relpath → why it is unsound
     for disk in found.disks.values():
-        dead.update(_unsound(disk, plan))
+        # A folder whose interrupted merge cannot be finished is a person's to look at: its
+        # files are neither unsound nor unused for this pass, and the backups naming them stay.
+        if disk.relpath not in frozen:
+            dead.update(_unsound(disk, plan))
 
     files = {node.relpath for disk in found.disks.values() for node in disk.vhds.values()} | set(
         found.xvas
@@ -173,9 +176,7 @@ def plan_vm_folder(
         for path in meta.references
     }
     if not unknown:
-        plan.delete_files.extend(
-            sorted(path for path in dead if path.rsplit("/", 1)[0] not in frozen)
-        )
+        plan.delete_files.extend(sorted(dead))
         for disk in found.disks.values():
             if disk.relpath in frozen:
                 continue
