@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from backups.models import Remote
+from backups.models import BackupJob, Remote
 from backups.services import maintenance, remotes, restore_points, restores, runs, vm_backups
 from xoweb.delivery import backup_task
 
@@ -79,3 +79,13 @@ def clean_remote(remote_id: int, dry_run: bool = False) -> str:
         trigger="remote page",
         merges=settings.BACKUP_MERGES_PER_TASK or None,
     )
+
+
+@backup_task("backups.tasks.prune_job")
+def prune_job(job_id: int) -> str:
+    """Every schedule's retention of a job on its remotes now, then the clean pass there
+    (the job page's button; ``backup_prune`` does the same in its own process)."""
+    job = BackupJob.objects.filter(pk=job_id).first()
+    if job is None:
+        return "gone"
+    return maintenance.run_prune_task(job, merges=settings.BACKUP_MERGES_PER_TASK or None)

@@ -18,6 +18,7 @@ urlpatterns = [
     path("backups/jobs/<id:pk>/edit/", jobs.job_edit, name="job_edit"),
     path("backups/jobs/<id:pk>/delete/", jobs.job_delete, name="job_delete"),
     path("backups/jobs/<id:pk>/run/", jobs.job_run, name="job_run"),
+    path("backups/jobs/<id:pk>/prune/", jobs.job_prune, name="job_prune"),
     path("backups/runs/<id:pk>/", runs.run_detail, name="run_detail"),
     path("backups/runs/<id:pk>/json/", runs.run_detail_json, name="run_detail_json"),
     path("backups/points/", points.point_list, name="point_list"),

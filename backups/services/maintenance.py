@@ -229,6 +229,20 @@ def run_task(
         return summary
 
 
+def run_prune_task(job: BackupJob, *, merges: int | None = None) -> str:
+    """Retention of a job now, as a task of its own (the Celery task)."""
+    from tasks.reporter import task
+
+    with task(f"Retention of job {job.name}", kind="clean", about=job) as progress:
+        results = prune(job, merges=merges, trigger="retention task", progress=progress)
+        dropped = sum(len(report.dropped) for result in results for report in result.reports)
+        summary = f"{dropped} backup(s) dropped; " + "; ".join(
+            summarize(result) for result in results
+        )
+        progress.info(summary)
+        return summary
+
+
 def summarize(result: PassResult) -> str:
     reports = result.reports
     findings = [f for report in reports for f in report.findings]

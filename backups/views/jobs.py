@@ -128,3 +128,14 @@ def job_run(request: HttpRequest, pk: int) -> HttpResponse:
     )
     messages.info(request, f"Run {run.pk} of {job.name} queued on the workers.")
     return redirect(run)
+
+
+@requires("backups.change_backupjob", methods=["POST"])
+def job_prune(request: HttpRequest, pk: int) -> HttpResponse:
+    """Apply the job's retention now (on the workers): what the dry run below lists goes."""
+    from backups.tasks import prune_job
+
+    job = get_object_or_404(BackupJob, pk=pk)
+    transaction.on_commit(lambda: prune_job.delay(job.pk))
+    messages.info(request, f"Retention of {job.name} queued on the workers (see Tasks).")
+    return redirect(job)

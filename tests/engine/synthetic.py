@@ -52,20 +52,30 @@ class SyntheticVm:
     rng: random.Random = field(default_factory=lambda: random.Random(1))
     clock: float = 1_780_000_000.0  # 2026-05-28
     previous: dict[str, bytes] = field(default_factory=dict)  # disk uuid → last content
+    block: int = BLOCK
 
     @classmethod
-    def make(cls, remote: RemoteAdapter, *, disks: int = 1, blocks: int = 8, seed: int = 1):
-        vm = cls(remote, rng=random.Random(seed))
+    def make(
+        cls,
+        remote: RemoteAdapter,
+        *,
+        disks: int = 1,
+        blocks: int = 8,
+        seed: int = 1,
+        block: int = BLOCK,
+    ):
+        vm = cls(remote, rng=random.Random(seed), block=block)
         for _ in range(disks):
-            size = blocks * BLOCK
+            size = blocks * block
             vm.disks.append(SyntheticDisk(str(uuid.uuid4()), size, bytearray(size)))
         return vm
 
     def write(self, blocks: int = 2) -> None:
         """Change ``blocks`` random blocks of every disk."""
+        size = self.block
         for disk in self.disks:
-            for index in self.rng.sample(range(disk.size // BLOCK), blocks):
-                disk.content[index * BLOCK : (index + 1) * BLOCK] = self.rng.randbytes(BLOCK)
+            for index in self.rng.sample(range(disk.size // size), blocks):
+                disk.content[index * size : (index + 1) * size] = self.rng.randbytes(size)
 
     def backup(
         self,
@@ -92,14 +102,15 @@ class SyntheticVm:
             relpath = layout.vhd_path(self.uuid, self.job_id, disk.uuid, ts)
             delta = disk.last is not None and not full
             previous = self.previous.get(disk.uuid) if delta else None
+            size = self.block
             indices = [
                 index
-                for index in range(disk.size // BLOCK)
-                if (previous is None and any(disk.content[index * BLOCK : (index + 1) * BLOCK]))
+                for index in range(disk.size // size)
+                if (previous is None and any(disk.content[index * size : (index + 1) * size]))
                 or (
                     previous is not None
-                    and disk.content[index * BLOCK : (index + 1) * BLOCK]
-                    != previous[index * BLOCK : (index + 1) * BLOCK]
+                    and disk.content[index * size : (index + 1) * size]
+                    != previous[index * size : (index + 1) * size]
                 )
             ]
             parent = (
@@ -110,11 +121,11 @@ class SyntheticVm:
             self.remote.ensure_folder(self.remote.path(relpath).parent)
             written = vhd.write_vhd(
                 self.remote.path(relpath),
-                {i: (None, bytes(disk.content[i * BLOCK : (i + 1) * BLOCK])) for i in indices},
+                {i: (None, bytes(disk.content[i * size : (i + 1) * size])) for i in indices},
                 size=disk.size,
                 uuid=uuid.UUID(snapshot),
                 parent=parent,
-                block_size=BLOCK,
+                block_size=size,
                 io=self.remote.fs,
             )
             hasher = hashlib.sha256(self.remote.path(relpath).read_bytes())
