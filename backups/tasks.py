@@ -12,7 +12,15 @@ from __future__ import annotations
 from django.conf import settings
 
 from backups.models import BackupJob, Remote
-from backups.services import maintenance, remotes, restore_points, restores, runs, vm_backups
+from backups.services import (
+    maintenance,
+    remotes,
+    restore_points,
+    restores,
+    runs,
+    snapshot_janitor,
+    vm_backups,
+)
 from xoweb.delivery import backup_task
 
 
@@ -89,3 +97,13 @@ def prune_job(job_id: int) -> str:
     if job is None:
         return "gone"
     return maintenance.run_prune_task(job, merges=settings.BACKUP_MERGES_PER_TASK or None)
+
+
+@backup_task("backups.tasks.sweep_snapshots")
+def sweep_snapshots() -> dict:
+    """The snapshot janitor of every live pool (hourly, from beat). A second delivery sweeps
+    again, which finds nothing more to do."""
+    results = snapshot_janitor.sweep_all()
+    return {
+        pool: (found if isinstance(found, str) else len(found)) for pool, found in results.items()
+    }

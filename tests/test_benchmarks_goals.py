@@ -30,7 +30,7 @@ TINY = {
         "2",
         "--rounds",
         "1",
-    ],  # fmt: skip
+    ],
     "bench_tasks.py": ["--blocks", "2000", "--small", "2", "--large", "4"],
     "bench_vhd_chain.py": ["--size-mib", "8", "--rounds", "1"],
     "bench_vhd_merge.py": ["--size-mib", "16", "--k", "2", "--rounds", "1"],

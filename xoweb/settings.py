@@ -305,6 +305,9 @@ if BACKUP_LOCK_LEASE_SECONDS < 2 * BACKUP_LOCK_HEARTBEAT_SECONDS:
 BACKUP_MERGES_PER_RUN = envint("BACKUP_MERGES_PER_RUN", 2, minimum=0)
 BACKUP_MERGES_PER_TASK = envint("BACKUP_MERGES_PER_TASK", 0, minimum=0)
 BACKUP_MERGE_BATCH_MIB = envint("BACKUP_MERGE_BATCH_MIB", 256, minimum=1)
+# The snapshot janitor of the pools (hourly) removes our snapshots a run left unexported only
+# once they are this old: a backup starting meanwhile has a snapshot minutes old.
+BACKUP_SNAPSHOT_JANITOR_AGE_SECONDS = envint("BACKUP_SNAPSHOT_JANITOR_AGE_SECONDS", 3600, minimum=0)
 # The write test of a remote's form waits at most this long (a hung NFS mount must not hang
 # the page); the folder is then reported as not answering.
 REMOTE_CHECK_TIMEOUT = envint("REMOTE_CHECK_TIMEOUT", 10, minimum=1)

@@ -4,10 +4,29 @@ import django.core.validators
 import django.db.models.deletion
 from django.db import migrations, models
 
+#: The hourly snapshot janitor of the pools (docs/maintenance.md §5), run by beat.
+PERIODIC = [("backups: snapshot janitor", "backups.tasks.sweep_snapshots", 1, "hours")]
+
+
+def register(apps, schema_editor):
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    for name, task, every, period in PERIODIC:
+        interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=period)
+        PeriodicTask.objects.update_or_create(
+            name=name, defaults={"task": task, "interval": interval, "enabled": True}
+        )
+
+
+def unregister(apps, schema_editor):
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    PeriodicTask.objects.filter(name__in=[name for name, *_ in PERIODIC]).delete()
+
 
 class Migration(migrations.Migration):
     dependencies = [
         ("backups", "0001_initial"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
         ("tasks", "0004_permissions"),
     ]
 
@@ -128,4 +147,5 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        migrations.RunPython(register, unregister),
     ]
