@@ -89,23 +89,32 @@ class Tree:
 
     folders: dict[int, dict[str, int]] = field(default_factory=dict)
     files: dict[int, bytearray] = field(default_factory=dict)
+    shared: set[int] = field(default_factory=set)  # contents shared with another tree
 
     def copy(self) -> Tree:
+        """A copy whose file contents are copied when first written (copy on write)."""
         return Tree(
             {ino: dict(entries) for ino, entries in self.folders.items()},
-            {ino: bytearray(data) for ino, data in self.files.items()},
+            dict(self.files),
+            set(self.files),
         )
+
+    def _own(self, ino: int) -> bytearray:
+        if ino in self.shared:
+            self.files[ino] = bytearray(self.files[ino])
+            self.shared.discard(ino)
+        return self.files.setdefault(ino, bytearray())
 
     def apply(self, op: Op, torn: bool = False) -> None:
         if op.kind == WRITE:
             data = op.data[: tear(op)] if torn else op.data
-            content = self.files.setdefault(op.ino, bytearray())
+            content = self._own(op.ino)
             end = op.offset + len(data)
             if len(content) < end:
                 content.extend(bytes(end - len(content)))
             content[op.offset : end] = data
         elif op.kind == TRUNCATE:
-            content = self.files.setdefault(op.ino, bytearray())
+            content = self._own(op.ino)
             del content[op.size :]
             content.extend(bytes(op.size - len(content)))
         elif op.kind == LINK:

@@ -187,8 +187,8 @@ class ParentWriter:
         Steps: choose new places for the locator payloads in the way, after every other
         structure; copy the blocks in the way of the slot or of those places to the end, flush,
         relink them, flush; copy the payloads and point the header at them, flush; write the
-        larger BAT and the batmap, flush; write the header that points at them, flush. Before
-        each header write the previous header still describes a sound file.
+        larger BAT, flush, and the batmap, flush; write the header that points at them, flush.
+        Before each header write the previous header still describes a sound file.
         """
         start, end = self._slot(entries)
         for region in in_the_way:
@@ -225,6 +225,10 @@ class ParentWriter:
         bat.entries.extend([UNUSED] * (entries - len(bat)))
         carried = self.vhd.batmap.bits if self.vhd.batmap is not None else b""
         self.file.pwrite(bat.pack(), self.header.table_offset)
+        # The larger BAT overwrites the old batmap's header; the new batmap may overwrite the
+        # old one's bits. Flushed in between, so that a power loss never keeps the new bits
+        # under an old batmap header that is still valid (its checksum would fail).
+        self.file.datasync()
         self._write_batmap(start, entries, carried)
         self.file.datasync()
         self._write_header(self.header.replace(max_table_entries=entries))

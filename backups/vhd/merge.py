@@ -181,10 +181,11 @@ class _Merger:
         """The steps, each recognised on a resume by what the files say.
 
         Flushes: the blocks and the identity are flushed by ``ParentWriter``; the rename over
-        the newest child's name is made durable (a folder flush) before the state file and the
-        older children go, since until then they are what a resume needs. Their removal is not
-        flushed: if a power loss brings them back, the state file makes the next resume remove
-        them again (``_check_already_renamed``).
+        the newest child's name is made durable (a folder flush) before the older children go,
+        and their removal (with a state save's leftover) before the state file goes, since until then the state file is what
+        tells a resume to remove them. The state file's own removal is not flushed: if a power
+        loss brings it back, the next resume finds the merge done and removes it
+        (``_check_already_renamed``).
         """
         state, io = self.state, self.io
         if self.parent_path.exists():
@@ -211,10 +212,17 @@ class _Merger:
             io.fsync_dir(self.directory)
         else:
             self._check_already_renamed()
-        for name in state.children[:-1]:
-            unlink_quietly(io, self.directory / name)
         done = state_path(self.parent_path)
-        unlink_quietly(io, done.with_name(done.name + ".tmp"))  # a save cut short
+        removed = [
+            unlink_quietly(io, path)
+            for path in [
+                *(self.directory / name for name in state.children[:-1]),
+                done.with_name(done.name + ".tmp"),  # a save cut short
+            ]
+        ]
+        if any(removed):
+            # Gone for good before the state file that says they are to go.
+            io.fsync_dir(self.directory)
         unlink_quietly(io, done)
         return MergeResult(self.newest_path, state.merged_blocks, self.resumed)
 
