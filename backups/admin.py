@@ -82,8 +82,29 @@ class ScheduleAdmin(admin.ModelAdmin):
     list_display = ["name", "job", "cron", "timezone", "enabled", "retention", "force_full"]
     list_filter = ["enabled", "force_full"]
     search_fields = ["name", "job__name", "uuid"]
-    readonly_fields = ["uuid"]
+    readonly_fields = ["uuid", "periodic_task"]
     list_select_related = ["job"]
+    actions = ["enable", "disable"]
+
+    # Each schedule is saved on its own (not QuerySet.update()), so that its beat entry follows
+    # (backups/signals.py).
+    @admin.action(description="Enable the selected schedules", permissions=["change"])
+    def enable(self, request, queryset) -> None:
+        self._set_enabled(request, queryset, True)
+
+    @admin.action(description="Disable the selected schedules", permissions=["change"])
+    def disable(self, request, queryset) -> None:
+        self._set_enabled(request, queryset, False)
+
+    def _set_enabled(self, request, queryset, enabled: bool) -> None:
+        changed = 0
+        for schedule in queryset.select_related("job"):
+            if schedule.enabled != enabled:
+                schedule.enabled = enabled
+                schedule.save(update_fields=["enabled", "updated_at"])
+                changed += 1
+        word = "enabled" if enabled else "disabled"
+        self.message_user(request, f"{changed} schedule(s) {word}; beat follows.")
 
 
 class VmBackupInline(admin.TabularInline):

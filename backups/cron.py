@@ -4,11 +4,15 @@ Pure (no database). Three well-kept libraries share the work, each doing what it
 croniter checks the expression and computes the next runs in the schedule's time zone,
 cron-descriptor writes the sentence a person reads ("At 01:00 AM, Monday through Friday"), and
 Celery's ``crontab`` must accept the same five fields, because beat fires the schedules with it.
+
+When both a day of the month and a day of the week are given, Celery's crontab wants both to
+match (``0 1 13 * 5``: Friday the 13th), where classic cron takes either: croniter is asked for
+Celery's reading (``day_or=False``), so that the next runs shown are the ones beat fires.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from celery.schedules import crontab
@@ -81,5 +85,16 @@ def normalise_timezone(name: str) -> str:
 def next_runs(expression: str, timezone: str, after: datetime, count: int = 3) -> list[datetime]:
     """The next ``count`` moments the schedule fires after ``after`` (aware, in its zone)."""
     start = after.astimezone(ZoneInfo(timezone))
-    iterator = croniter(expression, start)
+    iterator = croniter(expression, start, day_or=False)
     return [iterator.get_next(datetime) for _ in range(count)]
+
+
+#: Beat fires a moment at or just after it; a firing this close before a moment stands for it.
+TICK_SLACK = timedelta(seconds=1)
+
+
+def tick_of(expression: str, timezone: str, fired_at: datetime) -> datetime:
+    """The schedule's moment that a firing at ``fired_at`` stands for: the latest one at or
+    before it (a catch-up firing after beat was down stands for the latest moment missed)."""
+    start = (fired_at + TICK_SLACK).astimezone(ZoneInfo(timezone))
+    return croniter(expression, start, day_or=False).get_prev(datetime)

@@ -9,6 +9,8 @@ remote and the re-reading of its backups touch the remote's files too, and are h
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 
 from backups.models import BackupJob, Remote
@@ -22,6 +24,13 @@ from backups.services import (
     vm_backups,
 )
 from xoweb.delivery import backup_task
+
+
+@backup_task("backups.tasks.run_schedule")
+def run_schedule(schedule_id: int, fired_at: str | None = None) -> str:
+    """Fired by beat: record the schedule's run for this moment (once) and start it."""
+    run = runs.fire(schedule_id, datetime.fromisoformat(fired_at) if fired_at else None)
+    return "nothing to run" if run is None else f"run {run.pk}: {run.status}"
 
 
 @backup_task("backups.tasks.start_run")

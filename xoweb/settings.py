@@ -228,7 +228,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = ("xoweb.delivery.route",)
 CELERY_IMPORTS = ["xoweb.diagnostics"]
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's database scheduler, stamping the firings of backup schedules (xoweb/beat.py).
+CELERY_BEAT_SCHEDULER = "xoweb.beat:Scheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 LOGGING = {

@@ -177,6 +177,16 @@ class Schedule(models.Model):
     force_full = models.BooleanField(
         "force full", default=False, help_text="Every backup of this schedule is a full."
     )
+    # The django-celery-beat entry that fires this schedule, kept in step by
+    # backups.scheduling (one entry per schedule; disabled with it, deleted with it).
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="backup_schedule",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -233,3 +243,7 @@ class Schedule(models.Model):
         if buckets:
             parts.append("one " + ", ".join(buckets))
         return ", and ".join(parts)
+
+    def tick_of(self, fired_at):
+        """The moment of this schedule that a firing at ``fired_at`` stands for."""
+        return cron.tick_of(self.cron, self.timezone, fired_at)

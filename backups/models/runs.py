@@ -35,6 +35,9 @@ class BackupRun(models.Model):
         related_name="runs",
     )
     trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    # For a run fired by beat: the moment of the schedule it stands for (the unique key that
+    # keeps a moment from running twice, whatever beat or the broker deliver twice).
+    scheduled_for = models.DateTimeField(null=True, blank=True)
     force_full = models.BooleanField(
         default=False, help_text="Asked to make every disk a full (besides the schedule's rule)."
     )
@@ -65,7 +68,13 @@ class BackupRun(models.Model):
                 condition=Q(status=RunStatus.RUNNING),
                 name="backups_run_one_running_per_job",
                 violation_error_message="This job already has a running run.",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["schedule", "scheduled_for"],
+                condition=Q(scheduled_for__isnull=False),
+                name="backups_run_once_per_moment",
+                violation_error_message="This schedule already ran at this moment.",
+            ),
         ]
         indexes = [
             # The job page and the run list: a job's runs, newest first.

@@ -22,14 +22,14 @@ cancel and per-pool limits on top of these steps.)
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
-from backups.choices import RunStatus, VmBackupStatus
+from backups.choices import RunStatus, Trigger, VmBackupStatus
 from backups.models import BackupJob, BackupRun, Schedule, VmBackup
 from backups.services import remotes as remote_checks
 from backups.services import selection
@@ -60,6 +60,39 @@ def request_run(
         requested_by=requested_by[:150],
     )
     transaction.on_commit(lambda: celery_tasks.start_run.delay(run.pk))
+    return run
+
+
+def fire(schedule_id: int, fired_at: datetime | None = None) -> BackupRun | None:
+    """A firing of a schedule by beat (the ``run_schedule`` task): one run per moment.
+
+    Steps: load the schedule (gone or disabled since beat read it: nothing); the moment this
+    firing stands for (``fired_at`` is stamped by beat, xoweb/beat.py); record the run for that
+    moment, unless one exists (the same moment fired twice, or this message delivered again
+    after its worker died: that run is started, if it still waits, rather than a second one
+    made); start it here, in this task.
+    """
+    schedule = Schedule.objects.select_related("job").filter(pk=schedule_id).first()
+    if schedule is None:
+        logger.warning("schedule %s is gone: this firing does nothing", schedule_id)
+        return None
+    if not schedule.enabled:
+        logger.info("schedule %s is disabled: this firing does nothing", schedule)
+        return None
+    moment = schedule.tick_of(fired_at or timezone.now())
+    try:
+        with transaction.atomic():
+            run = BackupRun.objects.create(
+                job=schedule.job,
+                schedule=schedule,
+                trigger=Trigger.SCHEDULE,
+                scheduled_for=moment,
+                requested_by="beat",
+            )
+    except IntegrityError:
+        run = BackupRun.objects.get(schedule=schedule, scheduled_for=moment)
+        logger.info("%s already fired for %s (run %s)", schedule, moment.isoformat(), run.pk)
+    start(run.pk)
     return run
 
 

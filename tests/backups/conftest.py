@@ -105,3 +105,23 @@ def make_job(db, make_remote) -> Callable[..., object]:
         return job
 
     return make
+
+
+@pytest.fixture
+def backup_pool(xapisim_factory, make_pool, start_watcher, wait_for) -> Callable[..., tuple]:
+    """``backup_pool(vms=N, disk_size="4M")``: a simulated pool cached live by a real watcher;
+    returns ``(sim, pool)``."""
+    from pools.models import VM
+
+    def make(vms: int = 1, disk_size: str = "4M", **options):
+        sim = xapisim_factory(vms=vms, disk_size=disk_size, **options)
+        pool = make_pool(sim)
+        start_watcher()
+        wait_for(
+            lambda: VM.objects.guests().live().filter(pool=pool).count() == vms,
+            timeout=60,
+            message=f"the watcher never cached the simulator's {vms} VM(s)",
+        )
+        return sim, pool
+
+    return make

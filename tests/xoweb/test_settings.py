@@ -102,7 +102,13 @@ def test_a_bad_value_stops_start_up_with_its_name(tmp_path):
 
 def test_celery_is_json_only_with_the_database_scheduler(settings):
     assert settings.CELERY_ACCEPT_CONTENT == ["json"]
-    assert settings.CELERY_BEAT_SCHEDULER.startswith("django_celery_beat")
+    # django-celery-beat's DatabaseScheduler, which stamps the firings of backup schedules.
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    from xoweb.beat import Scheduler
+
+    assert settings.CELERY_BEAT_SCHEDULER == "xoweb.beat:Scheduler"
+    assert issubclass(Scheduler, DatabaseScheduler)
 
 
 def test_the_visibility_timeout_must_outlast_a_short_task(tmp_path):

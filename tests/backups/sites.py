@@ -1,0 +1,38 @@
+"""What the backup tests with real processes share: short beats and leases, so that a process
+that dies is noticed within seconds, and helpers to read the simulator and the remote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: The environment of the worker (and beat) processes of the backup tests.
+WORKER_ENV = {
+    "BACKUP_HEARTBEAT_TIMEOUT": "4",
+    "BACKUP_LOCK_LEASE_SECONDS": "4",
+    "BACKUP_LOCK_HEARTBEAT_SECONDS": "1",
+    "TASK_HEARTBEAT_SECONDS": "1",
+    "TASK_INTERRUPTED_AFTER_SECONDS": "4",
+}
+
+
+def real_files(remote: Path) -> dict[str, int]:
+    """Every file of a remote under its real name (not a dot-named temporary file), with its
+    size: what a reader of the remote sees."""
+    return {
+        str(path.relative_to(remote)): path.stat().st_size
+        for path in remote.rglob("*")
+        if path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(remote).parts)
+    }
+
+
+def snapshots_of(sim) -> dict[str, list[str]]:
+    """The snapshot VMs of each guest of the simulator: {vm uuid: [snapshot uuids]}."""
+    xenapi = sim.session().xenapi
+    records = xenapi.VM.get_all_records()
+    found: dict[str, list[str]] = {}
+    for record in records.values():
+        if record["is_a_snapshot"]:
+            parent = records.get(record["snapshot_of"], {}).get("uuid", record["snapshot_of"])
+            found.setdefault(parent, []).append(record["uuid"])
+    return found

@@ -1,0 +1,104 @@
+"""Beat fires a schedule made on the job page, and the run completes: a real beat process
+(xoweb/beat.py on the database scheduler), a real worker, the simulator and the watcher.
+
+The test clock is beat's memory of when it last fired the schedule: a schedule saved now is
+counted as fired now, so that beat waits for its next moment; setting that memory a little
+more than a minute back makes the last minute's moment due, as if the test had waited for it.
+Nothing else is faked: beat reads the entry, finds it due and sends the task.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from tests.backups.sites import WORKER_ENV
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def make_due(schedule) -> None:
+    """Beat last fired the schedule just over a minute ago: the last minute's moment is due."""
+    schedule.refresh_from_db()
+    entry = PeriodicTask.objects.get(pk=schedule.periodic_task_id)
+    entry.last_run_at = timezone.now() - timedelta(seconds=65)
+    entry.save()  # PeriodicTask.save() tells beat that its entries changed
+
+
+def test_beat_fires_a_schedule_made_on_the_job_page_and_stops_when_it_is_disabled(
+    client, backup_pool, make_remote, start_celery_worker, start_celery_beat, wait_for
+) -> None:
+    from backups.models import BackupJob, BackupRun
+    from pools.models import VM
+
+    _sim, pool = backup_pool(vms=1)
+    vm = VM.objects.guests().get(pool=pool)
+    remote = make_remote("nas")
+    form = {
+        "name": "nightly",
+        "mode": "delta",
+        "vm_selection": "explicit",
+        "vm_uuids": [vm.uuid],
+        "remotes": [remote.pk],
+        "full_interval": "0",
+        "max_chain_length": "0",
+        "concurrency": "2",
+        "vm_timeout": "0",
+        "schedules-TOTAL_FORMS": "1",
+        "schedules-INITIAL_FORMS": "0",
+        "schedules-MIN_NUM_FORMS": "0",
+        "schedules-MAX_NUM_FORMS": "1000",
+        "schedules-0-name": "every minute",
+        "schedules-0-cron": "* * * * *",
+        "schedules-0-timezone": "Europe/Paris",
+        "schedules-0-enabled": "on",
+        "schedules-0-retention": "7",
+        "schedules-0-snapshot_retention": "0",
+    }
+    response = client.post(reverse("backups:job_add"), form)
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    job = BackupJob.objects.get()
+    schedule = job.schedules.get()
+
+    worker = start_celery_worker(concurrency=2, options=("--max-tasks-per-child=1",), **WORKER_ENV)
+    beat = start_celery_beat(**WORKER_ENV)
+    make_due(schedule)
+    run = wait_for(
+        lambda: BackupRun.objects.filter(job=job, status__in=["success", "failed"]).first(),
+        timeout=60,
+        message="beat never fired the schedule, or its run never ended",
+    )
+    assert run.status == "success", run.message
+    assert run.trigger == "schedule" and run.schedule_id == schedule.pk
+    assert run.scheduled_for.second == 0 and run.scheduled_for <= run.started
+    assert "Sending due task backup: nightly / every minute" in beat.log()
+    # Flower and the worker's log name the firing after the schedule and the job.
+    assert "Task schedule every minute of job nightly[" in worker.log()
+
+    # Disabled on the job page: the same due moment fires nothing any more.
+    edit = {
+        **form,
+        "vm_uuids": [vm.uuid],
+        "schedules-INITIAL_FORMS": "1",
+        "schedules-0-id": str(schedule.pk),
+        "schedules-0-job": str(job.pk),
+    }
+    del edit["schedules-0-enabled"]
+    response = client.post(reverse("backups:job_edit", args=[job.pk]), edit)
+    assert response.status_code == 302
+    assert not PeriodicTask.objects.get(pk=schedule.periodic_task_id).enabled
+    changes_seen = beat.log().count("DatabaseScheduler: Schedule changed.")
+    make_due(schedule)
+    wait_for(
+        lambda: beat.log().count("DatabaseScheduler: Schedule changed.") > changes_seen,
+        timeout=15,
+        message="beat never re-read its entries",
+    )
+    time.sleep(3)  # beat looks every second (--max-interval=1): three chances to fire it
+    assert beat.log().count("Sending due task backup:") == 1
+    assert BackupRun.objects.filter(job=job).count() == 1
