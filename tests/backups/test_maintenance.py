@@ -163,6 +163,8 @@ def test_the_remote_page_shows_each_points_chain_and_the_last_clean_pass(site, c
                                                f"{stamps[5]}.vhd"]  # fmt: skip
     assert [link["differencing"] for link in chain] == [False, True, True]
     assert f"{stamps[2]}.vhd (full)</span> ← <span" in page
+    vm_page = client.get(reverse("backups:vm_points", args=[newest.vm_uuid])).content.decode()
+    assert f"chain: {stamps[2]}.vhd (full) ← {stamps[4]}.vhd ← {stamps[5]}.vhd" in vm_page
 
 
 def test_the_remote_page_query_count_stays_flat(site, client, make_remote):
@@ -210,3 +212,33 @@ def test_a_schedule_keeps_long_term_buckets_and_bad_values_name_the_field(make_j
     with pytest.raises(CommandError, match="--keep-weekly: Ensure this value is greater than"):
         run("schedule_add", job.name, "--cron", "0 2 * * *", "--keep-weekly", "-1")
     assert Schedule.objects.filter(job=job).count() == 1
+
+
+def test_a_backup_that_left_merges_queues_a_merge_task_and_records_its_passes(
+    site, monkeypatch, django_capture_on_commit_callbacks
+):
+    from backups import tasks
+    from backups.engine.clean import Finding
+    from backups.engine.maintenance import VmMaintenance
+    from backups.models import BackupRun, VmBackup
+    from backups.services import maintenance
+
+    remote, job, vm, _stamps = site
+    run_row = BackupRun.objects.create(job=job, trigger="page")
+    vm_backup = VmBackup.objects.create(run=run_row, vm_uuid=vm.uuid)
+    start = VmMaintenance(str(remote.uuid), remote.name, vm.uuid)
+    start.findings.append(Finding("temporary", "x/.y.partial", "left", "deleted", done=True))
+    end = VmMaintenance(str(remote.uuid), remote.name, vm.uuid, merges_done=2, merges_left=1)
+
+    class Outcome:
+        maintenance = {str(remote.uuid): [start, end]}
+
+    sent = []
+    monkeypatch.setattr(tasks.merge_vm, "delay", lambda *args: sent.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = maintenance.after_backup(vm_backup, Outcome(), {str(remote.uuid): remote})
+    assert queued == ["nas"] and sent == [(remote.pk, vm.uuid)]
+    report = CleanReport.objects.get(remote=remote, vm_uuid=vm.uuid)
+    assert (report.merges_done, report.merges_left) == (2, 1)
+    assert report.trigger == f"backup run {run_row.pk}"
+    assert [f["kind"] for f in report.findings] == ["temporary"]
