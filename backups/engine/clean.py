@@ -26,96 +26,15 @@ Decisions, per VM folder:
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 
+from .clean_xo import plan_aliases, plan_xo_cache, plan_xva_checks, plan_xvas
+from .findings import ERROR, INFO, KINDS, WARNING, CleanPlan, Finding, MergeJob
 from .inventory import DiskFolder, MetadataFile, VhdNode, VmFolder
-from .remote import RemoteAdapter
+from .merging import outdated_disks, plan_outdated
 
-#: Severities of a finding.
-INFO, WARNING, ERROR = "info", "warning", "error"
-
-#: Every kind of finding, with the row of XO's cleanVm table it answers (docs/maintenance.md).
-KINDS = {
-    "temporary": "temporary file left by a process that stopped",
-    "interrupted_merge": "merge interrupted (its state file is there)",
-    "stale_merge_state": "merge state file of a VHD that is gone",
-    "merge_failed": "interrupted merge that cannot be finished",
-    "broken_vhd": "VHD that does not open",
-    "missing_parent": "VHD whose parent is missing (broken chain)",
-    "duplicate_uuid": "two VHDs with one UUID",
-    "fork": "a VHD with several children",
-    "broken_alias": "VHD-directory alias to a missing, empty or non-VHD target",
-    "orphan_data": "VHD-directory data that no alias names",
-    "incomplete_backup": "metadata naming a missing or unsound file",
-    "unused_merge": "unused VHD with a used child: merged",
-    "merge_pending": "merge left for the next run",
-    "unused_vhd": "unused VHD with no used child",
-    "unused_xva": "XVA that no metadata names",
-    "orphan_checksum": "XVA checksum without its XVA",
-    "metadata_outdated": "metadata not updated after a merge",
-    "xo_cache": "Xen Orchestra's listing cache out of date",
-    "xva_size": "XVA size differs from its metadata",
-    "xva_invalid": "XVA that does not end like a tar file",
-    "unreadable_metadata": "metadata that cannot be read",
-    "read_error": "file that could not be read",
-    "locked": "VM folder locked by a live process",
-}
-
-
-@dataclass
-class Finding:
-    """One thing the clean pass found in a VM folder, and what it did (or would do)."""
-
-    kind: str
-    path: str  # relative to the remote's root
-    message: str
-    action: str  # "deleted", "merged into …", "resumed", "rewritten", "left alone", …
-    severity: str = INFO
-    done: bool = False  # the action happened (False in a dry run, or when it was left)
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message} → {self.action}"
-
-
-@dataclass(frozen=True)
-class MergeJob:
-    """Fold ``children`` (file names, oldest first) into ``target``, in one disk folder."""
-
-    folder: str
-    target: str
-    children: tuple[str, ...]
-    blocks: int  # the children's allocated blocks: the cost of the merge
-    block_size: int = 2 * 2**20
-
-    @property
-    def result(self) -> str:
-        return self.children[-1]
-
-    @property
-    def bytes(self) -> int:
-        return self.blocks * self.block_size
-
-
-@dataclass
-class CleanPlan:
-    findings: list[Finding] = field(default_factory=list)
-    delete_metadata: list[str] = field(default_factory=list)  # relpaths, incomplete backups
-    delete_files: list[str] = field(default_factory=list)  # relpaths, after the metadata
-    delete_trees: list[str] = field(default_factory=list)  # relpaths of VHD-directory data
-    merges: list[MergeJob] = field(default_factory=list)
-    outdated: list[str] = field(default_factory=list)  # metadata relpaths to rewrite
-    drop_xo_cache: bool = False
-
-    def add(self, kind: str, path: str, message: str, action: str, severity: str = INFO) -> Finding:
-        finding = Finding(kind, path, message, action, severity)
-        self.findings.append(finding)
-        return finding
+__all__ = ["ERROR", "INFO", "KINDS", "WARNING", "CleanPlan", "Finding", "MergeJob",
+           "outdated_disks", "plan_vm_folder"]  # fmt: skip
 
 
 def plan_vm_folder(
@@ -181,11 +100,11 @@ def plan_vm_folder(
             if disk.relpath in frozen:
                 continue
             _plan_disk(disk, used, dead, plan)
-            _plan_aliases(disk, used, plan)
-        _plan_xvas(found, used, plan)
-    _plan_outdated(found, incomplete, plan)
-    _plan_xva_checks(found, used, xva_tail, plan)
-    _plan_xo_cache(found, plan)
+            plan_aliases(disk, used, plan)
+        plan_xvas(found, used, plan)
+    plan_outdated(found, incomplete, plan)
+    plan_xva_checks(found, used, xva_tail, plan)
+    plan_xo_cache(found, plan)
     return plan
 
 
@@ -356,135 +275,3 @@ def _plan_duplicates(
                     WARNING,
                 )
     return deleted
-
-
-# -- Xen Orchestra's VHD directories and XVA files ---------------------------------------------
-
-
-def _plan_aliases(disk: DiskFolder, used: set[str], plan: CleanPlan) -> None:
-    named = set()
-    for name, target in sorted(disk.aliases.items()):
-        relpath = f"{disk.relpath}/{name}"
-        entry = target.rsplit("/", 1)[-1] if target else ""
-        if target and target.startswith("data/") and entry in disk.data_entries:
-            named.add(entry)
-            continue
-        if relpath in used:
-            continue  # its backup is incomplete and reported; the alias goes with it next time
-        plan.delete_files.append(relpath)
-        plan.add(
-            "broken_alias",
-            relpath,
-            f"alias to {target or '(unreadable)'}, which is missing",
-            "deleted",
-            WARNING,
-        )
-    for entry in disk.data_entries:
-        if entry not in named:
-            relpath = f"{disk.relpath}/data/{entry}"
-            plan.delete_trees.append(relpath)
-            plan.add("orphan_data", relpath, "no alias names this VHD directory", "deleted")
-
-
-def _plan_xvas(found: VmFolder, used: set[str], plan: CleanPlan) -> None:
-    for relpath in sorted(found.xvas):
-        if relpath not in used:
-            plan.delete_files.append(relpath)
-            plan.add("unused_xva", relpath, "no backup names this XVA", "deleted")
-    for relpath in sorted(found.checksums):
-        if relpath.removesuffix(".checksum") not in found.xvas:
-            plan.delete_files.append(relpath)
-            plan.add("orphan_checksum", relpath, "its XVA is gone", "deleted")
-
-
-def _plan_xva_checks(
-    found: VmFolder, used: set[str], xva_tail: Callable[[str], bytes], plan: CleanPlan
-) -> None:
-    """XO's warnings: an XVA whose size differs from its metadata, or that does not end like
-    an uncompressed tar (two zero blocks) and is not gzip or zstd. Never deleted."""
-    for meta in found.metadata.values():
-        if not meta.xva or meta.xva not in found.xvas or meta.data is None:
-            continue
-        size = found.xvas[meta.xva]
-        expected = meta.data.get("size")
-        if isinstance(expected, int) and expected != size:
-            plan.add(
-                "xva_size",
-                meta.xva,
-                f"{size} bytes, but its metadata says {expected}",
-                "warning only",
-                WARNING,
-            )
-        head_tail = xva_tail(meta.xva)
-        head, tail = head_tail[:4], head_tail[4:]
-        compressed = head[:2] == b"\x1f\x8b" or head == b"\x28\xb5\x2f\xfd"
-        if not compressed and tail != bytes(1024):
-            plan.add(
-                "xva_invalid",
-                meta.xva,
-                "does not end with the two zero blocks of a tar file (truncated?)",
-                "warning only",
-                WARNING,
-            )
-
-
-def _plan_xo_cache(found: VmFolder, plan: CleanPlan) -> None:
-    plan.drop_xo_cache = found.xo_cache and bool(
-        plan.delete_metadata or plan.merges or plan.outdated
-    )
-
-
-def xo_cache_entries(remote: RemoteAdapter, relpath: str) -> int | None:
-    """The number of backups XO's ``cache.json.gz`` lists (None if it cannot be read)."""
-    try:
-        return len(json.loads(gzip.decompress(remote.fs.read_bytes(remote.path(relpath)))))
-    except (OSError, ValueError, EOFError, TypeError):
-        return None
-
-
-# -- metadata after a merge --------------------------------------------------------------------
-
-
-BASE_KEY = "xo:base_delta_vdi"
-
-
-def disk_facts(meta: MetadataFile, ref: str) -> tuple[bool, str]:
-    """(differencing, base uuid) that ``meta`` records for the disk ``ref``."""
-    data = meta.data or {}
-    differencing = bool((data.get("isVhdDifferencing") or {}).get(ref, False))
-    record = (data.get("vdis") or {}).get(ref) or {}
-    base = (record.get("other_config") or {}).get(BASE_KEY, "") if differencing else ""
-    return differencing, str(base or "")
-
-
-def outdated_disks(meta: MetadataFile, found: VmFolder) -> list[tuple[str, VhdNode]]:
-    """The disks of ``meta`` whose file no longer is what the metadata says (a merge changed
-    it): its type or its parent UUID differs."""
-    nodes = {node.relpath: node for disk in found.disks.values() for node in disk.vhds.values()}
-    out = []
-    if meta.entry is None:
-        return out
-    for disk in meta.entry.disks:
-        node = nodes.get(disk.path)
-        if node is None or node.broken or node.unreadable:
-            continue
-        differencing, base = disk_facts(meta, disk.vdi_ref)
-        if differencing != node.differencing or (node.differencing and base != node.parent_uuid):
-            out.append((disk.vdi_ref, node))
-    return out
-
-
-def _plan_outdated(found: VmFolder, incomplete: set[str], plan: CleanPlan) -> None:
-    for meta in sorted(found.metadata.values(), key=lambda meta: meta.relpath):
-        if meta.relpath in incomplete or meta.entry is None:
-            continue
-        stale = outdated_disks(meta, found)
-        if stale:
-            plan.outdated.append(meta.relpath)
-            names = ", ".join(node.name for _ref, node in stale)
-            plan.add(
-                "metadata_outdated",
-                meta.relpath,
-                f"{names} changed in a merge since this metadata was written",
-                "rewritten",
-            )
