@@ -324,6 +324,13 @@ class _RwFile:
         self.real.close()
 
 
+@dataclass(frozen=True)
+class CrashState:
+    how: str  # which crash point, which pending operations kept
+    tree: Tree
+    returned: bool  # the crash came after the code under test had returned
+
+
 @dataclass
 class Trace:
     initial: Tree
@@ -372,9 +379,11 @@ class Trace:
             tree.apply(op, torn=index == torn)
         return tree
 
-    def crash_states(self, exhaustive: int = 6) -> Iterator[tuple[str, Tree]]:
-        """Every distinct tree a crash could leave, with a label saying how it was made."""
-        seen: set[str] = set()
+    def crash_states(self, exhaustive: int = 6) -> Iterator[CrashState]:
+        """Every distinct tree a crash could leave, with a label saying how it was made; the
+        states of a crash after the last operation (the code had returned) are all given, so
+        that a test can check what the code promised once it returned is on the disk."""
+        seen: set[tuple[str, bool]] = set()
         for crash in range(len(self.ops) + 1):
             pending = self.pending(crash)
             choices: list[tuple[str, frozenset[int], int]] = []
@@ -396,13 +405,15 @@ class Trace:
                     rest = frozenset(pending) - {index}
                     choices.append((f"torn {index}, others kept", rest, index))
                     choices.append((f"torn {index} alone", frozenset(), index))
+            returned = crash == len(self.ops)
             for label, kept, torn in choices:
                 tree = self.state(crash, kept, torn)
-                digest = tree.digest()
-                if digest in seen:
+                key = (tree.digest(), returned)
+                if key in seen:
                     continue
-                seen.add(digest)
-                yield f"crash after op {crash} ({self.describe(crash)}), {label}", tree
+                seen.add(key)
+                how = f"crash after op {crash} ({self.describe(crash)}), {label}"
+                yield CrashState(how, tree, returned)
 
     def describe(self, crash: int) -> str:
         return str(self.ops[crash - 1]) if crash else "before any"

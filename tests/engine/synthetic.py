@@ -173,10 +173,18 @@ class SyntheticVm:
         return ts
 
 
-def restores_exactly(remote: RemoteAdapter, expected: dict[tuple[str, str], str]) -> int:
-    """Every backup on ``remote`` restores each disk to its expected SHA-256; the count."""
+def restores_exactly(
+    remote: RemoteAdapter,
+    expected: dict[tuple[str, str], str],
+    *,
+    only: set[str] | None = None,
+) -> int:
+    """Every backup on ``remote`` (or those of ``only``, by ``<ts>``) restores each disk to its
+    expected SHA-256; the count."""
     checked = 0
     for entry in remote.list_backups():
+        if only is not None and entry.timestamp not in only:
+            continue
         for disk in entry.disks:
             want = expected[(entry.timestamp, disk.vdi_uuid)]
             got = content_sha256(remote.path(disk.path))

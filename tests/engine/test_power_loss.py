@@ -45,6 +45,12 @@ def recover(root: Path, vm_uuid: str):
     return remote
 
 
+def present_points(root: Path, vm_uuid: str, broken: set[str]) -> set[str]:
+    """The backups whose metadata a crash state holds (those broken from the start aside)."""
+    remote = RemoteAdapter(root, remote_id="r", name="nas")
+    return {entry.timestamp for entry in remote.list_backups(vm_uuid)} - broken
+
+
 def replay(
     trace: Trace,
     tmp_path: Path,
@@ -52,17 +58,34 @@ def replay(
     expected: dict[tuple[str, str], str],
     committed: set[str],
     *,
+    done: set[str] = frozenset(),
+    droppable: set[str] = frozenset(),
+    broken: set[str] = frozenset(),
     exhaustive: int = 6,
 ) -> int:
-    """Recover every crash state and check it; returns how many distinct states were tried."""
+    """Check every crash state; returns how many distinct states were tried.
+
+    Rule 1 (a backup exists if and only if its metadata exists) for every state: each backup
+    whose metadata the crash left restores exactly there and then, before any recovery, and
+    is still there, restoring exactly, after it — unless the operation was dropping it
+    (``droppable``). ``committed`` (before the operation) is never lost, and ``done`` (what
+    the operation had committed when it returned) not either once it returned. ``broken``:
+    metadata broken from the start (the clean pass removes it). After the recovery: nothing
+    temporary, every VHD used, and a second pass has nothing left to do.
+    """
     count = 0
-    for label, tree in trace.crash_states(exhaustive):
+    for state in trace.crash_states(exhaustive):
         root = tmp_path / f"state-{count}"
-        tree.materialize(root)
+        state.tree.materialize(root)
         try:
+            before = present_points(root, vm_uuid, set(broken))
+            restores_exactly(RemoteAdapter(root), expected, only=before)
             remote = recover(root, vm_uuid)
             present = {entry.timestamp for entry in remote.list_backups(vm_uuid)}
-            assert committed <= present, f"lost {sorted(committed - present)}"
+            must = set(committed) | (before - set(droppable))
+            if state.returned:
+                must |= set(done)
+            assert must <= present, f"lost {sorted(must - present)}"
             restores_exactly(remote, expected)
             assert dot_files(remote) == [], dot_files(remote)
             referenced = {
@@ -72,9 +95,9 @@ def replay(
             again = maintain_vm(remote, vm_uuid, clock=lambda: LATER, lock_heartbeat=0)
             assert [f for f in again.findings if f.done] == [], again.findings
         except AssertionError as error:
-            raise AssertionError(f"{label}: {error}") from None
+            raise AssertionError(f"{state.how}: {error}") from None
         except Exception as error:
-            raise AssertionError(f"{label}: recovery failed: {error!r}") from error
+            raise AssertionError(f"{state.how}: recovery failed: {error!r}") from error
         count += 1
     return count
 
@@ -104,7 +127,9 @@ def test_power_loss_during_retention_and_merges(tmp_path):
     assert report.merges_done == 1
     trace = fs.trace()
     assert sum(op.kind == "fsync" for op in trace.ops) >= 4
-    tried = replay(trace, tmp_path, vm.uuid, vm.expected, set(stamps[2:]))
+    tried = replay(
+        trace, tmp_path, vm.uuid, vm.expected, set(stamps[2:]), droppable=set(stamps[:2])
+    )
     assert tried > 50
 
 
@@ -142,7 +167,7 @@ def test_power_loss_during_a_clean_pass_of_a_messy_remote(tmp_path):
     kinds = sorted({finding.kind for finding in report.findings})
     assert {"temporary", "incomplete_backup", "unused_merge"} <= set(kinds), kinds
     trace = fs.trace()
-    replay(trace, tmp_path, vm.uuid, vm.expected, {first, third})
+    replay(trace, tmp_path, vm.uuid, vm.expected, {first, third}, broken={"20261231T000000Z"})
 
 
 @pytest.mark.parametrize("exhaustive", [6])
@@ -161,7 +186,7 @@ def test_the_crash_states_include_the_ones_that_matter(tmp_path, exhaustive):
     handle.write(b"y" * 8192)
     handle.close()
     fs.fsync_dir(root)
-    trees = [tree for _label, tree in fs.trace().crash_states(exhaustive)]
+    trees = [state.tree for state in fs.trace().crash_states(exhaustive)]
     contents = [{path: bytes(tree.files[ino]) for path, ino in tree.walk()} for tree in trees]
     assert {} in contents  # nothing durable yet
     assert any(c.get("a") == b"x" * 1024 and "b" not in c for c in contents)
@@ -196,5 +221,33 @@ def test_power_loss_during_a_backup_its_retention_and_merges(pool, tmp_path):
     kinds = {op.kind for op in trace.ops}
     assert {"write", "fsync", "rename", "fsync_dir", "unlink"} <= kinds
     expected = {key: value for key, value in pool.expected.items()}
-    tried = replay(trace, tmp_path, vm, expected, {second.timestamp}, exhaustive=3)
+    tried = replay(
+        trace,
+        tmp_path,
+        vm,
+        expected,
+        {second.timestamp},
+        done={third.timestamp},
+        droppable={first.timestamp},
+        exhaustive=3,
+    )
     assert tried > 50
+
+
+def test_power_loss_during_a_first_backup(pool, tmp_path):
+    """The first backup of a VM to a new remote: every folder is created on the way. Once the
+    backup returned, it is on the disk whatever the crash keeps."""
+    from .conftest import job, schedule
+
+    vm = pool.make_vm("first", disks=1, size="2M")
+    source = tmp_path / "nas"
+    source.mkdir()
+    fs = RecordingFs(source)
+    remote = RemoteAdapter(source, remote_id="r", name="nas", fs=fs)
+    outcome = pool.backup(
+        vm, [remote], job=job(), schedule=schedule(), lock_lease=60, lock_heartbeat=0
+    )
+    assert outcome.status == "success", outcome.error
+    trace = fs.trace()
+    assert sum(op.kind == "link" and op.is_dir for op in trace.ops) >= 4  # folders made
+    replay(trace, tmp_path, vm, dict(pool.expected), set(), done={outcome.timestamp})

@@ -51,7 +51,8 @@ def check_state(root: Path, names: list[str], expected: list[bytes], first: int,
 def replay(trace: Trace, tmp_path: Path, label: str, check) -> list[Path]:
     """Check every crash state; return the roots of those left mid-merge (a state file)."""
     mid = []
-    for number, (how, tree) in enumerate(trace.crash_states(exhaustive=6)):
+    for number, state in enumerate(trace.crash_states(exhaustive=6)):
+        how, tree = state.how, state.tree
         root = tmp_path / f"{label}-{number}"
         tree.materialize(root)
         if list(root.glob(".*.merge.json")):
@@ -90,3 +91,23 @@ def test_a_power_loss_anywhere_in_a_merge_or_its_resume(tmp_path, which, first, 
         again = RecordingFs(root)
         vhd.resume_merges(root, batch_bytes=2 * BS, io=again)
         replay(again.trace(), tmp_path, f"resume{number}", check)
+
+
+def test_a_power_loss_while_a_vhd_is_written(tmp_path):
+    """``VhdWriter``: the file appears under its name whole or not at all, and once ``close``
+    returned it is there whatever the crash keeps."""
+    directory = tmp_path / "original"
+    directory.mkdir()
+    rng = random.Random(3)
+    blocks = {index: (None, rng.randbytes(BS)) for index in (0, 2, 3)}
+    fs = RecordingFs(directory)
+    vhd.write_vhd(directory / "disk.vhd", blocks, size=4 * BS, block_size=BS, io=fs)
+    expected = read_all(directory / "disk.vhd")
+    for number, state in enumerate(fs.trace().crash_states()):
+        root = tmp_path / f"state-{number}"
+        state.tree.materialize(root)
+        names = sorted(path.name for path in root.iterdir() if not path.name.startswith("."))
+        if state.returned:
+            assert names == ["disk.vhd"], f"{state.how}: close returned, the file is gone"
+        if names:
+            assert read_all(root / "disk.vhd") == expected, state.how
