@@ -80,11 +80,13 @@ def backup_vm(
     known_bad: KnownBad | None = None,
     merges_per_run: int | None = 2,
     merge_batch_bytes: int = 256 * 2**20,
+    lock_wait: float = 0.0,
 ) -> VmBackupOutcome:
     """Back up one VM to ``remotes`` (see the module docstring for the steps).
 
     ``merges_per_run``: merges the clean pass after the backup may do on each remote (None:
-    all; the rest is reported in ``outcome.maintenance``).
+    all; the rest is reported in ``outcome.maintenance``). ``lock_wait``: seconds to wait for
+    a VM folder's lock a live process holds (a merge task) before failing with its holder.
     """
     run = _VmBackup(
         client,
@@ -101,6 +103,7 @@ def backup_vm(
     )
     run.merges_per_run = merges_per_run
     run.merge_batch_bytes = merge_batch_bytes
+    run.lock_wait = lock_wait
     return run.run()
 
 
@@ -136,6 +139,7 @@ class _VmBackup:
         self.written: dict[str, list[str]] = {}  # remote id → files this run renamed
         self.merges_per_run: int | None = 2
         self.merge_batch_bytes = 256 * 2**20
+        self.lock_wait = 0.0
 
     @property
     def vm_uuid(self) -> str:
@@ -315,7 +319,7 @@ class _VmBackup:
                         heartbeat=self.lock_heartbeat,
                         clock=self.clock,
                     )
-                    self.locks[remote.remote_id] = lock.acquire()
+                    self.locks[remote.remote_id] = lock.acquire(wait=self.lock_wait)
                 except LockHeld:
                     raise
                 except RemoteError as error:

@@ -131,6 +131,7 @@ def _back_up(vm_backup: VmBackup) -> tuple[str, str]:
                     lock_heartbeat=float(settings.BACKUP_LOCK_HEARTBEAT_SECONDS),
                     merges_per_run=settings.BACKUP_MERGES_PER_RUN,
                     merge_batch_bytes=maintenance.merge_batch_bytes(),
+                    lock_wait=float(settings.BACKUP_LOCK_WAIT_SECONDS),
                 )
         except errors.ChainUnhealthy as why:
             progress.warning(f"skipped: {why}")
