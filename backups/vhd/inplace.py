@@ -100,11 +100,14 @@ class ParentWriter:
         """Before copying: reclaim a dead tail, room for the BAT and batmap, creator ``tap``."""
         used_end = max(region.end for region in [*self.vhd.regions, *self._block_regions()])
         if used_end < self.alloc:
-            # Blocks copied by an interrupted run but never linked: take the space back.
+            # Blocks copied by an interrupted run but never linked: take the space back. The
+            # footer at the new end is flushed before the file is cut there; the cut itself
+            # needs no flush of its own: until it is on the disk the file ends with its old
+            # footer past dead space, and the flush that comes before anything is written over
+            # the new footer (``_grow``, ``commit``, ``write_footer``) makes it durable.
             self.file.pwrite(self.footer_raw, used_end)
             self.file.datasync()
             self.file.truncate(used_end + FOOTER_SIZE)
-            self.file.datasync()
             self.alloc = self.footer_at = used_end
         self._ensure_metadata(max(needed, len(self.bat)))
         footer = self.footer
