@@ -242,3 +242,34 @@ def test_a_backup_that_left_merges_queues_a_merge_task_and_records_its_passes(
     assert (report.merges_done, report.merges_left) == (2, 1)
     assert report.trigger == f"backup run {run_row.pk}"
     assert [f["kind"] for f in report.findings] == ["temporary"]
+
+
+def test_snapshot_janitor_names_the_pool_at_fault(live_pool):
+    live_pool("lab", vms=0)
+    with pytest.raises(CommandError, match=r"--pool: no pool 'nope' \(pools: lab\)"):
+        run("snapshot_janitor", "--pool", "nope")
+    # A live pool is swept; this one cannot be reached (its address is made up): said so.
+    with pytest.raises(CommandError, match="--pool: pool lab: "):
+        run("snapshot_janitor", "--pool", "lab")
+
+
+def test_the_janitor_leaves_alone_the_vms_a_live_backup_works_on(site):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from backups.models import BackupRun, VmBackup
+    from backups.services import snapshot_janitor
+
+    _remote, job, _vm, _stamps = site
+    run_row = BackupRun.objects.create(job=job, trigger="page")
+    now = timezone.now()
+    VmBackup.objects.create(run=run_row, vm_uuid="live", status="running", heartbeat=now)
+    VmBackup.objects.create(
+        run=run_row, vm_uuid="dead", status="running", heartbeat=now - timedelta(hours=1)
+    )
+    VmBackup.objects.create(run=run_row, vm_uuid="next", status="queued")
+    VmBackup.objects.create(run=run_row, vm_uuid="done", status="success", heartbeat=now)
+    assert snapshot_janitor.busy_pairs() == {(JOB_ID, "live"), (JOB_ID, "next")}
+    jobs = snapshot_janitor.sweep_jobs()
+    assert jobs[JOB_ID].snapshot_retention_by_schedule == {DAILY: 0, WEEKLY: 0}
