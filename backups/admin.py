@@ -10,10 +10,14 @@ from backups.models import (
     BackupJob,
     BackupRun,
     CleanReport,
+    BackupVerdict,
+    FileVerdict,
+    HealthCheck,
     Remote,
     Restore,
     RestorePoint,
     Schedule,
+    Verification,
     VmBackup,
     VmBackupDisk,
 )
@@ -62,6 +66,10 @@ class ScheduleInline(admin.TabularInline):
         "retention_yearly",
         "snapshot_retention",
         "force_full",
+        "verify",
+        "health_check",
+        "health_check_sr",
+        "health_check_timeout",
     ]
 
 
@@ -79,8 +87,18 @@ class BackupJobAdmin(admin.ModelAdmin):
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):
     form = ScheduleForm
-    list_display = ["name", "job", "cron", "timezone", "enabled", "retention", "force_full"]
-    list_filter = ["enabled", "force_full"]
+    list_display = [
+        "name",
+        "job",
+        "cron",
+        "timezone",
+        "enabled",
+        "retention",
+        "force_full",
+        "verify",
+        "health_check",
+    ]
+    list_filter = ["enabled", "force_full", "verify", "health_check"]
     search_fields = ["name", "job__name", "uuid"]
     readonly_fields = ["uuid", "periodic_task"]
     list_select_related = ["job"]
@@ -175,3 +193,34 @@ class CleanReportAdmin(ReadOnlyAdmin):
     list_display = ["vm_uuid", "remote", "checked_at", "trigger", "merges_done", "merges_left"]
     list_filter = ["remote", "trigger"]
     search_fields = ["vm_uuid"]
+
+
+@admin.register(Verification)
+class VerificationAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "remote", "deep", "trigger", "status", "created", "ended", "message"]
+    list_filter = ["status", "deep", "trigger"]
+    search_fields = ["remote__name", "message"]
+    list_select_related = ["remote"]
+
+
+@admin.register(BackupVerdict)
+class BackupVerdictAdmin(ReadOnlyAdmin):
+    list_display = ["path", "remote", "ok", "deep", "checked_at"]
+    list_filter = ["ok", "deep", "remote"]
+    search_fields = ["path", "vm_uuid"]
+    list_select_related = ["remote"]
+
+
+@admin.register(FileVerdict)
+class FileVerdictAdmin(ReadOnlyAdmin):
+    list_display = ["path", "remote", "ok", "content", "checked_at"]
+    list_filter = ["ok", "content", "remote"]
+    search_fields = ["path", "vm_uuid", "sha256"]
+    list_select_related = ["remote"]
+
+
+@admin.register(HealthCheck)
+class HealthCheckAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "vm_name", "timestamp", "status", "destroyed", "created", "ended"]
+    list_filter = ["status", "trigger"]
+    search_fields = ["vm_name", "vm_uuid", "restored_vm_uuid"]

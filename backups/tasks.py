@@ -3,8 +3,9 @@
 They go to the ``backups`` queue (``xoweb.delivery.route``). Runs, VM backups and restores are
 backup tasks (``xoweb.delivery.backup_task``): acknowledged late and given back to the broker
 when their worker dies, so each may be delivered twice and claims its row with a conditional
-UPDATE first (:mod:`backups.services.runs`, ``vm_backups``, ``restores``). The check of a
-remote and the re-reading of its backups touch the remote's files too, and are harmless twice.
+UPDATE first (:mod:`backups.services.runs`, ``vm_backups``, ``restores``; verifications and
+restore tests: ``check_claims``). The check of a remote and the re-reading of its backups touch
+the remote's files too, and are harmless twice.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from django.conf import settings
 
 from backups.models import BackupJob, Remote
 from backups.services import (
+    after_run,
+    health_checks,
     maintenance,
     remotes,
     restore_points,
     restores,
     runs,
     snapshot_janitor,
+    verification,
     vm_backups,
 )
 from xoweb.delivery import backup_task
@@ -68,6 +72,24 @@ def rebuild_restore_points(remote_id: int) -> str:
         return "gone"
     rebuilt = restore_points.rebuild(remote)
     return f"{rebuilt.indexed} restore point(s) indexed, {rebuilt.removed} removed"
+
+
+@backup_task("backups.tasks.verify")
+def verify(verification_id: int) -> str:
+    """Do one recorded verification of a remote's backups."""
+    return verification.run(verification_id)
+
+
+@backup_task("backups.tasks.health_check")
+def health_check(health_check_id: int) -> str:
+    """Do one recorded restore test."""
+    return health_checks.run(health_check_id)
+
+
+@backup_task("backups.tasks.check_run")
+def check_run(run_id: int) -> dict:
+    """Do what the run's schedule proves after it: verifications, then restore tests."""
+    return after_run.check(run_id)
 
 
 @backup_task("backups.tasks.merge_vm")

@@ -31,8 +31,8 @@ from django.utils import timezone
 
 from backups.choices import RunStatus, Trigger, VmBackupStatus
 from backups.models import BackupJob, BackupRun, Schedule, VmBackup
+from backups.services import after_run, selection
 from backups.services import remotes as remote_checks
-from backups.services import selection
 from tasks.reporter import TaskReporter, attach, no_current_task, task
 
 logger = logging.getLogger(__name__)
@@ -318,6 +318,12 @@ def finish_if_done(run_id: int) -> bool:
     )
     if ended:
         _end_run_task(run_id)
+        # What the schedule proves after its runs (verification, restore tests): queued once,
+        # by the process that ended the run; a failure there leaves the run as it ended.
+        try:
+            after_run.run_ended(run_id)
+        except Exception:
+            logger.exception("the checks after run %s could not be queued", run_id)
     return bool(ended)
 
 

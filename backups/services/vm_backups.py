@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from backups.choices import RunStatus, VmBackupStatus
 from backups.models import Remote, VmBackup, VmBackupDisk
-from backups.services import bridge, maintenance, restore_points, runs
+from backups.services import bridge, maintenance, restore_points, runs, verification
 from backups.services.heartbeat import beating, holder_is_dead, holder_name
 from pools.services import client_for
 from tasks.reporter import TaskNotStartable, start_planned
@@ -132,6 +132,8 @@ def _back_up(vm_backup: VmBackup) -> tuple[str, str]:
                     merges_per_run=settings.BACKUP_MERGES_PER_RUN,
                     merge_batch_bytes=maintenance.merge_batch_bytes(),
                     lock_wait=float(settings.BACKUP_LOCK_WAIT_SECONDS),
+                    # A base whose file failed verification is never built on: a full instead.
+                    known_bad=verification.known_bad(remotes),
                 )
         except errors.ChainUnhealthy as why:
             progress.warning(f"skipped: {why}")

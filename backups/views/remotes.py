@@ -1,6 +1,7 @@
 """Remote pages: list, add (with the write test), detail (space, restore points with their
-chains, the last clean pass of each VM folder), edit, delete, and buttons that queue a check,
-an index rebuild or a clean pass (or its dry run) on the workers."""
+chains and their last verification, the recent verifications, the last clean pass of each VM
+folder), edit, delete, and buttons that queue a check, an index rebuild or a clean pass (or
+its dry run) on the workers."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from accounts.access import requires
 from backups.forms import RemoteForm
 from backups.models import Remote
+from backups.services import verification
 
 POINTS_PER_PAGE = 50
+VERIFICATIONS_SHOWN = 10
 
 
 @requires("backups.view_remote")
@@ -27,6 +30,9 @@ def remote_detail(request: HttpRequest, pk: int) -> HttpResponse:
     remote = get_object_or_404(Remote, pk=pk)
     points = remote.restore_points.order_by("-taken_at", "-pk")
     page = Paginator(points, POINTS_PER_PAGE).get_page(request.GET.get("page"))
+    verdicts = verification.verdicts_of(page.object_list)
+    for point in page.object_list:
+        point.verdict = verdicts.get(point.pk)
     reports = remote.clean_reports.order_by("-checked_at", "vm_uuid")
     names = dict(
         remote.restore_points.filter(vm_uuid__in=[r.vm_uuid for r in reports])
@@ -40,6 +46,7 @@ def remote_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "remote": remote,
             "page": page,
             "jobs": remote.jobs.order_by("name"),
+            "verifications": remote.verifications.select_related("remote")[:VERIFICATIONS_SHOWN],
             "reports": [(report, names.get(report.vm_uuid, "")) for report in reports],
         },
     )

@@ -34,6 +34,9 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "vm_backups": vm_backups,
         "tree": _tree(run),
         "poll_seconds": POLL_SECONDS,
+        # What the schedule proved after the run (verification, restore tests).
+        "verifications": run.verifications.select_related("remote"),
+        "health_checks": run.health_checks.all(),
     }
     template = "backups/_run_body.html" if is_htmx(request) else "backups/run_detail.html"
     return render(request, template, context)
