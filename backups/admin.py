@@ -9,8 +9,8 @@ from backups.forms import BackupJobForm, RemoteForm, ScheduleForm
 from backups.models import (
     BackupJob,
     BackupRun,
-    CleanReport,
     BackupVerdict,
+    CleanReport,
     FileVerdict,
     HealthCheck,
     Remote,

@@ -15,8 +15,8 @@ from backups.models.verification import BackupVerdict, FileVerdict, Verification
 __all__ = [
     "BackupJob",
     "BackupRun",
-    "CleanReport",
     "BackupVerdict",
+    "CleanReport",
     "FileVerdict",
     "HealthCheck",
     "Remote",
