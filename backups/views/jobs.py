@@ -1,5 +1,5 @@
 """Job pages: list (with each job's last run), add and edit with the schedules inline, detail
-with its runs, "run now" (queued on the workers) and delete."""
+with its runs and the retention dry run, "run now" (queued on the workers) and delete."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from accounts.access import requires
 from backups.choices import Trigger
 from backups.forms import BackupJobForm, ScheduleFormSet
 from backups.models import BackupJob, BackupRun
-from backups.services import plan_preview, runs
+from backups.services import maintenance, plan_preview, runs
 from backups.views.summaries import with_disk_summaries
 
 RUNS_PER_PAGE = 25
@@ -63,6 +63,8 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "runs": with_disk_summaries(page.object_list),
             "schedules": schedules,
             "preview": plan_preview.preview(job, now=now),
+            # What retention would drop now, from the restore point index (no remote read).
+            "prune": maintenance.preview(job),
         },
     )
 
@@ -173,3 +175,14 @@ def job_run(request: HttpRequest, pk: int) -> HttpResponse:
     )
     messages.info(request, f"Run {run.pk} of {job.name} queued on the workers.")
     return redirect(run)
+
+
+@requires("backups.change_backupjob", methods=["POST"])
+def job_prune(request: HttpRequest, pk: int) -> HttpResponse:
+    """Apply the job's retention now (on the workers): what the dry run below lists goes."""
+    from backups.tasks import prune_job
+
+    job = get_object_or_404(BackupJob, pk=pk)
+    transaction.on_commit(lambda: prune_job.delay(job.pk))
+    messages.info(request, f"Retention of {job.name} queued on the workers (see Tasks).")
+    return redirect(job)

@@ -154,3 +154,20 @@ def test_the_lease_is_durable_before_the_lock_is_used(remote):
     with lock(remote, Clock(), "run 1"):
         ops = remote.fs.ops("mkdir", "create", "fsync", "fsync_dir")
     assert ops[-5:] == ["mkdir", "create", "fsync", "fsync_dir", "fsync_dir"]
+
+
+def test_a_process_may_wait_for_a_holder_that_ends_soon(remote):
+    """A backup meeting a merge task's lock waits its turn (``acquire(wait=…)``) instead of
+    failing; one that waits less than the holder holds still fails with the holder's name."""
+    import threading
+
+    clock = Clock()
+    merge = lock(remote, clock, "merge task of VM x").acquire()
+    with pytest.raises(LockHeld, match="held by merge task of VM x"):
+        lock(remote, clock, "run 3").acquire(wait=0.2, poll=0.05)
+    threading.Timer(0.3, merge.release).start()
+    started = time.monotonic()
+    backup = lock(remote, clock, "run 3").acquire(wait=5, poll=0.05)
+    assert 0.2 < time.monotonic() - started < 4
+    assert backup.held
+    backup.release()

@@ -6,6 +6,7 @@ commands), with a smaller demo pool (tiny disks) and beat's clock ten times fast
 ten minutes fire every twelve seconds and every minute, through the real beat, PeriodicTasks and
 workers. One browser session then sees, on the dashboard, a successful scheduled run, then a
 forced full with its reason; and restores a disk through the wizard, whose checksums match.
+Retention and a merge have happened by then (the clean pass's reports say so).
 The screenshots are kept in test-artifacts/; with ``XOWEB_DOC_IMAGES=1`` they also replace
 the user guide's and the README's in docs/images/.
 """
@@ -188,6 +189,20 @@ def test_from_make_run_to_a_proven_restore(demo_site: Site, browser) -> None:
             "table.checks"
         )
         keep(page, "restore-checksum")
+
+        # Within the first ten (scaled) minutes, retention dropped backups and a merge ran.
+        def retention_and_merge() -> str:
+            done = manage(
+                demo_site.env,
+                "shell",
+                "-c",
+                "from backups.models import CleanReport as R; rows = list(R.objects.all()); "
+                "print(sum(len(r.dropped) for r in rows), sum(r.merges_done for r in rows))",
+            )
+            dropped, merged = (int(n) for n in done.stdout.split()[-2:])
+            return f"{dropped} dropped, {merged} merged" if dropped and merged else ""
+
+        wait_until(retention_and_merge, timeout=90, message="no retention nor merge in the demo")
     except BaseException:
         save_screenshot(page, "journey-failure")
         raise
