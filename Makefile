@@ -12,8 +12,11 @@ INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 NPM_PREFIX := var/npm
 # Test processes run side by side: most tests wait on the real servers they start, so a few
-# more processes than cores keep the machine busy (pytest-xdist).
+# more processes than cores keep the machine busy (pytest-xdist). Tests marked with one
+# xdist_group run in one process, one after the other: each `make run` stack (the Procfile's
+# nine processes) is started once and never beside another (--dist loadgroup).
 TEST_PROCESSES ?= 3
+XDIST := -n $(TEST_PROCESSES) --dist loadgroup
 # The ports follow XOWEB_WEB_PORT / XOWEB_FLOWER_PORT when set (as the Procfile does).
 WEB_PORT := $(or $(XOWEB_WEB_PORT),8000)
 FLOWER_PORT := $(or $(XOWEB_FLOWER_PORT),5555)
@@ -67,11 +70,11 @@ lint: $(TEST_INSTALLED)
 	$(VENV)/bin/ruff format --check .
 
 pytest: test-setup
-	$(PY) -m pytest -n $(TEST_PROCESSES)
+	$(PY) -m pytest $(XDIST)
 
 # The database tests again, on a throwaway PostgreSQL cluster.
 pytest-postgres: test-setup
-	scripts/with-postgres $(PY) -m pytest -m django_db -q -n $(TEST_PROCESSES)
+	scripts/with-postgres $(PY) -m pytest -m django_db -q $(XDIST)
 
 # Re-resolve the dependencies within pyproject.toml's ranges and record both locks: the service's
 # alone first, then what the tests add on top of it (constrained to the service's versions).

@@ -25,7 +25,8 @@ from tests.fixtures.browser import save_screenshot
 from tests.fixtures.processes import ROOT, free_port, port_open, start_process, wait_until
 from tests.xoweb.test_procfile import Site, manage, two_free_ports
 
-pytestmark = pytest.mark.slow
+# One `make run` stack at a time, in one test process (the Makefile's --dist loadgroup).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("make-run")]
 
 #: Ten times faster: a scaled minute is six seconds, more than a demo run takes, so the forced
 #: full at :05 does not find the delta run of :04 still running (a job never runs twice at once;

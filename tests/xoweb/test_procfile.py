@@ -41,7 +41,8 @@ from tests.fixtures.processes import (
     wait_until,
 )
 
-pytestmark = pytest.mark.slow
+# One `make run` stack at a time, in one test process (the Makefile's --dist loadgroup).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("make-run")]
 
 #: Tasks still running this long after Ctrl-C are handed back (the default is 10 s).
 WORKER_STOP_SECONDS = 3
