@@ -82,6 +82,8 @@ def job_json(job: BackupJob) -> dict[str, Any]:
         "max_chain_length": job.max_chain_length,
         "concurrency": job.concurrency,
         "vm_timeout": job.vm_timeout,
+        "report_when": job.report_when,
+        "report_to": job.report_to,
         "schedules": [schedule_json(schedule) for schedule in job.schedules.all()],
     }
 
