@@ -98,7 +98,10 @@ def fire(schedule_id: int, fired_at: datetime | None = None) -> BackupRun | None
     except IntegrityError:
         run = BackupRun.objects.get(schedule=schedule, scheduled_for=moment)
         logger.info("%s already fired for %s (run %s)", schedule, moment.isoformat(), run.pk)
+        if run.status != RunStatus.PENDING:
+            return run
     start(run.pk)
+    run.refresh_from_db()
     return run
 
 

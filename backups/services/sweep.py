@@ -11,7 +11,11 @@ job's run sweeps that job's running runs first. For every running run:
    delivered twice is harmless: the claim happens once);
 3. the slots that processes which died left free are given to waiting VMs (``fanout``);
 4. a run with nothing unfinished is finished; a run that has no VM backup at all and whose
-   heartbeat stopped died while it started: it is interrupted.
+   heartbeat stopped died while it started: it is interrupted;
+5. a run whose VMs wait (pending for a slot, queued behind other work on the broker) has no
+   process beating for its task: the sweep, which has just checked that nothing of it is
+   dead, beats for it, so that the tasks' own sweep does not take a run that waits for one
+   that died (the period, 30 s, is half ``TASK_INTERRUPTED_AFTER_SECONDS``).
 
 And every run still *pending* that long lost its ``start_run`` message: it is sent again.
 Nothing here waits on XAPI or on a remote; every change is a conditional UPDATE, so two sweeps
@@ -32,6 +36,8 @@ from backups.choices import RunStatus, VmBackupStatus
 from backups.models import BackupRun, VmBackup
 from backups.services import fanout, runs, takeover
 from backups.services.heartbeat import silence_cutoff, why_dead
+from tasks.choices import TaskStatus
+from tasks.models import Task
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +104,19 @@ def sweep_runs(running: QuerySet, now=None) -> Swept:
         if runs.finish_if_done(run_id):
             swept.finished += 1
     swept.finished += _interrupt_runs_that_died_starting(run_ids, now)
+    _beat_for_waiting_runs(run_ids, now)
     return swept
+
+
+def _beat_for_waiting_runs(run_ids: list[int], now) -> None:
+    """Step 5: touch the task of each running run that still has VM backups to do."""
+    waiting = (
+        BackupRun.objects.filter(pk__in=run_ids, status=RunStatus.RUNNING, task__isnull=False)
+        .filter(vm_backups__status__in=VmBackupStatus.unfinished())
+        .values_list("task_id", flat=True)
+        .distinct()
+    )
+    Task.objects.filter(pk__in=list(waiting), status=TaskStatus.RUNNING).update(updated=now)
 
 
 def _maybe_dead(run_ids: list[int], now) -> list[VmBackup]:

@@ -37,3 +37,11 @@ def snapshots_of(sim) -> dict[str, int]:
             source = records.get(record["snapshot_of"], {}).get("uuid", record["snapshot_of"])
             found[source] = found.get(source, 0) + 1
     return found
+
+
+def sweep_every_second() -> None:
+    """Beat fires the sweep of runs every second (not 30 s): a test's short timeouts hold."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every_second, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
+    PeriodicTask.objects.filter(task="backups.sweep_runs").update(interval=every_second)
