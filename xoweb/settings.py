@@ -215,7 +215,7 @@ CELERY_ENABLE_UTC = True
 CELERY_TASK_ACKS_LATE = False  # short tasks; backup tasks set it (xoweb/delivery.py)
 CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Celery's prefork pool, replacing a child that exited within a quarter of a second (xoweb/pool.py)
+# Celery's prefork pool, replacing a child process that exited within 50 ms (xoweb/pool.py).
 CELERY_WORKER_POOL = "xoweb.pool:TaskPool"
 CELERY_TASK_TRACK_STARTED = True
 CELERY_WORKER_SEND_TASK_EVENTS = True

@@ -116,11 +116,13 @@ def dispatch_pool(pool_id: int | None, *, besides: int | None = None) -> int:
 
 
 def time_limits(job: BackupJob) -> dict:
-    """The per-VM timeout as Celery limits: a soft one the backup cleans up after, a hard one
-    a minute later for a backup stuck in a call that never returns."""
+    """Celery's limits behind the job's per-VM timeout. The worker stops the backup itself at
+    the timeout, as a cancel (``vm_backups``: the transfer stops, the snapshot and the partial
+    files go); Celery's soft limit 30 s later and its hard limit (the process killed) a minute
+    later are for a backup stuck in a call that never returns."""
     if not job.vm_timeout:
         return {}
-    return {"soft_time_limit": job.vm_timeout, "time_limit": job.vm_timeout + 60}
+    return {"soft_time_limit": job.vm_timeout + 30, "time_limit": job.vm_timeout + 60}
 
 
 def shown_name(vm_backup: VmBackup) -> str:

@@ -16,10 +16,11 @@ to be backed up again, claims the next try itself.
 from __future__ import annotations
 
 import logging
+import threading
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from backups.choices import RunStatus, VmBackupStatus
@@ -27,6 +28,7 @@ from backups.models import Remote, VmBackup, VmBackupDisk
 from backups.services import bridge, fanout, restore_points, runs, takeover
 from backups.services.heartbeat import beating, holder_name, why_dead
 from pools.services import client_for
+from tasks import services as task_services
 from tasks.reporter import TaskCancelled, TaskInterrupted, TaskNotStartable, start_planned
 
 logger = logging.getLogger(__name__)
@@ -93,17 +95,15 @@ def run(vm_backup_id: int) -> str:
     if vm_backup is None:
         return "not claimed"
     status, error, outcome = VmBackupStatus.FAILED, "", None
+    deadline = Deadline(vm_backup)
     try:
-        with beating(vm_backup):
+        with beating(vm_backup), deadline:
             status, error, outcome = _back_up(vm_backup)
-    except SoftTimeLimitExceeded:
-        status = VmBackupStatus.FAILED
-        error = (
-            f"took longer than the job's per-VM timeout ({vm_backup.run.job.vm_timeout} s): "
-            "stopped; raise the timeout or look at the pool's export speed"
-        )
-    except TaskCancelled:
-        status, error = VmBackupStatus.CANCELLED, _cancel_message(vm_backup)
+    except (SoftTimeLimitExceeded, TaskCancelled) as stopped:
+        if deadline.passed or isinstance(stopped, SoftTimeLimitExceeded):
+            status, error = VmBackupStatus.FAILED, deadline.message()
+        else:
+            status, error = VmBackupStatus.CANCELLED, _cancel_message(vm_backup)
     except TaskInterrupted as why:
         status, error = VmBackupStatus.INTERRUPTED, f"interrupted: {why}"
     except TaskNotStartable as why:
@@ -114,6 +114,44 @@ def run(vm_backup_id: int) -> str:
     finally:
         _end(vm_backup, status, error, from_status=VmBackupStatus.RUNNING, outcome=outcome)
     return status
+
+
+class Deadline:
+    """The job's per-VM timeout, kept by this process: when it passes, the backup is stopped
+    the way a cancel stops it (its task tree is asked to stop: the transfer's connection is
+    closed, the snapshot and the partial files removed), and ends *failed*, saying why."""
+
+    def __init__(self, vm_backup: VmBackup) -> None:
+        self.vm_backup = vm_backup
+        self.seconds = vm_backup.run.job.vm_timeout
+        self.passed = False
+        self._timer: threading.Timer | None = None
+
+    def __enter__(self) -> Deadline:
+        if self.seconds:
+            self._timer = threading.Timer(self.seconds, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _expire(self) -> None:
+        self.passed = True
+        try:
+            if self.vm_backup.task_id:
+                task_services.request_cancel_tree(self.vm_backup.task_id)
+        finally:
+            connection.close()  # this timer's thread had its own connection
+
+    def message(self) -> str:
+        return (
+            f"took longer than the job's per-VM timeout ({self.seconds} s): stopped, its "
+            "partial files and snapshot removed; raise the timeout or look at the pool's "
+            "export speed"
+        )
 
 
 def _cancel_message(vm_backup: VmBackup) -> str:

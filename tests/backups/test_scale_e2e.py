@@ -272,3 +272,15 @@ def test_cancel_mid_transfer_frees_the_export_within_five_seconds(
     after = every_file(root)
     assert after == before, "the remote is left as it was"
     assert took < 5
+
+    # The job's per-VM timeout stops a backup the same way, and says so.
+    job.vm_timeout = 1
+    job.save()
+    timed_out = wait_final(wait_for, run_now(job, force_full=True), timeout=30)
+    vm_backup = VmBackup.objects.get(run=timed_out)
+    assert (timed_out.status, vm_backup.status) == ("failed", "failed")
+    assert vm_backup.error.startswith(
+        "took longer than the job's per-VM timeout (1 s): stopped, its partial files and "
+        "snapshot removed"
+    )
+    assert every_file(root) == before and snapshots_of(sim) == snapshots_before
