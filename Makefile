@@ -11,6 +11,9 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 NPM_PREFIX := var/npm
+# Test processes run side by side: most tests wait on the real servers they start, so a few
+# more processes than cores keep the machine busy (pytest-xdist).
+TEST_PROCESSES ?= 3
 # The ports follow XOWEB_WEB_PORT / XOWEB_FLOWER_PORT when set (as the Procfile does).
 WEB_PORT := $(or $(XOWEB_WEB_PORT),8000)
 FLOWER_PORT := $(or $(XOWEB_FLOWER_PORT),5555)
@@ -63,11 +66,11 @@ lint: $(TEST_INSTALLED)
 	$(VENV)/bin/ruff format --check .
 
 pytest: test-setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_PROCESSES)
 
 # The database tests again, on a throwaway PostgreSQL cluster.
 pytest-postgres: test-setup
-	scripts/with-postgres $(PY) -m pytest -m django_db -q
+	scripts/with-postgres $(PY) -m pytest -m django_db -q -n $(TEST_PROCESSES)
 
 # Re-resolve the dependencies within pyproject.toml's ranges and record both locks: the service's
 # alone first, then what the tests add on top of it (constrained to the service's versions).

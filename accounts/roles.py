@@ -3,7 +3,8 @@
 Each group holds what the groups before it hold, plus its own rows of :data:`RULES`:
 
 * viewers: read everything (every ``view_*`` of pools, backups, tasks and django-celery-beat);
-* operators: also cancel xoweb and XAPI tasks, run backup jobs and restore;
+* operators: also cancel xoweb and XAPI tasks, run backup jobs, restore, verify backups and
+  run restore tests;
 * administrators: also add, change and delete pools and the backup models.
 
 The rules are patterns (``fnmatch`` on ``app_label.codename``), so a model added later (a
@@ -34,6 +35,7 @@ RULES: tuple[tuple[str, str], ...] = (
     ("pools.cancel_xapitask", OPERATORS),
     ("backups.run_backupjob", OPERATORS),
     ("backups.restore_restorepoint", OPERATORS),
+    ("backups.verify_restorepoint", OPERATORS),
     ("pools.add_*", ADMINISTRATORS),
     ("pools.change_*", ADMINISTRATORS),
     ("pools.delete_*", ADMINISTRATORS),

@@ -9,10 +9,14 @@ from backups.forms import BackupJobForm, RemoteForm, ScheduleForm
 from backups.models import (
     BackupJob,
     BackupRun,
+    BackupVerdict,
+    FileVerdict,
+    HealthCheck,
     Remote,
     Restore,
     RestorePoint,
     Schedule,
+    Verification,
     VmBackup,
     VmBackupDisk,
 )
@@ -57,6 +61,10 @@ class ScheduleInline(admin.TabularInline):
         "retention",
         "snapshot_retention",
         "force_full",
+        "verify",
+        "health_check",
+        "health_check_sr",
+        "health_check_timeout",
     ]
 
 
@@ -74,8 +82,18 @@ class BackupJobAdmin(admin.ModelAdmin):
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):
     form = ScheduleForm
-    list_display = ["name", "job", "cron", "timezone", "enabled", "retention", "force_full"]
-    list_filter = ["enabled", "force_full"]
+    list_display = [
+        "name",
+        "job",
+        "cron",
+        "timezone",
+        "enabled",
+        "retention",
+        "force_full",
+        "verify",
+        "health_check",
+    ]
+    list_filter = ["enabled", "force_full", "verify", "health_check"]
     search_fields = ["name", "job__name", "uuid"]
     readonly_fields = ["uuid", "periodic_task"]
     list_select_related = ["job"]
@@ -163,3 +181,34 @@ class RestoreAdmin(ReadOnlyAdmin):
     list_display = ["pk", "vm_name", "timestamp", "kind", "status", "created", "ended"]
     list_filter = ["kind", "status"]
     search_fields = ["vm_name", "vm_uuid"]
+
+
+@admin.register(Verification)
+class VerificationAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "remote", "deep", "trigger", "status", "created", "ended", "message"]
+    list_filter = ["status", "deep", "trigger"]
+    search_fields = ["remote__name", "message"]
+    list_select_related = ["remote"]
+
+
+@admin.register(BackupVerdict)
+class BackupVerdictAdmin(ReadOnlyAdmin):
+    list_display = ["path", "remote", "ok", "deep", "checked_at"]
+    list_filter = ["ok", "deep", "remote"]
+    search_fields = ["path", "vm_uuid"]
+    list_select_related = ["remote"]
+
+
+@admin.register(FileVerdict)
+class FileVerdictAdmin(ReadOnlyAdmin):
+    list_display = ["path", "remote", "ok", "content", "checked_at"]
+    list_filter = ["ok", "content", "remote"]
+    search_fields = ["path", "vm_uuid", "sha256"]
+    list_select_related = ["remote"]
+
+
+@admin.register(HealthCheck)
+class HealthCheckAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "vm_name", "timestamp", "status", "destroyed", "created", "ended"]
+    list_filter = ["status", "trigger"]
+    search_fields = ["vm_name", "vm_uuid", "restored_vm_uuid"]

@@ -143,10 +143,56 @@ class RestoreStatus(models.TextChoices):
         return [cls.SUCCESS, cls.FAILED, cls.INTERRUPTED]
 
 
+class VerifyLevel(models.TextChoices):
+    """What a schedule verifies after each run ("" = nothing)."""
+
+    NONE = "", "No verification"
+    CHECK = "check", "Check (metadata, files, VHD chains)"
+    DEEP = "deep", "Deep check (also every file's SHA-256)"
+
+
+class CheckTrigger(models.TextChoices):
+    """What started a verification or a restore test."""
+
+    SCHEDULE = "schedule", "After a scheduled run"
+    PAGE = "page", "Page"
+    COMMAND = "command", "Command"
+
+
+class CheckStatus(models.TextChoices):
+    """Where a verification or a restore test stands; the last four are final.
+
+    ``failed``: it ran and found a problem (a backup that fails verification, a VM that did not
+    boot); ``error``: it could not run (the remote or the pool did not answer)."""
+
+    PENDING = "pending", "Queued"
+    RUNNING = "running", "Running"
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+    ERROR = "error", "Could not run"
+    INTERRUPTED = "interrupted", "Interrupted"
+
+    @classmethod
+    def final(cls) -> list[str]:
+        return [cls.PASSED, cls.FAILED, cls.ERROR, cls.INTERRUPTED]
+
+
+class ContentStatus(models.TextChoices):
+    """What the last deep check found in a file's bytes (backups.engine.verify.Content)."""
+
+    OK = "ok", "SHA-256 as recorded (or as first read)"
+    MISMATCH = "mismatch", "SHA-256 differs from the recorded one"
+    NO_CHECKSUM = "no-checksum", "No SHA-256 recorded"
+    UNCHECKED = "unchecked", "Not read yet"
+    UNREADABLE = "unreadable", "Could not be read"
+
+
 #: Badge classes of every status above (``.badge.ok|warn|bad`` of xoweb.css; "" = neutral).
 STATUS_CSS = {
     "success": "ok",
     "ok": "ok",
+    "passed": "ok",
+    "error": "bad",
     "running": "ok",
     "partial": "warn",
     "skipped": "warn",

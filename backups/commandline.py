@@ -100,6 +100,10 @@ def schedule_json(schedule) -> dict[str, Any]:
         "retention": schedule.retention,
         "snapshot_retention": schedule.snapshot_retention,
         "force_full": schedule.force_full,
+        "verify": schedule.verify,
+        "health_check": schedule.health_check,
+        "health_check_sr": schedule.health_check_sr,
+        "health_check_timeout": schedule.health_check_timeout,
     }
 
 
@@ -241,3 +245,50 @@ def wait_for(
         if deadline is not None and time.monotonic() > deadline:
             raise CommandError(f"--timeout: {what} still not finished after {timeout:g} s")
         time.sleep(0.5)
+
+
+def verification_json(verification, report=None) -> dict[str, Any]:
+    """``backup_check --json``, per remote: ``{"remote", "verification", "status", "deep",
+    "message", "bytes_read", "skipped", "backups": [{"path", "vm", "timestamp", "ok",
+    "problems", "chains"}], "files": [{"path", "ok", "errors", "warnings", "content",
+    "sha256", "expected_sha256"}]}``; ``report`` is the engine's (None when it could not run)."""
+    data: dict[str, Any] = {
+        "remote": verification.remote.name,
+        "verification": verification.pk,
+        "status": verification.status,
+        "deep": verification.deep,
+        "message": verification.message,
+        "bytes_read": verification.bytes_read,
+        "skipped": verification.skipped,
+        "duration": report.duration if report is not None else None,
+        "backups": [],
+        "files": [],
+    }
+    if report is None:
+        return data
+    data["backups"] = [
+        {
+            "path": backup.path,
+            "vm": backup.vm_uuid,
+            "vm_name": backup.vm_name,
+            "timestamp": backup.timestamp,
+            "ok": report.ok(backup),
+            "problems": report.problems(backup),
+            "chains": backup.chains,
+        }
+        for backup in report.backups
+    ]
+    data["files"] = [
+        {
+            "path": file.path,
+            "ok": file.ok,
+            "errors": file.errors,
+            "warnings": file.warnings,
+            "content": str(file.content),
+            "sha256": file.sha256,
+            "expected_sha256": file.expected_sha256,
+            "size": file.size,
+        }
+        for file in report.files.values()
+    ]
+    return data

@@ -15,7 +15,7 @@ from backups import cron
 from backups.choices import ReportWhen, VmSelection
 from backups.models import BackupJob, Remote, Schedule
 from backups.services import remotes as remote_checks
-from pools.models import VM, Pool
+from pools.models import SR, VM, Pool
 
 
 def _unique_name(model, name: str, instance, *, what: str, **scope) -> str:
@@ -213,8 +213,35 @@ class BackupJobForm(forms.ModelForm):
         return data
 
 
+class SrUuidField(forms.ChoiceField):
+    """An SR by uuid, among the SRs in the pools' cache that hold disks (not ISO libraries)."""
+
+    default_error_messages = {
+        "invalid_choice": "no SR with uuid %(value)s that can hold disks in the pools' cache "
+        "(is its pool added and connected?)",
+    }
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(choices=self._choices, **kwargs)
+
+    @staticmethod
+    def _choices() -> list[tuple[str, str]]:
+        rows = (
+            SR.objects.exclude(content_type="iso")
+            .select_related("pool")
+            .order_by("pool__name", "name_label")
+            .only("uuid", "name_label", "pool__name")
+        )
+        return [("", "—")] + [(sr.uuid, f"{sr.pool.name} / {sr.name_label}") for sr in rows]
+
+
 class ScheduleForm(forms.ModelForm):
-    """One schedule: cron (validated, described), time zone, retention, force full."""
+    """One schedule: cron (validated, described), time zone, retention, force full, and what
+    is proven after each run (verification, restore test on an SR)."""
+
+    health_check_sr = SrUuidField(
+        label="Restore test SR", required=False, help_text="Where the restore test creates its VM."
+    )
 
     class Meta:
         model = Schedule
@@ -226,13 +253,28 @@ class ScheduleForm(forms.ModelForm):
             "retention",
             "snapshot_retention",
             "force_full",
+            "verify",
+            "health_check",
+            "health_check_sr",
+            "health_check_timeout",
         ]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Left empty (a script that knows nothing of restore tests): the model's default.
+        self.fields["health_check_timeout"].required = False
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if not name:
             raise forms.ValidationError("enter a name for the schedule, e.g. nightly")
         return name
+
+    def clean_health_check_timeout(self) -> int:
+        value = self.cleaned_data.get("health_check_timeout")
+        if value is None:
+            return Schedule._meta.get_field("health_check_timeout").default
+        return value
 
     def clean_cron(self) -> str:
         try:

@@ -3,8 +3,9 @@
 Runs, VM backups and restores are backup tasks (``xoweb.delivery.backup_task``, names under
 ``backups.tasks.``): on the ``backups`` queue, acknowledged late and given back to the broker
 when their worker dies, so each may be delivered twice and claims its row with a conditional
-UPDATE first (:mod:`backups.services.runs`, ``vm_backups``, ``restores``). The check of a
-remote and the re-reading of its backups touch the remote's files too, and are harmless twice.
+UPDATE first (:mod:`backups.services.runs`, ``vm_backups``, ``restores``; verifications and
+restore tests: ``check_claims``). The check of a remote and the re-reading of its backups touch
+the remote's files too, and are harmless twice.
 
 The sweep and the mailing of a report are short tasks (names ``backups.<name>``, the default
 queue): the sweep runs again on its period, and a report is claimed once on its run.
@@ -17,7 +18,18 @@ from datetime import datetime
 from celery import shared_task
 
 from backups.models import Remote
-from backups.services import remotes, reports, restore_points, restores, runs, sweep, vm_backups
+from backups.services import (
+    after_run,
+    health_checks,
+    remotes,
+    reports,
+    restore_points,
+    restores,
+    runs,
+    sweep,
+    verification,
+    vm_backups,
+)
 from xoweb.delivery import backup_task
 
 
@@ -75,3 +87,21 @@ def sweep_runs() -> str:
 def send_run_report(run_id: int) -> str:
     """Mail the report of an ended run (once)."""
     return reports.send(run_id)
+
+
+@backup_task("backups.tasks.verify")
+def verify(verification_id: int) -> str:
+    """Do one recorded verification of a remote's backups."""
+    return verification.run(verification_id)
+
+
+@backup_task("backups.tasks.health_check")
+def health_check(health_check_id: int) -> str:
+    """Do one recorded restore test."""
+    return health_checks.run(health_check_id)
+
+
+@backup_task("backups.tasks.check_run")
+def check_run(run_id: int) -> dict:
+    """Do what the run's schedule proves after it: verifications, then restore tests."""
+    return after_run.check(run_id)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from backups.views import jobs, overview, points, remotes, runs
+from backups.views import checks, jobs, overview, points, remotes, runs
 
 app_name = "backups"
 urlpatterns = [
@@ -11,6 +11,7 @@ urlpatterns = [
     path("backups/remotes/<id:pk>/edit/", remotes.remote_edit, name="remote_edit"),
     path("backups/remotes/<id:pk>/delete/", remotes.remote_delete, name="remote_delete"),
     path("backups/remotes/<id:pk>/check/", remotes.remote_check, name="remote_check"),
+    path("backups/remotes/<id:pk>/verify/", checks.remote_verify, name="remote_verify"),
     path("backups/jobs/", jobs.job_list, name="job_list"),
     path("backups/jobs/add/", jobs.job_add, name="job_add"),
     path("backups/jobs/<id:pk>/", jobs.job_detail, name="job_detail"),
@@ -23,6 +24,23 @@ urlpatterns = [
     path("backups/runs/<id:pk>/json/", runs.run_detail_json, name="run_detail_json"),
     path("backups/points/", points.point_list, name="point_list"),
     path("backups/vms/<str:vm_uuid>/", points.vm_points, name="vm_points"),
+    path("backups/points/<id:pk>/", checks.point_detail, name="point_detail"),
     path("backups/points/<id:pk>/restore/", points.point_restore, name="point_restore"),
+    path("backups/points/<id:pk>/verify/", checks.point_verify, name="point_verify"),
+    path(
+        "backups/points/<id:pk>/health-check/",
+        checks.point_health_check,
+        name="point_health_check",
+    ),
+    path(
+        "backups/verifications/<id:pk>/",
+        checks.verification_detail,
+        name="verification_detail",
+    ),
+    path(
+        "backups/health-checks/<id:pk>/",
+        checks.health_check_detail,
+        name="health_check_detail",
+    ),
     path("backups/restores/<id:pk>/", points.restore_detail, name="restore_detail"),
 ]

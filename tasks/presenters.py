@@ -105,6 +105,7 @@ class TaskView:
             "about_url": self.about_url,
             "pool": self.pool_name or None,
             "cancellable": self.cancellable,
+            "detail": self.detail,
             "url": self.url,
         }
         if with_children:
@@ -212,6 +213,13 @@ def _view(
 # --- XAPI tasks ----------------------------------------------------------------------------------
 
 
+def _cancel_requested(xapi_task: XapiTask) -> bool:
+    """XAPI records a cancel request in the task's ``current_operations`` and never sets the
+    status ``cancelling`` itself (docs/xapi.md §8.7); older pools may still show that status."""
+    operations = (xapi_task.record or {}).get("current_operations") or {}
+    return xapi_task.status == "cancelling" or "cancel" in operations.values()
+
+
 def xapi_view(xapi_task: XapiTask, watch: Watch) -> TaskView:
     """The view of one cached XAPI task (its pool loaded with it), at ``watch.now``.
 
@@ -241,8 +249,8 @@ def xapi_view(xapi_task: XapiTask, watch: Watch) -> TaskView:
         result = Estimate(result.progress, result.elapsed, None, None, None)
     error = " ".join(str(part) for part in xapi_task.error_info or ())
     details = []
-    if xapi_task.status == "cancelling":
-        details.append("cancelling")
+    if _cancel_requested(xapi_task):
+        details.append("cancel requested")
     if stale:
         details.append(verdict.reason)
     return TaskView(

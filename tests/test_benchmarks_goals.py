@@ -15,6 +15,16 @@ BENCHMARKS = ROOT / "benchmarks"
 
 #: Each benchmark script with tiny options. A new bench_*.py must be added here.
 TINY = {
+    "bench_backup_check.py": [
+        "--size-gib",
+        "0.03125",
+        "--vms",
+        "1",
+        "--deltas",
+        "2",
+        "--rounds",
+        "1",
+    ],
     "bench_backup_delta.py": ["--size-gib", "0.0625", "--rounds", "1"],
     "bench_backup_full.py": ["--size-gib", "0.0625", "--rounds", "1"],
     "bench_backup_memory.py": ["--size-gib", "0.0625", "--small-mib", "16"],

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ from .readahead import read_ahead
 from .remote import RemoteAdapter
 from .snapshots import destroy_vdis
 from .values import BackupDisk, BackupEntry, FileRestore
+
+KnownBad = Callable[[str, str], bool]
 
 logger = logging.getLogger(__name__)
 
@@ -108,11 +110,29 @@ def _find(remote: RemoteAdapter, backup: str, vdi_uuid: str) -> tuple[BackupEntr
         raise RestoreError(str(error.args[0])) from None
 
 
-def _open_chain(remote: RemoteAdapter, disk: BackupDisk) -> vhd.Chain:
+def _open_chain(
+    remote: RemoteAdapter, disk: BackupDisk, known_bad: KnownBad | None = None
+) -> vhd.Chain:
+    """The disk's chain; ``RestoreError`` when it does not open, or when a file of it failed its
+    last verification (``known_bad``): a restore never gives back bytes known to be wrong."""
     try:
-        return vhd.open_chain(remote.path(disk.path))
+        chain = vhd.open_chain(remote.path(disk.path))
     except (OSError, vhd.VhdError) as error:
         raise RestoreError(f"the disk's VHD chain on {remote} cannot be read: {error}") from None
+    if known_bad is not None:
+        for layer in chain.layers:
+            try:
+                relative = layer.path.relative_to(remote.root).as_posix()
+            except ValueError:
+                continue
+            if known_bad(remote.remote_id, relative):
+                chain.close()
+                raise RestoreError(
+                    f"not restored: {relative} on {remote} failed its last verification "
+                    "(`manage.py backup_check` says why); restore another backup, or check "
+                    "again once the remote is repaired"
+                )
+    return chain
 
 
 def _counted(
@@ -134,6 +154,7 @@ def restore_disk_to_file(
     *,
     fmt: str = "raw",
     progress: Progress | None = None,
+    known_bad: KnownBad | None = None,
 ) -> FileRestore:
     """Write the disk ``vdi_uuid`` of ``backup`` to ``path`` as ``raw`` or ``vhd``."""
     progress = progress or NullProgress()
@@ -144,7 +165,7 @@ def restore_disk_to_file(
         raise RestoreError(f"cannot restore to {path}: the folder {path.parent} does not exist")
     entry, disk = _find(remote, backup, vdi_uuid)
     target = RemoteAdapter(path.parent, name=f"restore target {path.parent}")
-    with _open_chain(remote, disk) as chain:
+    with _open_chain(remote, disk, known_bad) as chain:
         if fmt == "raw":
             size, chunks = chain.size, chain.iter_raw()
         else:
@@ -196,6 +217,7 @@ def restore_disk_to_sr(
     *,
     progress: Progress | None = None,
     name_label: str | None = None,
+    known_bad: KnownBad | None = None,
 ) -> str:
     """A new VDI on ``sr_uuid`` with the disk's content; returns its uuid."""
     progress = progress or NullProgress()
@@ -203,7 +225,7 @@ def restore_disk_to_sr(
     sr_ref, sr = _sr(client, sr_uuid)
     record = remote.read_metadata(backup).get("vdis", {}).get(disk.vdi_ref, {})
     name = name_label or f"{record.get('name_label') or disk.vdi_name} (restored {_when(entry)})"
-    with _open_chain(remote, disk) as chain:
+    with _open_chain(remote, disk, known_bad) as chain:
         return _import_disk(
             client,
             chain,
@@ -230,6 +252,7 @@ def _import_disk(
     description: str,
     progress: Progress,
     label: str,
+    other_config: Mapping[str, str] | None = None,
 ) -> tuple[str, str]:
     """Steps: create the VDI (every required field), stream the synthetic VHD into it, check
     the import task; on failure destroy the VDI. Returns (ref, uuid)."""
@@ -242,7 +265,7 @@ def _import_disk(
         "type": "user",
         "sharable": False,
         "read_only": False,
-        "other_config": {},
+        "other_config": dict(other_config or {}),
         "xenstore_data": {},
         "sm_config": {},
         "tags": [],
@@ -323,30 +346,44 @@ def restore_vm(
     sr_uuid: str,
     *,
     progress: Progress | None = None,
+    name_label: str | None = None,
+    networks: bool = True,
+    mark: Mapping[str, str] | None = None,
+    vm_tags: list[str] | None = None,
+    known_bad: KnownBad | None = None,
 ) -> str:
     """A new VM from ``backup`` with its disks on ``sr_uuid``; returns the new VM's uuid.
 
     Steps: create the VM from the metadata's record; for each backed-up disk (its VBD in the
     metadata) restore the disk and plug it at the same position; recreate the VIFs on the same
-    networks. Everything created is destroyed if a step fails.
+    networks (unless ``networks`` is false: a restore test must not meet its original on the
+    network). Everything created is destroyed if a step fails.
+
+    ``mark``: ``other_config`` keys set on the VM and on each of its disks (a restore test finds
+    its leftovers by them, even after a crash); ``vm_tags`` replace the VM's own.
     """
     progress = progress or NullProgress()
     data = remote.read_metadata(backup)
     entry = remote.backup(backup)
     sr_ref, sr = _sr(client, sr_uuid)
     vm = data.get("vm") or {}
-    name = f"{vm.get('name_label', entry.vm_name)} (restored {_when(entry)})"
+    name = name_label or f"{vm.get('name_label', entry.vm_name)} (restored {_when(entry)})"
+    fields = _vm_fields(vm, name)
+    if mark:
+        fields["other_config"] = {**fields["other_config"], **mark}
+    if vm_tags is not None:
+        fields["tags"] = list(vm_tags)
     created_vdis: list[str] = []
     vm_ref = ""
     try:
-        vm_ref = client.call("VM.create", _vm_fields(vm, name))
+        vm_ref = client.call("VM.create", fields)
         disks = {disk.vdi_ref: disk for disk in entry.disks}
         for vbd in (data.get("vbds") or {}).values():
             disk = disks.get(vbd.get("VDI", ""))
             if vbd.get("type") != "Disk" or disk is None:
                 continue
             record = (data.get("vdis") or {}).get(disk.vdi_ref, {})
-            with _open_chain(remote, disk) as chain:
+            with _open_chain(remote, disk, known_bad) as chain:
                 vdi_ref, _uuid = _import_disk(
                     client,
                     chain,
@@ -356,6 +393,7 @@ def restore_vm(
                     description=record.get("name_description", ""),
                     progress=progress,
                     label=f"restore disk {vbd.get('userdevice')} '{disk.vdi_name}' of {entry.timestamp}",
+                    other_config=mark,
                 )
             created_vdis.append(vdi_ref)
             client.call(
@@ -376,7 +414,7 @@ def restore_vm(
                     }
                 ),
             )
-        for vif in (data.get("vifs") or {}).values():
+        for vif in (data.get("vifs") or {}).values() if networks else ():
             network = _network(client, vif)
             if network is None:
                 progress.warning(

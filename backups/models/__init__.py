@@ -1,20 +1,27 @@
 """Models of the backups app: where backups go (remotes), what to back up and when (jobs,
-schedules), what happened (runs, VM backups, disks), what exists (restore points) and what
-was given back (restores). One module per idea; they are all importable from here."""
+schedules), what happened (runs, VM backups, disks), what exists (restore points), what was
+given back (restores) and what was proven (verifications and their verdicts, restore tests).
+One module per idea; they are all importable from here."""
 
+from backups.models.health_checks import HealthCheck
 from backups.models.jobs import BackupJob, Schedule
 from backups.models.remotes import Remote
 from backups.models.restore_points import RestorePoint
 from backups.models.restores import Restore
 from backups.models.runs import BackupRun, VmBackup, VmBackupDisk
+from backups.models.verification import BackupVerdict, FileVerdict, Verification
 
 __all__ = [
     "BackupJob",
     "BackupRun",
+    "BackupVerdict",
+    "FileVerdict",
+    "HealthCheck",
     "Remote",
     "Restore",
     "RestorePoint",
     "Schedule",
+    "Verification",
     "VmBackup",
     "VmBackupDisk",
 ]

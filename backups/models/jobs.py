@@ -19,7 +19,7 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 
 from backups import cron
-from backups.choices import JobMode, PowerStateRule, ReportWhen, VmSelection
+from backups.choices import JobMode, PowerStateRule, ReportWhen, VerifyLevel, VmSelection
 
 
 class BackupJob(models.Model):
@@ -167,6 +167,34 @@ class Schedule(models.Model):
     force_full = models.BooleanField(
         "force full", default=False, help_text="Every backup of this schedule is a full."
     )
+    # What is proven after each run of this schedule (docs/verification.md §1, §3).
+    verify = models.CharField(
+        "verify after each run",
+        max_length=5,
+        choices=VerifyLevel.choices,
+        default=VerifyLevel.NONE,
+        blank=True,
+        help_text="Check the run's VMs' backups on its remotes: every metadata file, every VHD "
+        "and its chain; a deep check also reads every file and compares its SHA-256.",
+    )
+    health_check = models.BooleanField(
+        "restore test after each run",
+        default=False,
+        help_text="Restore the new backup of each VM as a new VM (without network) on the SR "
+        "below, start it, wait until it runs, then destroy it.",
+    )
+    health_check_sr = models.CharField(
+        "restore test SR (uuid)",
+        max_length=36,
+        blank=True,
+        help_text="Where the restore test creates its VM.",
+    )
+    health_check_timeout = models.PositiveIntegerField(
+        "restore test timeout (seconds)",
+        default=600,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 3600)],
+        help_text="How long the restored VM may take to run after its start.",
+    )
     # The django-celery-beat entry that fires this schedule, kept in step by
     # backups.scheduling (one entry per schedule; disabled with it, deleted with it).
     periodic_task = models.OneToOneField(
@@ -205,6 +233,8 @@ class Schedule(models.Model):
             self.timezone = cron.normalise_timezone(self.timezone or "")
         except cron.CronError as error:
             errors["timezone"] = str(error)
+        if self.health_check and not (self.health_check_sr or "").strip():
+            errors["health_check_sr"] = "a restore test needs an SR: choose one"
         if errors:
             raise ValidationError(errors)
 

@@ -45,13 +45,16 @@ class RestorePoint(models.Model):
             # A remote's page: its restore points, newest first.
             models.Index(fields=["remote", "-taken_at"], name="backups_point_remote_taken"),
         ]
-        permissions = [("restore_restorepoint", "Can restore a disk or a VM from a backup")]
+        permissions = [
+            ("restore_restorepoint", "Can restore a disk or a VM from a backup"),
+            ("verify_restorepoint", "Can verify backups and run restore tests"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.vm_name or self.vm_uuid} @ {self.timestamp}"
 
     def get_absolute_url(self) -> str:
-        return reverse("backups:vm_points", args=[self.vm_uuid])
+        return reverse("backups:point_detail", args=[self.pk])
 
     def disk(self, vdi_uuid: str) -> dict | None:
         return next((disk for disk in self.disks if disk.get("vdi") == vdi_uuid), None)

@@ -93,3 +93,29 @@ def engine_errors() -> Any:
     from backups.engine import errors
 
     return errors
+
+
+def verify_remote(*args: Any, **kwargs: Any) -> Any:
+    from backups.engine.verify import verify_remote as run
+
+    return run(*args, **kwargs)
+
+
+def health_check(*args: Any, **kwargs: Any) -> Any:
+    from backups.engine.health_check import health_check as run
+
+    return run(*args, **kwargs)
+
+
+def health_check_leftovers() -> Any:
+    """The engine's ``find_leftovers`` and ``destroy_leftover`` (restore tests' marked objects)."""
+    from backups.engine import health_check
+
+    return health_check.find_leftovers, health_check.destroy_leftover
+
+
+def health_check_tag() -> str:
+    """The tag a restore test's VM carries (no backup job's rule selects it)."""
+    from backups.engine.health_check import TAG
+
+    return TAG

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from backups.choices import FileFormat, RestoreKind, RestoreStatus
 from backups.models import Restore, RestorePoint
-from backups.services import bridge
+from backups.services import bridge, verification
 from pools.models import SR
 from pools.services import client_for
 from tasks.reporter import no_current_task, task
@@ -45,6 +45,17 @@ def live_sr(sr_uuid: str) -> SR:
     return sr
 
 
+def restorable_srs():
+    """The SRs a restore (or a restore test) may write to: live, holding disks (not ISO)."""
+    return (
+        SR.objects.live()
+        .exclude(content_type="iso")
+        .select_related("pool")
+        .order_by("pool__name", "name_label")
+        .only("uuid", "name_label", "pool__name", "content_type", "type")
+    )
+
+
 def request(
     point: RestorePoint,
     kind: str,
@@ -60,6 +71,9 @@ def request(
 
     if kind not in RestoreKind.values:
         raise RestoreRefused("kind", f"unknown restore kind {kind!r}")
+    why = verification.refusal(point)
+    if why is not None:
+        raise RestoreRefused("point", why)
     is_disk = kind in (RestoreKind.DISK_TO_SR, RestoreKind.DISK_TO_FILE)
     if is_disk and point.disk(vdi_uuid) is None:
         disks = ", ".join(disk["vdi"] for disk in point.disks) or "none"
@@ -136,6 +150,8 @@ def _restore(restore: Restore, progress) -> dict:
     if restore.remote is None:
         raise RuntimeError("the remote holding this backup was removed from xoweb")
     remote = bridge.remote_adapter(restore.remote)
+    # Files found bad since the restore was asked for are refused by the engine too.
+    known_bad = verification.known_bad([restore.remote])
     if restore.kind == RestoreKind.DISK_TO_FILE:
         path = Path(restore.file_path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -146,14 +162,23 @@ def _restore(restore: Restore, progress) -> dict:
             path,
             fmt=restore.file_format,
             progress=progress,
+            known_bad=known_bad,
         )
         return {"path": str(done.path), "size": done.size, "sha256": done.sha256}
     sr = live_sr(restore.sr_uuid)
     with client_for(sr.pool) as client:
         if restore.kind == RestoreKind.DISK_TO_SR:
             vdi_uuid = bridge.restore_disk_to_sr(
-                client, remote, restore.backup_path, restore.vdi_uuid, sr.uuid, progress=progress
+                client,
+                remote,
+                restore.backup_path,
+                restore.vdi_uuid,
+                sr.uuid,
+                progress=progress,
+                known_bad=known_bad,
             )
             return {"vdi": vdi_uuid, "sr": sr.uuid}
-        vm_uuid = bridge.restore_vm(client, remote, restore.backup_path, sr.uuid, progress=progress)
+        vm_uuid = bridge.restore_vm(
+            client, remote, restore.backup_path, sr.uuid, progress=progress, known_bad=known_bad
+        )
         return {"vm": vm_uuid, "sr": sr.uuid}

@@ -32,7 +32,7 @@ from django.utils import timezone
 from backups import tasks as celery_tasks
 from backups.choices import RunStatus, Trigger, VmBackupStatus
 from backups.models import BackupJob, BackupRun, Schedule, VmBackup
-from backups.services import fanout, reports, selection, sweep
+from backups.services import after_run, fanout, reports, selection, sweep
 from backups.services import remotes as remote_checks
 from tasks.reporter import TaskReporter, attach, no_current_task, task
 
@@ -252,6 +252,12 @@ def finish_if_done(run_id: int) -> bool:
     )
     if done:
         ended(run_id)
+        # What the schedule proves after its runs (verification, restore tests): queued once,
+        # by the process that ended the run; a failure there leaves the run as it ended.
+        try:
+            after_run.run_ended(run_id)
+        except Exception:
+            logger.exception("the checks after run %s could not be queued", run_id)
     return bool(done)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from backups.choices import VmSelection
 from backups.models import BackupJob
+from backups.services import bridge
 from pools.models import VBD, VDI, VM
 
 NOBAK = "[NOBAK]"
@@ -52,8 +53,13 @@ def resolve(job: BackupJob) -> Selection:
     if job.vm_power_state:
         candidates = candidates.filter(power_state=job.vm_power_state)
     wanted = set(job.vm_tags)
+    # A restore test's VM lives for minutes and is never backed up (Xen Orchestra tags its own
+    # `xo:no-bak` for the same reason).
+    testing = bridge.health_check_tag()
     # Tags are a JSON list; filtered here because SQLite cannot search inside JSON lists.
-    selection.vms = [vm for vm in candidates if not wanted or wanted & set(vm.tags)]
+    selection.vms = [
+        vm for vm in candidates if (not wanted or wanted & set(vm.tags)) and testing not in vm.tags
+    ]
     if not selection.vms:
         if not VM.objects.guests().live().filter(pool=pool).exists():
             selection.reason = (

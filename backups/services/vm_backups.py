@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from backups.choices import RunStatus, VmBackupStatus
 from backups.models import Remote, VmBackup, VmBackupDisk
-from backups.services import bridge, fanout, restore_points, runs, takeover
+from backups.services import bridge, fanout, restore_points, runs, takeover, verification
 from backups.services.heartbeat import beating, holder_name, why_dead
 from pools.services import client_for
 from tasks import services as task_services
@@ -186,6 +186,8 @@ def _back_up(vm_backup: VmBackup):
                     holder=f"{vm_backup.worker}/vm-backup-{vm_backup.pk}",
                     lock_lease=float(settings.BACKUP_LOCK_LEASE_SECONDS),
                     lock_heartbeat=float(settings.BACKUP_LOCK_HEARTBEAT_SECONDS),
+                    # A base whose file failed verification is never built on: a full instead.
+                    known_bad=verification.known_bad(remotes),
                 )
         except errors.ChainUnhealthy as why:
             progress.warning(f"skipped: {why}")

@@ -10,7 +10,7 @@ Plain Python with no Django import. The public API (details in README.md):
 * chains: ``open_chain(newest) -> Chain`` (``read``, ``iter_raw``, ``raw_stream``),
   ``synthetic_vhd(chain) -> SyntheticVhd`` (``size`` known before streaming);
 * merging: ``merge(children)`` and ``resume_merges(directory)``, resumable;
-* checking: ``check_file(path)`` / ``check_chain(path)`` → list of ``Finding`` (each with a
+* checking: ``check_file(path)`` / ``check_chain(path, checked=)`` → list of ``Finding`` (each with a
   ``kind`` and a ``severity``; ``errors(findings)`` keeps those that make a file unsound);
 * errors: ``VhdError`` ⊃ ``VhdFormatError`` ⊃ ``TruncatedError``, ``ChainError``,
   ``MergeError``.
@@ -21,7 +21,7 @@ from __future__ import annotations
 from .bat import Bat
 from .batmap import Batmap
 from .chain import Chain, open_chain, parent_candidates
-from .check import Finding, check_chain, check_file, errors
+from .check import FileCheck, Finding, check_chain, check_file, check_one, errors
 from .errors import ChainError, MergeError, TruncatedError, VhdError, VhdFormatError
 from .fields import (
     DEFAULT_BLOCK_SIZE,
@@ -50,6 +50,7 @@ __all__ = [
     "Chain",
     "ChainError",
     "DiskType",
+    "FileCheck",
     "Finding",
     "Footer",
     "Header",
@@ -68,6 +69,7 @@ __all__ = [
     "WrittenVhd",
     "check_chain",
     "check_file",
+    "check_one",
     "chs_geometry",
     "errors",
     "merge",

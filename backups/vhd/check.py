@@ -14,6 +14,7 @@ right and that known writers (Xen Orchestra, XAPI, qemu-img) produce.
 from __future__ import annotations
 
 import os
+import uuid as uuidlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,16 @@ from .mergestate import find_finalizing_merge
 from .rules import file_rules
 from .vhdfile import ERROR, WARNING, VhdFile, open_vhd
 
-__all__ = ["ERROR", "WARNING", "Finding", "check_chain", "check_file", "errors"]
+__all__ = [
+    "ERROR",
+    "WARNING",
+    "FileCheck",
+    "Finding",
+    "check_chain",
+    "check_file",
+    "check_one",
+    "errors",
+]
 
 
 @dataclass(frozen=True)
@@ -93,42 +103,87 @@ def check_file(path: str | os.PathLike, *, now: float | None = None) -> list[Fin
     return findings
 
 
-def check_chain(path: str | os.PathLike, *, now: float | None = None) -> list[Finding]:
-    """Every problem of the file at ``path``, of each of its ancestors and of the links."""
+@dataclass
+class FileCheck:
+    """What checking one file found, and its link to its parent (:func:`check_one`).
+
+    ``own`` are the file's findings, ``link`` those of its link to its parent and of its parent
+    locators; ``uuid`` is ``None`` when the file could not be read at all.
+    """
+
+    path: Path
+    own: list[Finding]
+    link: list[Finding]
+    uuid: uuidlib.UUID | None = None
+    differencing: bool = False
+    parent: Path | None = None  # the parent file the header names, when it exists
+    merging: object = None  # the UUID an interrupted merge gave that parent
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.own + self.link
+
+
+def check_one(path: str | os.PathLike, *, now: float | None = None) -> FileCheck:
+    """Check one file and, for a differencing file, its link to its parent (not the parent)."""
+    path = Path(path)
+    vhd, own = _inspect(path, now)
+    if vhd is None:
+        return FileCheck(path, own, [])
+    with vhd:
+        if vhd.disk_type != DiskType.DIFFERENCING:
+            return FileCheck(path, own, [], vhd.uuid)
+        parent_path, link, merging = _check_link(vhd, path)
+        link += [
+            Finding(path, problem.message, problem.kind, problem.severity)
+            for problem in locator_rules(vhd, parent_path)
+        ]
+        return FileCheck(path, own, link, vhd.uuid, True, parent_path, merging)
+
+
+def check_chain(
+    path: str | os.PathLike,
+    *,
+    now: float | None = None,
+    checked: dict[Path, FileCheck] | None = None,
+) -> list[Finding]:
+    """Every problem of the file at ``path``, of each of its ancestors and of the links.
+
+    ``checked`` (a dict kept by the caller) remembers each file's :class:`FileCheck`, so that
+    checking many chains that share ancestors reads each file once (the backup engine's
+    verification checks every backup of a remote this way).
+    """
+    checked = {} if checked is None else checked
     findings: list[Finding] = []
     seen: dict[str, Path] = {}
     merged_into = None
     current = Path(path)
     while True:
-        vhd, found = _inspect(current, now)
-        findings += found
-        if vhd is None:
+        result = checked.get(current)
+        if result is None:
+            result = checked[current] = check_one(current, now=now)
+        findings += result.own
+        if result.uuid is None:
             return findings
-        with vhd:
-            real = os.path.realpath(current)
-            if real in seen or (str(vhd.uuid) in seen and vhd.uuid != merged_into):
-                findings.append(
-                    Finding(
-                        current,
-                        f"loop in parents: this file (UUID {vhd.uuid}) is already in the chain",
-                        "parent",
-                    )
+        real = os.path.realpath(current)
+        if real in seen or (str(result.uuid) in seen and result.uuid != merged_into):
+            findings.append(
+                Finding(
+                    current,
+                    f"loop in parents: this file (UUID {result.uuid}) is already in the chain",
+                    "parent",
                 )
-                return findings
-            seen[real] = current
-            seen[str(vhd.uuid)] = current
-            if vhd.disk_type != DiskType.DIFFERENCING:
-                return findings
-            parent_path, link, merging = _check_link(vhd, current)
-            findings += link
-            findings += [
-                Finding(current, problem.message, problem.kind, problem.severity)
-                for problem in locator_rules(vhd, parent_path)
-            ]
-            if parent_path is None:
-                return findings
-            merged_into = merging or merged_into
-            current = parent_path
+            )
+            return findings
+        seen[real] = current
+        seen[str(result.uuid)] = current
+        if not result.differencing:
+            return findings
+        findings += result.link
+        if result.parent is None:
+            return findings
+        merged_into = result.merging or merged_into
+        current = result.parent
 
 
 def _check_link(vhd: VhdFile, current: Path) -> tuple[Path | None, list[Finding], object]:

@@ -9,20 +9,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from accounts.access import is_htmx, requires
 from backups.choices import FileFormat, RestoreKind
 from backups.models import Restore, RestorePoint
-from backups.services import restores
-from pools.models import SR
+from backups.services import restores, verification
 
 MAX_POINTS = 500
-
-
-def _restorable_srs():
-    return (
-        SR.objects.live()
-        .exclude(content_type="iso")
-        .select_related("pool")
-        .order_by("pool__name", "name_label")
-        .only("uuid", "name_label", "pool__name", "content_type", "type")
-    )
 
 
 @requires("backups.view_restorepoint")
@@ -34,6 +23,9 @@ def vm_points(request: HttpRequest, vm_uuid: str) -> HttpResponse:
     )
     if not points:
         raise Http404(f"no restore point of VM {vm_uuid}")
+    verdicts = verification.verdicts_of(points)
+    for point in points:
+        point.verdict = verdicts.get(point.pk)
     return render(
         request,
         "backups/vm_points.html",
@@ -41,7 +33,7 @@ def vm_points(request: HttpRequest, vm_uuid: str) -> HttpResponse:
             "vm_uuid": vm_uuid,
             "vm_name": points[0].vm_name,
             "points": points,
-            "srs": list(_restorable_srs()),
+            "srs": list(restores.restorable_srs()),
             "formats": FileFormat.choices,
             "restores": Restore.objects.filter(vm_uuid=vm_uuid)[:20],
         },

@@ -1,5 +1,6 @@
-"""Remote pages: list, add (with the write test), detail (space, restore points), edit,
-delete, and buttons that queue a check or an index rebuild on the workers."""
+"""Remote pages: list, add (with the write test), detail (space, restore points with their last
+verification, the recent verifications), edit, delete, and buttons that queue a check or an
+index rebuild on the workers."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from accounts.access import requires
 from backups.forms import RemoteForm
 from backups.models import Remote
+from backups.services import verification
 
 POINTS_PER_PAGE = 50
+VERIFICATIONS_SHOWN = 10
 
 
 @requires("backups.view_remote")
@@ -26,10 +29,18 @@ def remote_detail(request: HttpRequest, pk: int) -> HttpResponse:
     remote = get_object_or_404(Remote, pk=pk)
     points = remote.restore_points.order_by("-taken_at", "-pk")
     page = Paginator(points, POINTS_PER_PAGE).get_page(request.GET.get("page"))
+    verdicts = verification.verdicts_of(page.object_list)
+    for point in page.object_list:
+        point.verdict = verdicts.get(point.pk)
     return render(
         request,
         "backups/remote_detail.html",
-        {"remote": remote, "page": page, "jobs": remote.jobs.order_by("name")},
+        {
+            "remote": remote,
+            "page": page,
+            "jobs": remote.jobs.order_by("name"),
+            "verifications": remote.verifications.select_related("remote")[:VERIFICATIONS_SHOWN],
+        },
     )
 
 

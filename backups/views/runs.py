@@ -88,6 +88,9 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "poll_seconds": POLL_SECONDS,
         "vm_links": True,
         "can_cancel": request.user.has_perm("backups.run_backupjob") and not run.is_final,
+        # What the schedule proved after the run (verification, restore tests).
+        "verifications": run.verifications.select_related("remote"),
+        "health_checks": run.health_checks.all(),
     }
     template = "backups/_run_body.html" if is_htmx(request) else "backups/run_detail.html"
     return render(request, template, context)

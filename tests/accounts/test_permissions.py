@@ -44,6 +44,7 @@ def test_the_data_migration_and_the_sync_give_each_group_its_rows_of_the_table()
         "pools.cancel_xapitask",
         "backups.run_backupjob",
         "backups.restore_restorepoint",
+        "backups.verify_restorepoint",
     }
     assert {"pools.add_pool", "pools.change_pool", "pools.delete_pool"} <= administrators
     assert operators < administrators
@@ -51,19 +52,17 @@ def test_the_data_migration_and_the_sync_give_each_group_its_rows_of_the_table()
 
 
 def test_permissions_of_models_added_later_join_the_right_groups_at_the_next_migrate():
-    """A model added to the backups app later (here a made-up "verification") gets its rows by
+    """A model added to the backups app later (here a made-up "auditentry") gets its rows by
     the patterns alone, at the next migrate."""
-    later = ContentType.objects.create(app_label="backups", model="verification")
-    for codename in ("view_verification", "add_verification", "delete_verification"):
+    later = ContentType.objects.create(app_label="backups", model="auditentry")
+    for codename in ("view_auditentry", "add_auditentry", "delete_auditentry"):
         Permission.objects.create(content_type=later, codename=codename, name=codename)
 
     call_command("migrate", verbosity=0)  # nothing to migrate: the post_migrate sync still runs
 
-    assert "backups.view_verification" in permissions_of(VIEWERS)
-    assert "backups.add_verification" not in permissions_of(OPERATORS)
-    assert {"backups.add_verification", "backups.delete_verification"} <= permissions_of(
-        ADMINISTRATORS
-    )
+    assert "backups.view_auditentry" in permissions_of(VIEWERS)
+    assert "backups.add_auditentry" not in permissions_of(OPERATORS)
+    assert {"backups.add_auditentry", "backups.delete_auditentry"} <= permissions_of(ADMINISTRATORS)
     assert holds(OPERATORS, "backups.restore_restorepoint")
     assert not holds(VIEWERS, "backups.restore_restorepoint")
 

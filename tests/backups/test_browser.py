@@ -147,3 +147,33 @@ def test_remote_job_two_schedules_run_progress_reasons_restore(
     assert hashlib.sha256(written.read_bytes()).hexdigest() == restore.result["sha256"]
     assert restore.result["sha256"] in page.inner_text("#restore-result")
     save_screenshot(page, "backups-restore")
+
+    # From the newest backup's page: verify the VM's backups (deep), then restore-test it; both
+    # pages follow their work live, and the point's page then shows its verification.
+    page.goto(f"{base}/backups/vms/{vm.uuid}/")
+    page.locator("tr.point").first.locator("td a").first.click()
+    page.wait_for_url("**/backups/points/*/")
+    point_url = page.url
+    assert "not verified" in page.inner_text("#last-verification")
+    page.check("form.verify input[name=deep]")
+    page.click("form.verify button")
+    page.wait_for_url("**/backups/verifications/*/")
+    wait_until(
+        lambda: page.locator("#verification-status").inner_text() not in ("pending", "running"),
+        timeout=60,
+        message="the verification never ended",
+    )
+    assert page.locator("#verification-status").inner_text() == "passed", page.content()[-2000:]
+    page.goto(point_url)
+    assert "verified" in page.inner_text("#last-verification")
+    assert "deep check" in page.inner_text("#last-verification")
+    save_screenshot(page, "backups-point-verified")
+    page.click("form.health-check button")
+    page.wait_for_url("**/backups/health-checks/*/")
+    wait_until(
+        lambda: page.locator("#health-check-status").inner_text() not in ("pending", "running"),
+        timeout=60,
+        message="the restore test never ended",
+    )
+    assert page.locator("#health-check-status").inner_text() == "passed", page.content()[-2000:]
+    assert "destroyed" in page.inner_text("#restored-vm")

@@ -152,6 +152,21 @@ def test_xapi_tasks_are_listed_with_the_same_estimate(client, pool_row, make_xap
     assert "Export of VM web" in html and "Cancel this XAPI task" in html
 
 
+def test_a_cancel_request_shows_from_current_operations_as_xapi_records_it(
+    client, pool_row, make_xapi_task
+):
+    """XAPI never sets the status "cancelling": a request is a "cancel" in current_operations."""
+    pool = pool_row("lab")
+    make_xapi_task(pool, "Export of VM web", record={"current_operations": {}})
+    make_xapi_task(
+        pool, "Export of VM db", record={"current_operations": {"OpaqueRef:caller": "cancel"}}
+    )
+    shown = {x["name"]: x for x in client.get(reverse("tasks:task_list_json")).json()["xapi_tasks"]}
+    assert shown["Export of VM db"]["status"] == "running"
+    assert "cancel requested" in shown["Export of VM db"]["detail"]
+    assert "cancel requested" not in shown["Export of VM web"]["detail"]
+
+
 def test_a_lost_pools_xapi_tasks_are_not_shown_as_live(client, pool_row, make_xapi_task):
     pool = pool_row("lab", status="stale")
     make_xapi_task(pool, "Export of VM web", stale_since=timezone.now())

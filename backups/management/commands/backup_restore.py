@@ -14,7 +14,13 @@ from backups.commandline import dumps, wait_for
 from backups.models import Restore, RestorePoint
 from backups.services import restores
 
-OPTION_OF_FIELD = {"disk": "--disk", "sr": "--sr", "to_file": "--to-file", "format": "--format"}
+OPTION_OF_FIELD = {
+    "point": "POINT",
+    "disk": "--disk",
+    "sr": "--sr",
+    "to_file": "--to-file",
+    "format": "--format",
+}
 
 
 class Command(BaseCommand):

@@ -1,5 +1,6 @@
 """``manage.py schedule_add JOB --cron EXPR [--name NAME] [--timezone TZ] [--retention N]
-[--snapshot-retention N] [--force-full] [--disabled] [--json]``."""
+[--snapshot-retention N] [--force-full] [--verify check|deep] [--health-check-sr SR_UUID
+[--health-check-timeout S]] [--disabled] [--json]``."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ OPTION_OF_FIELD = {
     "snapshot_retention": "--snapshot-retention",
     "force_full": "--force-full",
     "enabled": "--disabled",
+    "verify": "--verify",
+    "health_check_sr": "--health-check-sr",
+    "health_check_timeout": "--health-check-timeout",
 }
 
 
@@ -32,6 +36,15 @@ class Command(BaseCommand):
         parser.add_argument("--retention", default="7", help="backups kept per remote")
         parser.add_argument("--snapshot-retention", default="0", help="snapshots kept on pool")
         parser.add_argument("--force-full", action="store_true", help="every run is a full")
+        parser.add_argument(
+            "--verify", default="", help="after each run: check, or deep (every file's SHA-256)"
+        )
+        parser.add_argument(
+            "--health-check-sr", default="", help="after each run, restore test on this SR (uuid)"
+        )
+        parser.add_argument(
+            "--health-check-timeout", default="600", help="seconds the restored VM has to run"
+        )
         parser.add_argument("--disabled", action="store_true", help="add it disabled")
         parser.add_argument("--json", action="store_true", help="print the schedule as JSON")
 
@@ -46,6 +59,10 @@ class Command(BaseCommand):
                 "retention": options["retention"],
                 "snapshot_retention": options["snapshot_retention"],
                 "force_full": options["force_full"],
+                "verify": options["verify"],
+                "health_check": bool(options["health_check_sr"]),
+                "health_check_sr": options["health_check_sr"],
+                "health_check_timeout": options["health_check_timeout"],
             },
             instance=Schedule(job=job),
         )
