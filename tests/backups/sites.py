@@ -40,8 +40,12 @@ def snapshots_of(sim) -> dict[str, int]:
 
 
 def sweep_every_second() -> None:
-    """Beat fires the sweep of runs every second (not 30 s): a test's short timeouts hold."""
+    """Beat fires the sweep of runs every second (not 30 s): a test's short timeouts hold. The
+    entry is made again if a transactional test before this one flushed the migration's."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     every_second, _ = IntervalSchedule.objects.get_or_create(every=1, period="seconds")
-    PeriodicTask.objects.filter(task="backups.sweep_runs").update(interval=every_second)
+    PeriodicTask.objects.update_or_create(
+        name="backups: sweep runs",
+        defaults={"task": "backups.sweep_runs", "interval": every_second, "enabled": True},
+    )
