@@ -10,6 +10,7 @@ from backups.models import (
     BackupJob,
     BackupRun,
     BackupVerdict,
+    CleanReport,
     FileVerdict,
     HealthCheck,
     Remote,
@@ -59,6 +60,10 @@ class ScheduleInline(admin.TabularInline):
         "timezone",
         "enabled",
         "retention",
+        "retention_daily",
+        "retention_weekly",
+        "retention_monthly",
+        "retention_yearly",
         "snapshot_retention",
         "force_full",
         "verify",
@@ -181,6 +186,13 @@ class RestoreAdmin(ReadOnlyAdmin):
     list_display = ["pk", "vm_name", "timestamp", "kind", "status", "created", "ended"]
     list_filter = ["kind", "status"]
     search_fields = ["vm_name", "vm_uuid"]
+
+
+@admin.register(CleanReport)
+class CleanReportAdmin(ReadOnlyAdmin):
+    list_display = ["vm_uuid", "remote", "checked_at", "trigger", "merges_done", "merges_left"]
+    list_filter = ["remote", "trigger"]
+    search_fields = ["vm_uuid"]
 
 
 @admin.register(Verification)

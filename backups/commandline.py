@@ -4,6 +4,7 @@ name the option, and the JSON shapes scripts rely on (kept here so pages and com
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,8 @@ from django.db.models import Q
 
 from backups.models import BackupJob, BackupRun, Remote, RestorePoint, VmBackup
 
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
 
 def form_error(what: str, form, option_of_field: dict[str, str]) -> CommandError:
     """The first error of ``form`` as one line naming the command-line option to fix."""
@@ -20,6 +23,35 @@ def form_error(what: str, form, option_of_field: dict[str, str]) -> CommandError
         option = option_of_field.get(field, field if field != "__all__" else "input")
         return CommandError(f"{what}: {option}: {messages[0]}")
     return CommandError(f"{what}: invalid input")
+
+
+def parse_vm(text: str) -> str:
+    """A VM uuid as typed after ``--vm`` ("" when none), or a one-line error naming it."""
+    text = text.strip().lower()
+    if text and not _UUID.match(text):
+        raise CommandError(f"--vm: {text!r} is not a VM uuid (e.g. 4d7e…-…)")
+    return text
+
+
+def parse_merges(text: str) -> int | None:
+    """``--merges N``: at most N merges per VM folder (None when not given: all)."""
+    if text == "":
+        return None
+    if not text.strip().isdigit():
+        raise CommandError(f"--merges: {text!r} is not a whole number of 0 or more")
+    return int(text)
+
+
+def maintenance_lines(result) -> list[str]:
+    """One line per finding of a clean pass: ``VM: path: message → action``."""
+    lines = []
+    for report in result.reports:
+        for finding in report.findings:
+            lines.append(
+                f"{report.vm_uuid}: [{finding.kind}] {finding.path}: {finding.message} → "
+                f"{finding.action}"
+            )
+    return lines
 
 
 def dumps(data: Any) -> str:
@@ -98,6 +130,10 @@ def schedule_json(schedule) -> dict[str, Any]:
         "description": schedule.description,
         "enabled": schedule.enabled,
         "retention": schedule.retention,
+        "keep_daily": schedule.retention_daily,
+        "keep_weekly": schedule.retention_weekly,
+        "keep_monthly": schedule.retention_monthly,
+        "keep_yearly": schedule.retention_yearly,
         "snapshot_retention": schedule.snapshot_retention,
         "force_full": schedule.force_full,
         "verify": schedule.verify,

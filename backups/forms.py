@@ -236,8 +236,9 @@ class SrUuidField(forms.ChoiceField):
 
 
 class ScheduleForm(forms.ModelForm):
-    """One schedule: cron (validated, described), time zone, retention, force full, and what
-    is proven after each run (verification, restore test on an SR)."""
+    """One schedule: cron (validated, described), time zone, retention (the newest N, then
+    long-term buckets), force full, and what is proven after each run (verification, restore
+    test on an SR)."""
 
     health_check_sr = SrUuidField(
         label="Restore test SR", required=False, help_text="Where the restore test creates its VM."
@@ -251,6 +252,10 @@ class ScheduleForm(forms.ModelForm):
             "timezone",
             "enabled",
             "retention",
+            "retention_daily",
+            "retention_weekly",
+            "retention_monthly",
+            "retention_yearly",
             "snapshot_retention",
             "force_full",
             "verify",
@@ -259,16 +264,42 @@ class ScheduleForm(forms.ModelForm):
             "health_check_timeout",
         ]
 
+    LONG_TERM = ("retention_daily", "retention_weekly", "retention_monthly", "retention_yearly")
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        for name, period in zip(self.LONG_TERM, ("days", "weeks", "months", "years"), strict=True):
+            field = self.fields[name]
+            field.required = False  # empty: none kept
+            field.widget.attrs.update({"placeholder": period, "title": f"{period} kept", "size": 3})
         # Left empty (a script that knows nothing of restore tests): the model's default.
         self.fields["health_check_timeout"].required = False
+
+    @property
+    def long_term_fields(self) -> list:
+        return [self[name] for name in self.LONG_TERM]
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if not name:
             raise forms.ValidationError("enter a name for the schedule, e.g. nightly")
         return name
+
+    def _clean_long_term(self, name: str) -> int:
+        value = self.cleaned_data.get(name)
+        return 0 if value is None else value
+
+    def clean_retention_daily(self) -> int:
+        return self._clean_long_term("retention_daily")
+
+    def clean_retention_weekly(self) -> int:
+        return self._clean_long_term("retention_weekly")
+
+    def clean_retention_monthly(self) -> int:
+        return self._clean_long_term("retention_monthly")
+
+    def clean_retention_yearly(self) -> int:
+        return self._clean_long_term("retention_yearly")
 
     def clean_health_check_timeout(self) -> int:
         value = self.cleaned_data.get("health_check_timeout")

@@ -16,16 +16,19 @@ from __future__ import annotations
 from datetime import datetime
 
 from celery import shared_task
+from django.conf import settings
 
-from backups.models import Remote
+from backups.models import BackupJob, Remote
 from backups.services import (
     after_run,
     health_checks,
+    maintenance,
     remotes,
     reports,
     restore_points,
     restores,
     runs,
+    snapshot_janitor,
     sweep,
     verification,
     vm_backups,
@@ -105,3 +108,51 @@ def health_check(health_check_id: int) -> str:
 def check_run(run_id: int) -> dict:
     """Do what the run's schedule proves after it: verifications, then restore tests."""
     return after_run.check(run_id)
+
+
+@backup_task("backups.tasks.merge_vm")
+def merge_vm(remote_id: int, vm_uuid: str) -> str:
+    """The merges a VM backup left on a remote (and the clean pass around them), off the
+    backup window; under the VM folder's lock, so a second delivery waits its turn or finds
+    nothing left to do."""
+    remote = Remote.objects.filter(pk=remote_id).first()
+    if remote is None:
+        return "gone"
+    return maintenance.run_task(
+        remote, vm_uuids=[vm_uuid], merges=settings.BACKUP_MERGES_PER_TASK or None,
+        trigger="merge task",
+    )  # fmt: skip
+
+
+@backup_task("backups.tasks.clean_remote")
+def clean_remote(remote_id: int, dry_run: bool = False) -> str:
+    """The clean pass over every VM folder of a remote (the remote page's button)."""
+    remote = Remote.objects.filter(pk=remote_id).first()
+    if remote is None:
+        return "gone"
+    return maintenance.run_task(
+        remote,
+        dry_run=dry_run,
+        trigger="remote page",
+        merges=settings.BACKUP_MERGES_PER_TASK or None,
+    )
+
+
+@backup_task("backups.tasks.prune_job")
+def prune_job(job_id: int) -> str:
+    """Every schedule's retention of a job on its remotes now, then the clean pass there
+    (the job page's button; ``backup_prune`` does the same in its own process)."""
+    job = BackupJob.objects.filter(pk=job_id).first()
+    if job is None:
+        return "gone"
+    return maintenance.run_prune_task(job, merges=settings.BACKUP_MERGES_PER_TASK or None)
+
+
+@backup_task("backups.tasks.sweep_snapshots")
+def sweep_snapshots() -> dict:
+    """The snapshot janitor of every live pool (hourly, from beat). A second delivery sweeps
+    again, which finds nothing more to do."""
+    results = snapshot_janitor.sweep_all()
+    return {
+        pool: (found if isinstance(found, str) else len(found)) for pool, found in results.items()
+    }

@@ -319,6 +319,21 @@ BACKUP_MAX_EXPORTS_PER_POOL = envint("BACKUP_MAX_EXPORTS_PER_POOL", 4, minimum=0
 # How many more times a VM is backed up in the same run when its worker died under it (killed,
 # out of memory, host lost); a VM that failed is not tried again.
 BACKUP_INTERRUPTED_RETRIES = envint("BACKUP_INTERRUPTED_RETRIES", 1, minimum=0)
+# Merges of the deltas retention frees (docs/maintenance.md §4): at most BACKUP_MERGES_PER_RUN
+# of them in the clean pass that ends each VM backup (per remote), so that merges do not hold
+# the backup window; the rest go to a merge task on the backups queue, which does at most
+# BACKUP_MERGES_PER_TASK (0: all of them). A merge copies BACKUP_MERGE_BATCH_MIB between two
+# flushes of its parent and two saves of its state file (what a resume may copy again).
+BACKUP_MERGES_PER_RUN = envint("BACKUP_MERGES_PER_RUN", 2, minimum=0)
+BACKUP_MERGES_PER_TASK = envint("BACKUP_MERGES_PER_TASK", 0, minimum=0)
+BACKUP_MERGE_BATCH_MIB = envint("BACKUP_MERGE_BATCH_MIB", 256, minimum=1)
+# A VM backup that finds its VM folder locked by a live process (a merge task, another job's
+# backup of the VM) waits this long for it before failing with the holder's name (XO fails at
+# once: vatesfr/xen-orchestra#7955).
+BACKUP_LOCK_WAIT_SECONDS = envint("BACKUP_LOCK_WAIT_SECONDS", 300, minimum=0)
+# The snapshot janitor of the pools (hourly) removes our snapshots a run left unexported only
+# once they are this old: a backup starting meanwhile has a snapshot minutes old.
+BACKUP_SNAPSHOT_JANITOR_AGE_SECONDS = envint("BACKUP_SNAPSHOT_JANITOR_AGE_SECONDS", 3600, minimum=0)
 # The write test of a remote's form waits at most this long (a hung NFS mount must not hang
 # the page); the folder is then reported as not answering.
 REMOTE_CHECK_TIMEOUT = envint("REMOTE_CHECK_TIMEOUT", 10, minimum=1)

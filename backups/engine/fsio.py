@@ -1,10 +1,14 @@
 """The I/O seam: every change the engine makes to a remote's files goes through a FileSystem.
 
 Writes, fsyncs, renames, unlinks, mkdirs, rmdirs and directory fsyncs of the remote adapter,
-the lock and the disk transfers are calls on one :class:`FileSystem` object, so that a test
-(issue 13's crash replay) can record them and stop at any of them. :class:`RealFileSystem` is
-the operating system. Reads go through it too where the engine reads its own files (listings,
-metadata); VHD chains are read by ``backups.vhd`` directly, which never writes.
+the lock, the disk transfers, the merges and the clean pass are calls on one
+:class:`FileSystem` object, so that a test can record them, stop at any of them, and replay
+every state a power loss could leave (docs/maintenance.md §6). A ``FileSystem`` is also the
+``backups.vhd`` I/O seam (``backups.vhd.fileio.VhdIO``: ``create``, ``open_rw``, ``rename``,
+``unlink``, ``fsync_dir``), so the VHD merges the engine runs go through it too.
+:class:`RealFileSystem` is the operating system. Reads go through it where the engine reads its
+own files (listings, metadata); VHD files are read by ``backups.vhd`` directly, which reads
+with its own descriptors and writes only through the seam.
 
 Errors are the operating system's ``OSError``; the remote adapter turns them into messages
 that name the remote.
@@ -16,6 +20,8 @@ import os
 import shutil
 from pathlib import Path
 from typing import Protocol
+
+from backups.vhd.fileio import OsRwFile, RwFile, write_all
 
 
 class WritableFile(Protocol):
@@ -31,6 +37,10 @@ class WritableFile(Protocol):
 class FileSystem(Protocol):
     def create(self, path: Path) -> WritableFile:
         """A new file, opened for writing; fails if ``path`` exists."""
+        ...
+
+    def open_rw(self, path: Path) -> RwFile:
+        """An existing file, to change in place (a merge's parent)."""
         ...
 
     def read_bytes(self, path: Path) -> bytes: ...
@@ -72,20 +82,7 @@ class RealFile:
         self.fd = fd
 
     def write(self, *chunks: bytes | memoryview) -> int:
-        views = [memoryview(chunk).cast("B") for chunk in chunks]
-        total = written = sum(len(view) for view in views)
-        done = os.writev(self.fd, views)
-        while done < total:  # a short write is legal: write the rest
-            skip, rest = done, []
-            for view in views:
-                if skip >= len(view):
-                    skip -= len(view)
-                    continue
-                rest.append(view[skip:])
-                skip = 0
-            views, total = rest, total - done
-            done = os.writev(self.fd, views)
-        return written
+        return write_all(self.fd, [memoryview(chunk).cast("B") for chunk in chunks])
 
     def fsync(self) -> None:
         os.fsync(self.fd)
@@ -101,6 +98,9 @@ class RealFileSystem:
 
     def create(self, path: Path) -> RealFile:
         return RealFile(path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
+
+    def open_rw(self, path: Path) -> OsRwFile:
+        return OsRwFile(Path(path), os.open(path, os.O_RDWR))
 
     def read_bytes(self, path: Path) -> bytes:
         return Path(path).read_bytes()

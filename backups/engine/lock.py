@@ -171,12 +171,25 @@ class VmLock:
 
     # -- acquire -----------------------------------------------------------------------------
 
-    def acquire(self) -> VmLock:
-        """Take the lock, breaking it first if its holder stopped beating; ``LockHeld`` if not.
+    def acquire(self, *, wait: float = 0.0, poll: float = 1.0) -> VmLock:
+        """Take the lock, breaking it first if its holder stopped beating; ``LockHeld`` if a
+        live holder still has it after ``wait`` seconds (tried again every ``poll``).
 
         Steps: mkdir; if it exists, look at its lease (alive → ``LockHeld``; ended → break it
         by renaming that lease out, then mkdir again); write our lease; start the heartbeat.
+        Waiting is for a holder that ends soon (a merge task, docs/maintenance.md §1): a
+        backup that meets it waits its turn rather than failing.
         """
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self._acquire()
+            except LockHeld:
+                if time.monotonic() + poll > deadline:
+                    raise
+                time.sleep(poll)
+
+    def _acquire(self) -> VmLock:
         for _attempt in range(3):
             try:
                 self.fs.mkdir(self.path)
@@ -281,6 +294,26 @@ class VmLock:
         except OSError as error:
             if error.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
                 raise self._error("break", error) from None
+
+    def holder_if_held(self) -> str:
+        """Who holds the lock if someone alive does ("" otherwise), changing nothing: what a
+        dry run asks before it reads a VM folder another process may be writing."""
+        try:
+            names = self.fs.listdir(self.path)
+        except OSError:
+            return ""
+        leases = [(name, parsed) for name in names if (parsed := _parse_lease(name))]
+        if leases:
+            name, (_token, expires) = max(leases, key=lambda item: item[1][1])
+            alive = expires > self.clock() and not holder_is_gone(self._content(name))
+            return self._describe(name) if alive else ""
+        try:
+            age = self.wall() - self.fs.mtime(self.path)
+        except OSError:
+            return ""
+        return (
+            "another program (a lock directory without a xoweb lease)" if age < self.lease else ""
+        )
 
     def _content(self, name: str) -> dict:
         try:

@@ -267,20 +267,47 @@ def destroy_vdis(client: XapiClient, vdi_refs: Sequence[str]) -> list[str]:
 
 
 def destroy_snapshot(client: XapiClient, vm_ref: str, vdi_refs: Sequence[str]) -> list[str]:
-    """Destroy a snapshot's disks, then its VM (``VM.destroy`` keeps disks: docs/xapi.md §8.8).
+    """Destroy a snapshot's disks and its VM (``VM.destroy`` keeps disks: docs/xapi.md §8.8),
+    and a checkpoint's suspend VDI (its memory image) with them.
 
-    Disks first, as XO does, so that an interruption leaves the tagged VM to find the rest.
-    Returns what is left (the next janitor takes it).
+    Disks first, as XO does, so that an interruption leaves the tagged VM to find the rest;
+    but a checkpoint (a snapshot VM left ``Suspended``) holds its disks attached until the VM
+    goes, so its VM goes first. Returns what is left (the next janitor takes it).
     """
-    left = destroy_vdis(client, vdi_refs)
-    if vm_ref and not left:
+    suspend, checkpoint = "", False
+    if vm_ref:
         try:
-            client.call("VM.destroy", vm_ref)
+            record = client.call("VM.get_record", vm_ref)
+            suspend = record.get("suspend_VDI", NULL_REF)
+            checkpoint = record.get("power_state") == "Suspended"
         except XapiFailure as error:
             if error.code != "HANDLE_INVALID":
-                logger.warning("cannot destroy snapshot VM %s: %s", vm_ref, error)
-                left.append(vm_ref)
+                logger.warning("cannot read snapshot VM %s: %s", vm_ref, error)
+            vm_ref = "" if error.code == "HANDLE_INVALID" else vm_ref
         except XapiError as error:
-            logger.warning("cannot destroy snapshot VM %s: %s", vm_ref, error)
-            left.append(vm_ref)
+            logger.warning("cannot read snapshot VM %s: %s", vm_ref, error)
+    extra = [suspend] if suspend and suspend != NULL_REF else []
+    if checkpoint:
+        left = _destroy_vm(client, vm_ref)
+        return left or destroy_vdis(client, [*vdi_refs, *extra])
+    left = destroy_vdis(client, vdi_refs)
+    if vm_ref and not left:
+        left = _destroy_vm(client, vm_ref)
+    if not left and extra:
+        left = destroy_vdis(client, extra)
     return left
+
+
+def _destroy_vm(client: XapiClient, vm_ref: str) -> list[str]:
+    if not vm_ref:
+        return []
+    try:
+        client.call("VM.destroy", vm_ref)
+    except XapiFailure as error:
+        if error.code != "HANDLE_INVALID":
+            logger.warning("cannot destroy snapshot VM %s: %s", vm_ref, error)
+            return [vm_ref]
+    except XapiError as error:
+        logger.warning("cannot destroy snapshot VM %s: %s", vm_ref, error)
+        return [vm_ref]
+    return []

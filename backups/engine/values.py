@@ -11,8 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from .planner import DiskMode, FullReason
+from .retention import RetentionPolicy
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,26 @@ class ScheduleSettings:
     id: str  # XO's scheduleId, our schedule tag
     name: str
     force_full: bool = False
-    retention: int = 7  # backups of this schedule kept on each remote (issue 13 applies it)
+    retention: int = 7  # the newest backups of this schedule kept on each remote (0: all)
     snapshot_retention: int = 0  # our snapshots of this schedule kept on the pool, beyond the base
+    # Long-term buckets (docs/maintenance.md §2): one backup per day, ISO week, month, year for
+    # that many periods beyond the newest ``retention``, periods in ``timezone``.
+    daily: int = 0
+    weekly: int = 0
+    monthly: int = 0
+    yearly: int = 0
+    timezone: str = "UTC"
+
+    @property
+    def policy(self) -> RetentionPolicy:
+        return RetentionPolicy(
+            keep_last=self.retention,
+            daily=self.daily,
+            weekly=self.weekly,
+            monthly=self.monthly,
+            yearly=self.yearly,
+            timezone=self.timezone,
+        )
 
 
 @dataclass
@@ -79,6 +99,9 @@ class VmBackupOutcome:
     skipped_disks: list[tuple[str, str]] = field(default_factory=list)  # (vdi uuid, why)
     warnings: list[str] = field(default_factory=list)
     duration: float = 0.0
+    #: The clean passes run under the lock (before the backup, and after it with retention
+    #: and merges), per remote id: ``maintenance.VmMaintenance`` reports.
+    maintenance: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def bytes(self) -> int:

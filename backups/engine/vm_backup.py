@@ -6,14 +6,19 @@ is a sentence a person can act on, after the clean-up (an unhealthy VDI chain gi
 1. read the VM and its disks (``[NOBAK]`` disks are left out and listed);
 2. lock the VM's folder on every remote (a remote that cannot be reached is dropped; a lock
    held by a live process fails the VM);
-3. janitor: destroy our snapshots of this job for this VM that were never exported;
+3. janitor: destroy our snapshots of this job for this VM that were never exported; the clean
+   pass of the VM folder on every remote (interrupted merges finished, leftovers of a killed
+   run removed: docs/maintenance.md);
 4. find each disk's base on the pool and on every remote; decide full or delta and why;
 5. check the VDI chains' health (XO's protection) → *skipped*;
 6. snapshot (strategy by power state and pool), tagged;
 7. transfer each disk to every remote still in (a remote that fails is dropped);
 8. commit: the metadata on each remote, last (the commit point);
 9. tag the snapshot exported (now the next base);
-10. snapshot retention on the pool.
+10. snapshot retention on the pool;
+11. on each remote that committed: the schedule's retention, then the clean pass with at most
+    ``merges_per_run`` merges of what retention freed (the rest for the next run or a merge
+    task).
 
 On failure: this run's snapshot is destroyed, its files (temporary or renamed, never referenced
 by a metadata) removed, and the locks released. Exceptions raised by ``progress`` (a cancel)
@@ -39,9 +44,11 @@ from .chain_health import assert_healthy_chains
 from .errors import ChainUnhealthy, EngineError, LockHeld, NothingToBackUp, RemoteError
 from .janitor import apply_snapshot_retention, clean_leftovers, find_groups, strip_live_marks
 from .lock import VmLock
+from .maintenance import maintain_vm
 from .metadata import build_metadata
 from .planner import DiskFacts, DiskMode, DiskPlan, plan_disks
 from .progress import Progress
+from .prune import ScheduleRetention
 from .records import vdi_records, vif_records
 from .remote import RemoteAdapter
 from .snapshots import (
@@ -73,8 +80,16 @@ def backup_vm(
     lock_lease: float = 60.0,
     lock_heartbeat: float = 10.0,
     known_bad: KnownBad | None = None,
+    merges_per_run: int | None = 2,
+    merge_batch_bytes: int = 256 * 2**20,
+    lock_wait: float = 0.0,
 ) -> VmBackupOutcome:
-    """Back up one VM to ``remotes`` (see the module docstring for the steps)."""
+    """Back up one VM to ``remotes`` (see the module docstring for the steps).
+
+    ``merges_per_run``: merges the clean pass after the backup may do on each remote (None:
+    all; the rest is reported in ``outcome.maintenance``). ``lock_wait``: seconds to wait for
+    a VM folder's lock a live process holds (a merge task) before failing with its holder.
+    """
     run = _VmBackup(
         client,
         vm_uuid,
@@ -88,6 +103,9 @@ def backup_vm(
         lock_heartbeat,
         known_bad,
     )
+    run.merges_per_run = merges_per_run
+    run.merge_batch_bytes = merge_batch_bytes
+    run.lock_wait = lock_wait
     return run.run()
 
 
@@ -121,6 +139,9 @@ class _VmBackup:
         self.snapshot: Snapshot | None = None
         self.exported = False
         self.written: dict[str, list[str]] = {}  # remote id → files this run renamed
+        self.merges_per_run: int | None = 2
+        self.merge_batch_bytes = 256 * 2**20
+        self.lock_wait = 0.0
 
     @property
     def vm_uuid(self) -> str:
@@ -192,6 +213,9 @@ class _VmBackup:
             strip_live_marks(client, vm_ref, vm, every_disk)
             groups = find_groups(client, vm, every_disk, job_id=job.id, vm_uuid=self.vm_uuid)
             clean_leftovers(client, groups, report=step.info)
+        for remote in self.live():
+            # Before planning: a merge interrupted there is finished, so bases read as they are.
+            self.maintain(remote, merges=0)
 
         plans, timestamp = self.plan(disks)
         assert_healthy_chains(client, disks)
@@ -248,7 +272,43 @@ class _VmBackup:
             except XapiError as error:  # the backup is committed: a warning, not a failure
                 self.note(f"snapshot retention did not finish: {error}")
 
+        for remote in self.live():
+            if remote.remote_id in self.outcome.metadata:
+                self.maintain(
+                    remote,
+                    merges=self.merges_per_run,
+                    retention=[ScheduleRetention(job.id, self.schedule.id, self.schedule.policy)],
+                )
+
     # -- steps ---------------------------------------------------------------------------
+
+    def maintain(
+        self,
+        remote: RemoteAdapter,
+        *,
+        merges: int | None,
+        retention: list[ScheduleRetention] | None = None,
+    ) -> None:
+        """The clean pass (and retention) of the VM folder under the lock this run holds.
+
+        A failure there is a warning: the backup (before: the remote) is not given up for it.
+        """
+        try:
+            report = maintain_vm(
+                remote,
+                self.vm_uuid,
+                retention=retention or (),
+                merges=merges,
+                lock=self.locks[remote.remote_id],
+                progress=self.progress,
+                batch_bytes=self.merge_batch_bytes,
+            )
+        except (EngineError, vhd.VhdError, OSError) as error:
+            if self.progress.stopped(error):
+                raise
+            self.note(f"the clean pass on {remote} did not finish: {error}")
+            return
+        self.outcome.maintenance.setdefault(remote.remote_id, []).append(report)
 
     def take_locks(self) -> None:
         with self.progress.subtask(
@@ -265,7 +325,7 @@ class _VmBackup:
                         heartbeat=self.lock_heartbeat,
                         clock=self.clock,
                     )
-                    self.locks[remote.remote_id] = lock.acquire()
+                    self.locks[remote.remote_id] = lock.acquire(wait=self.lock_wait)
                 except LockHeld:
                     raise
                 except RemoteError as error:

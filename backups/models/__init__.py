@@ -5,6 +5,7 @@ One module per idea; they are all importable from here."""
 
 from backups.models.health_checks import HealthCheck
 from backups.models.jobs import BackupJob, Schedule
+from backups.models.maintenance import CleanReport
 from backups.models.remotes import Remote
 from backups.models.restore_points import RestorePoint
 from backups.models.restores import Restore
@@ -15,6 +16,7 @@ __all__ = [
     "BackupJob",
     "BackupRun",
     "BackupVerdict",
+    "CleanReport",
     "FileVerdict",
     "HealthCheck",
     "Remote",

@@ -156,7 +156,33 @@ class Schedule(models.Model):
     retention = models.PositiveIntegerField(
         default=7,
         validators=[MinValueValidator(1), MaxValueValidator(1000)],
-        help_text="Backups of this schedule kept on each remote.",
+        help_text="The newest backups of this schedule kept on each remote.",
+    )
+    # Long-term retention (docs/maintenance.md §2): beyond the newest `retention`, the newest
+    # backup of each of the last N days, ISO weeks, months and years, in the schedule's zone.
+    retention_daily = models.PositiveIntegerField(
+        "keep daily",
+        default=0,
+        validators=[MaxValueValidator(1000)],
+        help_text="Also keep the newest backup of each of this many more days (0: none).",
+    )
+    retention_weekly = models.PositiveIntegerField(
+        "keep weekly",
+        default=0,
+        validators=[MaxValueValidator(1000)],
+        help_text="… of this many more weeks (ISO weeks, Monday first).",
+    )
+    retention_monthly = models.PositiveIntegerField(
+        "keep monthly",
+        default=0,
+        validators=[MaxValueValidator(1000)],
+        help_text="… of this many more months.",
+    )
+    retention_yearly = models.PositiveIntegerField(
+        "keep yearly",
+        default=0,
+        validators=[MaxValueValidator(1000)],
+        help_text="… of this many more years.",
     )
     snapshot_retention = models.PositiveIntegerField(
         default=0,
@@ -245,6 +271,24 @@ class Schedule(models.Model):
 
     def next_runs(self, after, count: int = 3):
         return cron.next_runs(self.cron, self.timezone, after, count)
+
+    @property
+    def retention_text(self) -> str:
+        """ "the newest 7, and one per day for 7 days (Europe/Paris)"."""
+        parts = [f"the newest {self.retention}"]
+        buckets = [
+            f"per {period} for {count} {period}{'s' if count != 1 else ''}"
+            for period, count in (
+                ("day", self.retention_daily),
+                ("week", self.retention_weekly),
+                ("month", self.retention_monthly),
+                ("year", self.retention_yearly),
+            )
+            if count
+        ]
+        if buckets:
+            parts.append("one " + ", ".join(buckets))
+        return ", and ".join(parts)
 
     def tick_of(self, fired_at):
         """The moment of this schedule that a firing at ``fired_at`` stands for."""

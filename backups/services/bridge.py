@@ -45,6 +45,7 @@ def schedule_settings(job: BackupJob, schedule: Schedule | None, *, force_full: 
     from backups.engine.values import ScheduleSettings
 
     if schedule is None:
+        # retention=0: the backups of runs no schedule fired are kept until someone deletes them.
         return ScheduleSettings(
             id=manual_schedule_id(job), name="run now", force_full=force_full, retention=0
         )
@@ -54,6 +55,11 @@ def schedule_settings(job: BackupJob, schedule: Schedule | None, *, force_full: 
         force_full=schedule.force_full or force_full,
         retention=schedule.retention,
         snapshot_retention=schedule.snapshot_retention,
+        daily=schedule.retention_daily,
+        weekly=schedule.retention_weekly,
+        monthly=schedule.retention_monthly,
+        yearly=schedule.retention_yearly,
+        timezone=schedule.timezone,
     )
 
 
@@ -95,10 +101,36 @@ def engine_errors() -> Any:
     return errors
 
 
+def retention_rule(job: BackupJob, schedule: Schedule) -> Any:
+    """A schedule's retention as the engine applies it."""
+    from backups.engine.prune import ScheduleRetention
+
+    policy = schedule_settings(job, schedule, force_full=False).policy
+    return ScheduleRetention(str(job.uuid), str(schedule.uuid), policy, schedule.name)
+
+
+def maintain_vm(*args: Any, **kwargs: Any) -> Any:
+    from backups.engine.maintenance import maintain_vm as run
+
+    return run(*args, **kwargs)
+
+
 def verify_remote(*args: Any, **kwargs: Any) -> Any:
     from backups.engine.verify import verify_remote as run
 
     return run(*args, **kwargs)
+
+
+def prune_decisions(*args: Any, **kwargs: Any) -> Any:
+    from backups.engine.prune import decisions
+
+    return decisions(*args, **kwargs)
+
+
+def disk_chains(*args: Any, **kwargs: Any) -> Any:
+    from backups.engine.inventory import disk_chains as read
+
+    return read(*args, **kwargs)
 
 
 def health_check(*args: Any, **kwargs: Any) -> Any:

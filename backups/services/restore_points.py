@@ -1,8 +1,8 @@
 """The restore point index, rebuilt from what a remote holds (the remote is the truth).
 
 Steps of a rebuild: list the remote's backups through the engine's adapter (one VM folder, or
-all); upsert one row per metadata file; delete the rows of this remote (and VM) whose metadata
-file is gone. Runs after each VM backup, on request from the pages (in a worker), and in
+all) and the chain of each of their VHDs (the files a restore reads); upsert one row per
+metadata file; delete the rows of this remote (and VM) whose metadata file is gone. Runs after each VM backup, on request from the pages (in a worker), and in
 ``backup_list``.
 """
 
@@ -42,7 +42,7 @@ def _taken_at(entry) -> datetime:
     return datetime.strptime(entry.timestamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
 
-def _row(remote: Remote, entry) -> RestorePoint:
+def _row(remote: Remote, entry, chains: dict[str, list[dict]]) -> RestorePoint:
     return RestorePoint(
         remote=remote,
         path=entry.path,
@@ -65,6 +65,8 @@ def _row(remote: Remote, entry) -> RestorePoint:
                 "snapshot": getattr(disk, "snapshot_vdi_uuid", ""),
                 "mode": getattr(disk, "mode", ""),
                 "reason": getattr(disk, "reason", ""),
+                # [{"file", "differencing", "size"}], the full first.
+                "chain": chains.get(disk.path, []),
             }
             for disk in entry.disks
         ],
@@ -73,8 +75,12 @@ def _row(remote: Remote, entry) -> RestorePoint:
 
 def rebuild(remote: Remote, *, vm_uuid: str | None = None) -> Rebuilt:
     """Make the index of ``remote`` (or of one VM on it) match the remote's metadata files."""
-    entries = bridge.remote_adapter(remote).list_backups(vm_uuid)
-    rows = [_row(remote, entry) for entry in entries]
+    adapter = bridge.remote_adapter(remote)
+    entries = adapter.list_backups(vm_uuid)
+    chains: dict[str, list[dict]] = {}
+    for vm in sorted({entry.vm_uuid for entry in entries}):
+        chains.update(bridge.disk_chains(adapter, vm))
+    rows = [_row(remote, entry, chains) for entry in entries]
     scope = RestorePoint.objects.filter(remote=remote)
     if vm_uuid:
         scope = scope.filter(vm_uuid=vm_uuid)

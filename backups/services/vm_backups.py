@@ -2,10 +2,12 @@
 
 Steps: claim the VM backup (``queued → running``, once per try); beat; log in to its pool; call
 the engine with the job's and schedule's values, the run's usable remotes and the VM's task as
-progress; store the outcome (status, per disk mode and reason, bytes, files) in the same
-conditional write that ends the try; index the new restore points of the VM; free the slot
-(send the next waiting VM, of this run then of the runs waiting on the pool) and finish the run
-if this was its last VM. Whatever happens in the middle, the last three steps run.
+progress (the engine also applies the schedule's retention and runs the clean pass, with a
+bounded number of merges); store the clean passes' reports and queue a merge task where merges
+were left; index the VM's restore points; store the outcome (status, per disk mode and reason,
+bytes, files) in the same conditional write that ends the try; free the slot (send the next
+waiting VM, of this run then of the runs waiting on the pool) and finish the run if this was
+its last VM. Whatever happens in the middle, the last three steps run.
 
 A message may be delivered twice (docs/architecture.md §Celery delivery). A second delivery
 finds the VM backup running under a live holder, or ended, and changes nothing; one that finds
@@ -25,7 +27,15 @@ from django.utils import timezone
 
 from backups.choices import RunStatus, VmBackupStatus
 from backups.models import Remote, VmBackup, VmBackupDisk
-from backups.services import bridge, fanout, restore_points, runs, takeover, verification
+from backups.services import (
+    bridge,
+    fanout,
+    maintenance,
+    restore_points,
+    runs,
+    takeover,
+    verification,
+)
 from backups.services.heartbeat import beating, holder_name, why_dead
 from pools.services import client_for
 from tasks import services as task_services
@@ -186,12 +196,18 @@ def _back_up(vm_backup: VmBackup):
                     holder=f"{vm_backup.worker}/vm-backup-{vm_backup.pk}",
                     lock_lease=float(settings.BACKUP_LOCK_LEASE_SECONDS),
                     lock_heartbeat=float(settings.BACKUP_LOCK_HEARTBEAT_SECONDS),
+                    merges_per_run=settings.BACKUP_MERGES_PER_RUN,
+                    merge_batch_bytes=maintenance.merge_batch_bytes(),
+                    lock_wait=float(settings.BACKUP_LOCK_WAIT_SECONDS),
                     # A base whose file failed verification is never built on: a full instead.
                     known_bad=verification.known_bad(remotes),
                 )
         except errors.ChainUnhealthy as why:
             progress.warning(f"skipped: {why}")
             return VmBackupStatus.SKIPPED, f"skipped: {why}", None
+        by_id = {str(remote.uuid): remote for remote in remotes}
+        for name in maintenance.after_backup(vm_backup, outcome, by_id):
+            progress.info(f"merges left on {name}: a merge task will do them")
         status = ENGINE_STATUS.get(outcome.status, VmBackupStatus.FAILED)
         if status == VmBackupStatus.FAILED:
             # The task tree shows the failure where the person looks.

@@ -29,11 +29,11 @@ from pathlib import Path
 from .chain import Chain, compose_block, open_chain
 from .errors import MergeError
 from .fields import CREATOR_TAP, TAP_CREATOR_VERSION, DiskType, blktap_geometry, ceil_div
+from .fileio import OS_IO, VhdIO, unlink_quietly
 from .footer import FOOTER_SIZE
 from .inplace import ParentWriter
 from .mergestate import BLOCKS, FINALIZE, MergeState, state_path, states_in
 from .vhdfile import VhdFile, footer_uuid, open_vhd
-from .writer import fsync_directory
 
 #: Bytes copied between two flushes (and state file updates).
 DEFAULT_BATCH_BYTES = 256 * 1024 * 1024
@@ -55,11 +55,13 @@ def merge(
     *,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     progress: Progress | None = None,
+    io: VhdIO = OS_IO,
 ) -> MergeResult:
     """Merge ``children`` (one file, or consecutive files oldest first) into their parent.
 
     If an interrupted merge ending at the same newest child left a state file, it is resumed
     instead. The merged parent takes the newest child's UUID, time stamp, size and name.
+    Every change goes through ``io`` (the I/O seam, ``fileio.py``).
     """
     if isinstance(children, (str, os.PathLike)):
         paths = [Path(children)]
@@ -68,18 +70,24 @@ def merge(
     if not paths:
         raise MergeError("nothing to merge: no child given")
     directory = paths[-1].parent
-    for _path, state in states_in(directory):
+    for _path, state in states_in(directory, io):
         if state.children[-1] == paths[-1].name:
-            return _Merger(directory, state, True, batch_bytes, progress).run()
-    return _Merger.start(paths, batch_bytes, progress).run()
+            return _Merger(directory, state, True, batch_bytes, progress, io).run()
+    return _Merger.start(paths, batch_bytes, progress, io).run()
 
 
-def resume_merges(directory: str | os.PathLike) -> list[MergeResult]:
+def resume_merges(
+    directory: str | os.PathLike,
+    *,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    progress: Progress | None = None,
+    io: VhdIO = OS_IO,
+) -> list[MergeResult]:
     """Finish every interrupted merge of a directory (the clean-up pass calls this)."""
     directory = Path(directory)
     return [
-        _Merger(directory, state, True, DEFAULT_BATCH_BYTES, None).run()
-        for _path, state in states_in(directory)
+        _Merger(directory, state, True, batch_bytes, progress, io).run()
+        for _path, state in states_in(directory, io)
     ]
 
 
@@ -93,36 +101,40 @@ class _Merger:
         resumed: bool,
         batch_bytes: int,
         progress: Progress | None,
+        io: VhdIO = OS_IO,
     ) -> None:
         self.directory = directory
         self.state = state
         self.resumed = resumed
         self.batch_bytes = batch_bytes
         self.progress = progress
+        self.io = io
         self.parent_path = directory / state.parent
         self.newest_path = directory / state.children[-1]
         self._chain: Chain | None = None
 
     @classmethod
-    def start(cls, paths: list[Path], batch_bytes: int, progress: Progress | None) -> _Merger:
+    def start(
+        cls, paths: list[Path], batch_bytes: int, progress: Progress | None, io: VhdIO
+    ) -> _Merger:
         """Check the files form one chain ending in a parent we can write, save the state."""
         directory = paths[-1].parent
         chain = open_chain(paths[-1])
         try:
             state = cls._describe(chain, paths, directory)
             ours = {state.parent, *state.children}
-            for path, other in states_in(directory):
+            for path, other in states_in(directory, io):
                 if ours & {other.parent, *other.children}:
                     # Its files would change under it: finish it first (resume_merges).
                     raise MergeError(
                         f"{path}: an interrupted merge of {', '.join(other.children)} into "
                         f"{other.parent} involves the same files; resume it first"
                     )
-            state.save(directory, first=True)
+            state.save(directory, first=True, io=io)
         except BaseException:
             chain.close()
             raise
-        merger = cls(directory, state, False, batch_bytes, progress)
+        merger = cls(directory, state, False, batch_bytes, progress, io)
         merger._chain = chain  # already opened and checked: run() needs it, do not reopen
         return merger
 
@@ -166,12 +178,29 @@ class _Merger:
                 self._chain.close()
 
     def _run(self) -> MergeResult:
-        state = self.state
+        """The steps, each recognised on a resume by what the files say.
+
+        Flushes: the blocks and the identity are flushed by ``ParentWriter``; the rename over
+        the newest child's name is made durable (a folder flush) before the older children go,
+        and their removal (with a state save's leftover) before the state file goes, since until then the state file is what
+        tells a resume to remove them. The state file's own removal is not flushed: if a power
+        loss brings it back, the next resume finds the merge done and removes it
+        (``_check_already_renamed``).
+        """
+        state, io = self.state, self.io
         if self.parent_path.exists():
             current = str(footer_uuid(self.parent_path))
             if current == state.parent_uuid:
                 self._fold()
             elif current == state.child_uuid:
+                # Only the last step gives the parent that UUID, and the newest child still
+                # carries it until the rename: anything else is not this merge's window.
+                if self.newest_path.exists() and str(footer_uuid(self.newest_path)) != current:
+                    raise MergeError(
+                        f"{self.parent_path}: carries UUID {current}, which the merge state "
+                        f"gives the merged file, but {self.newest_path.name} is not that file; "
+                        "the files changed since the merge started"
+                    )
                 self._copy_footer_to_front()
             else:
                 raise MergeError(
@@ -179,18 +208,22 @@ class _Merger:
                     f"expects {state.parent_uuid} (or {state.child_uuid} once merged); "
                     "the file changed since the merge started"
                 )
-            self.parent_path.replace(self.newest_path)
-            if len(state.children) > 1:
-                # The rename must be durable before the children it replaces disappear.
-                fsync_directory(self.directory)
+            io.rename(self.parent_path, self.newest_path)
+            io.fsync_dir(self.directory)
         else:
             self._check_already_renamed()
-        for name in state.children[:-1]:
-            (self.directory / name).unlink(missing_ok=True)
         done = state_path(self.parent_path)
-        done.with_name(done.name + ".tmp").unlink(missing_ok=True)  # a save cut short
-        done.unlink(missing_ok=True)
-        fsync_directory(self.directory)
+        removed = [
+            unlink_quietly(io, path)
+            for path in [
+                *(self.directory / name for name in state.children[:-1]),
+                done.with_name(done.name + ".tmp"),  # a save cut short
+            ]
+        ]
+        if any(removed):
+            # Gone for good before the state file that says they are to go.
+            io.fsync_dir(self.directory)
+        unlink_quietly(io, done)
         return MergeResult(self.newest_path, state.merged_blocks, self.resumed)
 
     def _open_checked(self) -> Chain:
@@ -220,7 +253,7 @@ class _Merger:
         count = len(self.state.children)
         with (
             self._open_checked() as chain,
-            ParentWriter(chain.layers[count]) as target,
+            ParentWriter(chain.layers[count], self.io) as target,
         ):
             children = chain.layers[:count]
             needed = ceil_div(chain.size, chain.block_size)
@@ -238,6 +271,9 @@ class _Merger:
     ) -> None:
         state = self.state
         target.prepare(needed)
+        target.reserve(
+            sum(1 for index in merged if index >= state.next_block and not target.has(index))
+        )
         pending = 0
         for index in merged:
             if index < state.next_block:
@@ -249,7 +285,7 @@ class _Merger:
             state.merged_blocks += 1
             if pending >= self.batch_bytes:
                 target.commit()
-                state.save(self.directory)
+                state.save(self.directory, io=self.io)
                 pending = 0
                 if self.progress:
                     self.progress(state.merged_blocks, len(merged))
@@ -281,13 +317,13 @@ class _Merger:
         target.write_footer(footer)
 
     def _copy_footer_to_front(self) -> None:
-        fd = os.open(self.parent_path, os.O_RDWR)
+        handle = self.io.open_rw(self.parent_path)
         try:
-            size = os.fstat(fd).st_size
-            os.pwrite(fd, os.pread(fd, FOOTER_SIZE, size - FOOTER_SIZE), 0)
-            os.fdatasync(fd)
+            size = handle.size()
+            handle.pwrite(handle.pread(FOOTER_SIZE, size - FOOTER_SIZE), 0)
+            handle.datasync()
         finally:
-            os.close(fd)
+            handle.close()
 
     def _check_already_renamed(self) -> None:
         """The parent is gone: only fine if the newest name already holds the merged file."""

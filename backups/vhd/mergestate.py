@@ -8,12 +8,12 @@ Later saves replace it atomically (temporary file, fsync, rename), so it is a wh
 from __future__ import annotations
 
 import json
-import os
 import uuid as uuidlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import MergeError
+from .fileio import OS_IO, VhdIO, unlink_quietly
 
 STATE_VERSION = 1
 BLOCKS = "blocks"
@@ -39,20 +39,32 @@ class MergeState:
         """The identity the merged file takes: the newest child's."""
         return self.children_uuids[-1]
 
-    def save(self, directory: Path, *, first: bool = False) -> None:
+    def save(self, directory: Path, *, first: bool = False, io: VhdIO = OS_IO) -> None:
         """Write the state durably; later saves replace it atomically.
 
         The first save creates the file directly (one rename less): if it is cut short, no
-        byte of the parent was written yet, and ``states_in`` drops the unreadable file.
+        byte of the parent was written yet, and ``states_in`` drops the unreadable file. Its
+        name is made durable (the folder is flushed) before the merge writes to the parent:
+        once the parent takes its child's identity, only this file says why the chain's link
+        moved (``find_finalizing_merge``), so it must survive a power loss.
         """
         target = state_path(directory / self.parent)
         temp = target if first else target.with_name(target.name + ".tmp")
-        with open(temp, "x" if first else "w") as handle:
-            json.dump(asdict(self), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
         if not first:
-            temp.replace(target)
+            unlink_quietly(io, temp)  # a save cut short before its rename
+        handle = io.create(temp)
+        try:
+            handle.write(json.dumps(asdict(self)).encode())
+            handle.fsync()
+        finally:
+            handle.close()
+        if first:
+            io.fsync_dir(directory)
+        else:
+            # No folder flush: a later save lost to a power loss only makes the resume copy a
+            # few blocks again. Its content was flushed before the rename, so the name never
+            # points at a garbled state.
+            io.rename(temp, target)
 
     @classmethod
     def load(cls, path: Path) -> MergeState:
@@ -69,7 +81,7 @@ def state_path(parent: Path) -> Path:
     return parent.with_name(f".{parent.name}.merge.json")
 
 
-def states_in(directory: Path) -> list[tuple[Path, MergeState]]:
+def states_in(directory: Path, io: VhdIO = OS_IO) -> list[tuple[Path, MergeState]]:
     """Every merge state file of a directory.
 
     An unreadable one can only be a first save cut short, before the parent was touched
@@ -82,7 +94,7 @@ def states_in(directory: Path) -> list[tuple[Path, MergeState]]:
         try:
             found.append((path, MergeState.load(path)))
         except MergeError:
-            path.unlink(missing_ok=True)
+            unlink_quietly(io, path)
     return found
 
 

@@ -38,6 +38,7 @@ from .fields import (
     round_up,
     vhd_time,
 )
+from .fileio import OS_IO, NewFile, VhdIO, unlink_quietly
 from .footer import Footer
 from .header import W2KU, W2RU, Header, ParentLocator
 from .stream import VhdStream
@@ -227,8 +228,10 @@ class VhdWriter:
         full_blocks: Iterable[int] | None = None,
         hasher: Hasher | None = None,
         validate: bool = True,
+        io: VhdIO = OS_IO,
     ) -> None:
         self.path = Path(path)
+        self.io = io
         self.layout = VhdLayout(
             size=size,
             blocks=blocks,
@@ -250,7 +253,7 @@ class VhdWriter:
         self._next = 0
         self._written = 0
         self.temp_path = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.partial")
-        self.fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.file: NewFile | None = io.create(self.temp_path)
         try:
             self._write(self.layout.prefix)
         except BaseException:
@@ -258,21 +261,8 @@ class VhdWriter:
             raise
 
     def _write(self, *chunks: bytes | memoryview) -> None:
-        views = [memoryview(chunk) for chunk in chunks]
-        total = sum(len(view) for view in views)
-        done = os.writev(self.fd, views)
-        while done < total:  # short writes are legal; finish them
-            skip = done
-            rest = []
-            for view in views:
-                if skip >= len(view):
-                    skip -= len(view)
-                    continue
-                rest.append(view[skip:])
-                skip = 0
-            views = rest
-            total -= done
-            done = os.writev(self.fd, views)
+        assert self.file is not None, "written after close or abort"
+        self.file.write(*chunks)
         if self.hasher is not None:
             for chunk in chunks:
                 self.hasher.update(chunk)
@@ -300,15 +290,16 @@ class VhdWriter:
             )
         try:
             self._write(self.layout.footer_bytes)
-            os.fsync(self.fd)
-            os.close(self.fd)
-            self.fd = -1
+            assert self.file is not None
+            self.file.fsync()
+            self.file.close()
+            self.file = None
             if self.validate:
                 from .vhdfile import open_vhd
 
                 open_vhd(self.temp_path).close()
-            self.temp_path.replace(self.path)
-            fsync_directory(self.path.parent)
+            self.io.rename(self.temp_path, self.path)
+            self.io.fsync_dir(self.path.parent)
         except BaseException:
             self.abort()
             raise
@@ -317,10 +308,10 @@ class VhdWriter:
 
     def abort(self) -> None:
         """Drop the temporary file (safe to call twice)."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        self.temp_path.unlink(missing_ok=True)
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        unlink_quietly(self.io, self.temp_path)
 
     def __enter__(self) -> VhdWriter:
         return self
@@ -328,15 +319,6 @@ class VhdWriter:
     def __exit__(self, exc_type: object, *rest: object) -> None:
         if exc_type is not None:
             self.abort()
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a rename durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_vhd(
@@ -348,6 +330,7 @@ def write_vhd(
     parent: ParentLink | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
     timestamp: int | None = None,
+    io: VhdIO = OS_IO,
 ) -> WrittenVhd:
     """Write a whole VHD from ``{index: (bitmap or None, data)}`` (tests, small tools).
 
@@ -367,6 +350,7 @@ def write_vhd(
         whole_blocks=len(full) == len(blocks),
         full_blocks=full,
         timestamp=timestamp,
+        io=io,
     )
     with writer:
         for index in writer.expected_blocks:
@@ -383,6 +367,7 @@ def write_stream(
     parent: ParentLink | None = None,
     timestamp: int | None = None,
     hasher: Hasher | None = None,
+    io: VhdIO = OS_IO,
 ) -> WrittenVhd:
     """Store a parsed export stream as a VHD with a new identity (the backup engine's path).
 
@@ -406,6 +391,7 @@ def write_stream(
         block_size=stream.block_size,
         whole_blocks=stream.whole_blocks,
         hasher=hasher,
+        io=io,
     )
     with writer:
         for block in stream.blocks():

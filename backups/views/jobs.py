@@ -1,5 +1,5 @@
 """Job pages: list (with each job's last run), add and edit with the schedules inline, detail
-with its runs, "run now" (queued on the workers) and delete."""
+with its runs and the retention dry run, "run now" (queued on the workers) and delete."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from backups.choices import Trigger
 from backups.forms import BackupJobForm, ScheduleFormSet
 from backups.models import BackupJob
 from backups.overview import jobs_with_last_run
-from backups.services import runs
+from backups.services import maintenance, runs
 from backups.views.summaries import with_disk_summaries
 
 RUNS_PER_PAGE = 25
@@ -47,6 +47,8 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "page": page,
             "runs": with_disk_summaries(page.object_list),
             "schedules": schedules,
+            # What retention would drop now, from the restore point index (no remote read).
+            "prune": maintenance.preview(job),
         },
     )
 
@@ -111,3 +113,14 @@ def job_run(request: HttpRequest, pk: int) -> HttpResponse:
     )
     messages.info(request, f"Run {run.pk} of {job.name} queued on the workers.")
     return redirect(run)
+
+
+@requires("backups.change_backupjob", methods=["POST"])
+def job_prune(request: HttpRequest, pk: int) -> HttpResponse:
+    """Apply the job's retention now (on the workers): what the dry run below lists goes."""
+    from backups.tasks import prune_job
+
+    job = get_object_or_404(BackupJob, pk=pk)
+    transaction.on_commit(lambda: prune_job.delay(job.pk))
+    messages.info(request, f"Retention of {job.name} queued on the workers (see Tasks).")
+    return redirect(job)

@@ -1,6 +1,7 @@
-"""Remote pages: list, add (with the write test), detail (space, restore points with their last
-verification, the recent verifications), edit, delete, and buttons that queue a check or an
-index rebuild on the workers."""
+"""Remote pages: list, add (with the write test), detail (space, restore points with their
+chains and their last verification, the recent verifications, the last clean pass of each VM
+folder), edit, delete, and buttons that queue a check, an index rebuild or a clean pass (or
+its dry run) on the workers."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ def remote_detail(request: HttpRequest, pk: int) -> HttpResponse:
     verdicts = verification.verdicts_of(page.object_list)
     for point in page.object_list:
         point.verdict = verdicts.get(point.pk)
+    reports = remote.clean_reports.order_by("-checked_at", "vm_uuid")
+    names = dict(
+        remote.restore_points.filter(vm_uuid__in=[r.vm_uuid for r in reports])
+        .values_list("vm_uuid", "vm_name")
+        .distinct()
+    )
     return render(
         request,
         "backups/remote_detail.html",
@@ -40,6 +47,7 @@ def remote_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "page": page,
             "jobs": remote.jobs.order_by("name"),
             "verifications": remote.verifications.select_related("remote")[:VERIFICATIONS_SHOWN],
+            "reports": [(report, names.get(report.vm_uuid, "")) for report in reports],
         },
     )
 
@@ -96,4 +104,21 @@ def remote_check(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         transaction.on_commit(lambda: check_remote.delay(remote.pk))
         messages.info(request, f"Checking {remote.name} (on the workers); reload in a moment.")
+    return redirect(remote)
+
+
+@requires("backups.change_remote", methods=["POST"])
+def remote_clean(request: HttpRequest, pk: int) -> HttpResponse:
+    """Queue the clean pass over the remote's VM folders (or its dry run) on the workers."""
+    from backups.tasks import clean_remote
+
+    remote = get_object_or_404(Remote, pk=pk)
+    dry_run = request.POST.get("dry_run") == "1"
+    transaction.on_commit(lambda: clean_remote.delay(remote.pk, dry_run))
+    what = "A dry run of the clean pass" if dry_run else "The clean pass"
+    messages.info(
+        request,
+        f"{what} of {remote.name} is queued on the workers; its findings appear in its task "
+        "(Tasks) and, for a real pass, below.",
+    )
     return redirect(remote)

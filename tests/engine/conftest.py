@@ -214,6 +214,8 @@ def job(**fields: Any) -> JobSettings:
 def schedule(**fields: Any) -> ScheduleSettings:
     fields.setdefault("id", SCHEDULE_ID)
     fields.setdefault("name", "daily")
+    # No retention unless a test asks for it: most tests count the backups they made.
+    fields.setdefault("retention", 0)
     return ScheduleSettings(**fields)
 
 

@@ -98,37 +98,45 @@ def test_the_base_snapshot_deleted_on_the_pool(pool, vm, remotes):
 
 
 def test_the_base_vhd_deleted_on_one_remote_makes_a_full_to_every_remote(pool, vm, remotes):
+    """The clean pass that starts the next run finds the backup incomplete on nas2 and deletes
+    its metadata (XO's rule: one missing disk and the backup would not restore); both disks'
+    bases are then missing there, and each is a full to every remote (XO's rule 7)."""
     first = pool.backup(vm, remotes)
     base = remotes[1].path(first.disks[1].files["r2"])
     base.unlink()
     outcome = delta_round(pool, vm, remotes)
-    assert modes(outcome) == [
-        (DiskMode.DELTA, None),
-        (DiskMode.FULL, FullReason.BASE_BACKUP_MISSING),
+    [start, _end] = outcome.maintenance["r2"]
+    assert [(f.kind, f.path, f.done) for f in start.findings if f.kind == "incomplete_backup"] == [
+        ("incomplete_backup", first.metadata["r2"], True)
     ]
+    assert modes(outcome) == [(DiskMode.FULL, FullReason.BASE_BACKUP_MISSING)] * 2
     assert outcome.disks[1].reason == (
         f"full: base backup {first.timestamp}.vhd is missing on remote 'nas2'"
     )
     # The full went to both remotes: nas1's copy is a full too.
     for remote in remotes:
         entry = remote.list_backups(vm)[-1]
-        assert [disk.differencing for disk in entry.disks] == [True, False]
+        assert [disk.differencing for disk in entry.disks] == [False, False]
     assert assert_restores_exactly(pool, remotes[0]) == 4
 
 
 def test_a_corrupt_base_vhd(pool, vm, remotes):
+    """A base VHD that no longer opens is deleted by the clean pass with its backup, which
+    would not restore; the disk is a full with the base missing (on every remote)."""
     first = pool.backup(vm, remotes)
     base = remotes[0].path(first.disks[0].files["r1"])
     with base.open("r+b") as handle:  # break the footer at the end
         handle.seek(-512, 2)
         handle.write(b"garbage!")
     outcome = delta_round(pool, vm, remotes)
-    assert modes(outcome)[0] == (DiskMode.FULL, FullReason.BASE_BACKUP_INVALID)
-    assert outcome.disks[0].reason.startswith(
-        f"full: base backup {first.timestamp}.vhd on remote 'nas1' fails its check: "
+    broken = [f for f in outcome.maintenance["r1"][0].findings if f.kind == "broken_vhd"]
+    assert [(f.path, f.done) for f in broken] == [(first.disks[0].files["r1"], True)]
+    assert "footer" in broken[0].message
+    assert not base.exists()
+    assert modes(outcome)[0] == (DiskMode.FULL, FullReason.BASE_BACKUP_MISSING)
+    assert outcome.disks[0].reason == (
+        f"full: base backup {first.timestamp}.vhd is missing on remote 'nas1'"
     )
-    assert "footer" in outcome.disks[0].reason
-    assert modes(outcome)[1] == (DiskMode.DELTA, None)
 
 
 def test_a_base_that_failed_its_verification(pool, vm, remotes):

@@ -217,3 +217,20 @@ def test_a_lease_of_another_machine_waits_for_its_end(remote):
     clock.now += 61
     lock(remote, clock, "run 2").acquire().release()
     first.release()
+
+
+def test_a_process_may_wait_for_a_holder_that_ends_soon(remote):
+    """A backup meeting a merge task's lock waits its turn (``acquire(wait=…)``) instead of
+    failing; one that waits less than the holder holds still fails with the holder's name."""
+    import threading
+
+    clock = Clock()
+    merge = lock(remote, clock, "merge task of VM x").acquire()
+    with pytest.raises(LockHeld, match="held by merge task of VM x"):
+        lock(remote, clock, "run 3").acquire(wait=0.2, poll=0.05)
+    threading.Timer(0.3, merge.release).start()
+    started = time.monotonic()
+    backup = lock(remote, clock, "run 3").acquire(wait=5, poll=0.05)
+    assert 0.2 < time.monotonic() - started < 4
+    assert backup.held
+    backup.release()

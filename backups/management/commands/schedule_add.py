@@ -1,4 +1,5 @@
 """``manage.py schedule_add JOB --cron EXPR [--name NAME] [--timezone TZ] [--retention N]
+[--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--keep-yearly N]
 [--snapshot-retention N] [--force-full] [--verify check|deep] [--health-check-sr SR_UUID
 [--health-check-timeout S]] [--disabled] [--json]``."""
 
@@ -16,6 +17,10 @@ OPTION_OF_FIELD = {
     "cron": "--cron",
     "timezone": "--timezone",
     "retention": "--retention",
+    "retention_daily": "--keep-daily",
+    "retention_weekly": "--keep-weekly",
+    "retention_monthly": "--keep-monthly",
+    "retention_yearly": "--keep-yearly",
     "snapshot_retention": "--snapshot-retention",
     "force_full": "--force-full",
     "enabled": "--disabled",
@@ -33,7 +38,14 @@ class Command(BaseCommand):
         parser.add_argument("--cron", required=True, help="e.g. '0 1 * * *'")
         parser.add_argument("--name", default="", help="default: the cron expression")
         parser.add_argument("--timezone", default=settings.TIME_ZONE, help="e.g. Europe/Paris")
-        parser.add_argument("--retention", default="7", help="backups kept per remote")
+        parser.add_argument("--retention", default="7", help="newest backups kept per remote")
+        for option, period in (("daily", "day"), ("weekly", "week"), ("monthly", "month"),
+                               ("yearly", "year")):  # fmt: skip
+            parser.add_argument(
+                f"--keep-{option}",
+                default="0",
+                help=f"also keep the newest backup of each of this many more {period}s",
+            )
         parser.add_argument("--snapshot-retention", default="0", help="snapshots kept on pool")
         parser.add_argument("--force-full", action="store_true", help="every run is a full")
         parser.add_argument(
@@ -57,6 +69,10 @@ class Command(BaseCommand):
                 "timezone": options["timezone"],
                 "enabled": not options["disabled"],
                 "retention": options["retention"],
+                "retention_daily": options["keep_daily"],
+                "retention_weekly": options["keep_weekly"],
+                "retention_monthly": options["keep_monthly"],
+                "retention_yearly": options["keep_yearly"],
                 "snapshot_retention": options["snapshot_retention"],
                 "force_full": options["force_full"],
                 "verify": options["verify"],
