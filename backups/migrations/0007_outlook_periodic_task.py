@@ -22,7 +22,7 @@ def unregister(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("backups", "0005_outlook"),
+        ("backups", "0006_outlook"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
