@@ -31,6 +31,14 @@ class PowerStateRule(models.TextChoices):
     HALTED = "Halted", "Halted"
 
 
+class ReportWhen(models.TextChoices):
+    """When a job mails a report of its runs (Xen Orchestra's ``reportWhen``)."""
+
+    NEVER = "never", "Never"
+    FAILURE = "failure", "When a run did not fully succeed"
+    ALWAYS = "always", "After every run"
+
+
 class RemoteStatus(models.TextChoices):
     """The outcome of a remote's last check (write test and space)."""
 
@@ -188,6 +196,7 @@ STATUS_CSS = {
     "running": "ok",
     "partial": "warn",
     "skipped": "warn",
+    "cancelled": "warn",
     "failed": "bad",
     "interrupted": "bad",
 }

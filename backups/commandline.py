@@ -114,6 +114,8 @@ def job_json(job: BackupJob) -> dict[str, Any]:
         "max_chain_length": job.max_chain_length,
         "concurrency": job.concurrency,
         "vm_timeout": job.vm_timeout,
+        "report_when": job.report_when,
+        "report_to": job.report_to,
         "schedules": [schedule_json(schedule) for schedule in job.schedules.all()],
     }
 
@@ -145,48 +147,89 @@ def jobs_for_listing():
     return BackupJob.objects.select_related("pool").prefetch_related("remotes", "schedules")
 
 
-def run_json(run: BackupRun) -> dict[str, Any]:
-    """``job_run --wait --json``: ``{"run", "status", "vms": [{"uuid", "status", "error",
-    "disks": [{"vdi", "mode", "reason", "bytes", "file"}]}]}`` and more."""
-    vm_backups = run.vm_backups.prefetch_related("disks").order_by("vm_name", "pk")
+def find_run(text: str) -> BackupRun:
+    """A run by its id (as the pages and ``run_list`` show it)."""
+    run = None
+    if text.isdigit():
+        run = BackupRun.objects.select_related("job", "schedule").filter(pk=int(text)).first()
+    if run is None:
+        raise CommandError(f"RUN: no run {text!r} (see manage.py run_list)")
+    return run
+
+
+def runs_for_listing(job: BackupJob | None = None, status: str = ""):
+    """Runs newest first with their job, schedule and VM backups (three queries in all)."""
+    runs = BackupRun.objects.select_related("job", "schedule").prefetch_related("vm_backups")
+    if job is not None:
+        runs = runs.filter(job=job)
+    if status:
+        runs = runs.filter(status=status)
+    return runs.order_by("-created", "-pk")
+
+
+def run_json(run: BackupRun, *, disks: bool = True) -> dict[str, Any]:
+    """``run_show --json``, ``job_run --wait --json``: ``{"id", "job", "schedule", "trigger",
+    "status", "started", "ended", "vms": [{"uuid", "status", "worker", "error", "disks":
+    [{"vdi", "mode", "reason", "bytes"…}]}]}`` and more (``run`` is the id too, for older
+    scripts); without ``disks``, what ``run_list --json`` gives per run."""
+    if disks:
+        vm_backups = run.vm_backups.prefetch_related("disks").order_by("vm_name", "pk")
+    else:
+        vm_backups = sorted(run.vm_backups.all(), key=lambda row: (row.vm_name, row.pk))
     return {
+        "id": run.pk,
         "run": run.pk,
         "job": run.job.name,
         "schedule": run.schedule.name if run.schedule else None,
         "trigger": run.trigger,
         "status": run.status,
         "message": run.message,
+        "scheduled_for": run.scheduled_for,
         "started": run.started,
         "ended": run.ended,
         "failed_remotes": run.failed_remotes,
-        "vms": [vm_backup_json(vm_backup) for vm_backup in vm_backups],
+        "cancelled_by": run.cancelled_by or None,
+        "vms": [vm_backup_json(vm_backup, disks=disks) for vm_backup in vm_backups],
     }
 
 
-def vm_backup_json(vm_backup: VmBackup) -> dict[str, Any]:
-    return {
+def vm_backup_json(vm_backup: VmBackup, *, disks: bool = True) -> dict[str, Any]:
+    found = {
         "uuid": vm_backup.vm_uuid,
         "name": vm_backup.vm_name,
         "status": vm_backup.status,
+        "worker": vm_backup.worker,
+        "attempt": vm_backup.attempt,
+        "earlier_attempts": vm_backup.earlier_attempts,
         "error": vm_backup.error,
-        "timestamp": vm_backup.timestamp,
-        "failed_remotes": vm_backup.failed_remotes,
-        "skipped_disks": vm_backup.skipped_disks,
-        "disks": [
+        "started": vm_backup.started,
+        "ended": vm_backup.ended,
+        "bytes": vm_backup.bytes,
+    }
+    if not disks:
+        return found
+    found.update(
+        timestamp=vm_backup.timestamp,
+        failed_remotes=vm_backup.failed_remotes,
+        skipped_disks=vm_backup.skipped_disks,
+        disks=[
             {
                 "vdi": disk.vdi_uuid,
                 "name": disk.vdi_name,
                 "mode": disk.mode,
                 "reason": disk.reason,
                 "reason_code": disk.reason_code,
+                "size": disk.size,
                 "bytes": disk.bytes,
+                "duration": disk.duration,
                 "file": disk.file,
                 "files": disk.files,
                 "sha256": disk.sha256,
             }
             for disk in vm_backup.disks.all()
         ],
-    }
+    )
+    return found
 
 
 def points_for_listing(vm: str = "", remote: Remote | None = None):

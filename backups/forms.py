@@ -8,10 +8,11 @@ adapter, with a time limit), like the pool form tests its connection.
 from __future__ import annotations
 
 from django import forms
+from django.core.validators import validate_email
 from django.forms import BaseInlineFormSet, inlineformset_factory
 
 from backups import cron
-from backups.choices import VmSelection
+from backups.choices import ReportWhen, VmSelection
 from backups.models import BackupJob, Remote, Schedule
 from backups.services import remotes as remote_checks
 from pools.models import SR, VM, Pool
@@ -117,6 +118,29 @@ class TagsField(forms.CharField):
         return sorted({item.strip() for item in items if item.strip()})
 
 
+class EmailsField(forms.CharField):
+    """E-mail addresses separated by commas or spaces ↔ a list; each one checked."""
+
+    def prepare_value(self, value):
+        if isinstance(value, list | tuple):
+            return ", ".join(value)
+        return value
+
+    def to_python(self, value) -> list[str]:
+        items = value if isinstance(value, list | tuple) else (value or "").replace(",", " ")
+        if isinstance(items, str):
+            items = items.split()
+        return list(dict.fromkeys(item.strip() for item in items if item.strip()))
+
+    def validate(self, value) -> None:
+        super().validate(value)
+        for address in value:
+            try:
+                validate_email(address)
+            except forms.ValidationError:
+                raise forms.ValidationError(f"{address!r} is not an e-mail address") from None
+
+
 class BackupJobForm(forms.ModelForm):
     """Add or edit a job (its schedules come in :data:`ScheduleFormSet`)."""
 
@@ -140,6 +164,18 @@ class BackupJobForm(forms.ModelForm):
             "invalid_choice": "no remote %(value)s",
         },
     )
+    report_when = forms.ChoiceField(
+        label="Mail a report",
+        choices=ReportWhen.choices,
+        required=False,
+        initial=ReportWhen.NEVER,
+        help_text="Per VM what happened, per disk full or delta and why, sizes and speeds.",
+    )
+    report_to = EmailsField(
+        label="Report recipients",
+        required=False,
+        help_text="Addresses separated by commas (sent through the server of EMAIL_HOST).",
+    )
 
     class Meta:
         model = BackupJob
@@ -156,11 +192,16 @@ class BackupJobForm(forms.ModelForm):
             "max_chain_length",
             "concurrency",
             "vm_timeout",
+            "report_when",
+            "report_to",
         ]
         widgets = {"vm_selection": forms.RadioSelect, "mode": forms.RadioSelect}
 
     def clean_name(self) -> str:
         return _unique_name(BackupJob, self.cleaned_data["name"], self.instance, what="job")
+
+    def clean_report_when(self) -> str:
+        return self.cleaned_data["report_when"] or ReportWhen.NEVER
 
     def clean(self) -> dict:
         data = super().clean()

@@ -1,17 +1,21 @@
 """Celery tasks of the backups app: thin, each loads its row by id and calls a service.
 
-They go to the ``backups`` queue (``xoweb.delivery.route``). Runs, VM backups and restores are
-backup tasks (``xoweb.delivery.backup_task``): acknowledged late and given back to the broker
+Runs, VM backups and restores are backup tasks (``xoweb.delivery.backup_task``, names under
+``backups.tasks.``): on the ``backups`` queue, acknowledged late and given back to the broker
 when their worker dies, so each may be delivered twice and claims its row with a conditional
 UPDATE first (:mod:`backups.services.runs`, ``vm_backups``, ``restores``; verifications and
 restore tests: ``check_claims``). The check of a remote and the re-reading of its backups touch
 the remote's files too, and are harmless twice.
+
+The sweep and the mailing of a report are short tasks (names ``backups.<name>``, the default
+queue): the sweep runs again on its period, and a report is claimed once on its run.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from celery import shared_task
 from django.conf import settings
 
 from backups.models import BackupJob, Remote
@@ -20,10 +24,12 @@ from backups.services import (
     health_checks,
     maintenance,
     remotes,
+    reports,
     restore_points,
     restores,
     runs,
     snapshot_janitor,
+    sweep,
     verification,
     vm_backups,
 )
@@ -72,6 +78,18 @@ def rebuild_restore_points(remote_id: int) -> str:
         return "gone"
     rebuilt = restore_points.rebuild(remote)
     return f"{rebuilt.indexed} restore point(s) indexed, {rebuilt.removed} removed"
+
+
+@shared_task(name="backups.sweep_runs")
+def sweep_runs() -> str:
+    """Periodic: take over the VM backups of dead workers, resend lost messages, fill slots."""
+    return str(sweep.sweep())
+
+
+@shared_task(name="backups.send_run_report")
+def send_run_report(run_id: int) -> str:
+    """Mail the report of an ended run (once)."""
+    return reports.send(run_id)
 
 
 @backup_task("backups.tasks.verify")

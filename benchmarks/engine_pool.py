@@ -33,8 +33,9 @@ def free_port() -> int:
 class SimPool:
     """The simulator process and a client; use as a context manager."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, *, vms: int = 1, disk_size: str = "16M") -> None:
         self.data = data
+        self.vms, self.disk_size = vms, disk_size
         self.port = free_port()
         self.process: subprocess.Popen[str] | None = None
         self.client: XapiClient | None = None
@@ -54,9 +55,9 @@ class SimPool:
                 "--data",
                 str(self.data),
                 "--vms",
-                "1",
+                str(self.vms),
                 "--disk-size",
-                "16M",
+                self.disk_size,
             ],
             cwd=REPO,
             stdout=subprocess.PIPE,

@@ -50,7 +50,8 @@ heartbeat column. Both kinds of rows beat through the same mechanism, the proces
 
 A task created ``cancellable=True`` can be cancelled from the task page: the next throttled
 write notices it and raises :class:`TaskCancelled` from ``advance()``/``check()``, which ends
-the task as cancelled. Works the same in a Celery worker and in a plain process. Do not open a
+the task as cancelled; a subtask does not even start under a task whose cancel was asked
+(``tasks.services.request_cancel_tree`` asks it of a whole subtree, for the owner of the work). Works the same in a Celery worker and in a plain process. Do not open a
 task inside ``transaction.atomic()``: its rows must be visible to other processes as they change.
 """
 
@@ -254,6 +255,8 @@ class TaskReporter:
             self._claim(now, host)
         else:
             parent_id, root_id = self._parent_ids()
+            if parent_id is not None and self._cancelled_above(parent_id):
+                raise TaskCancelled(f"{self.name}: not started, its parent task was cancelled")
             row = Task.objects.create(
                 name=self.name[:255],
                 parent_id=parent_id,
@@ -271,6 +274,12 @@ class TaskReporter:
         self._last_flush = now
         heartbeat.hold(Task, self.id, field="updated", status=TaskStatus.RUNNING)
         return self
+
+    @staticmethod
+    def _cancelled_above(parent_id: int) -> bool:
+        """Whether a cancel was asked of the parent: no new step starts under a cancelled task
+        (its running steps stop at their next progress write)."""
+        return Task.objects.filter(pk=parent_id, cancel_requested=True).exists()
 
     def _claim(self, now: float, host: str) -> None:
         planned_id = self._planned_id
@@ -316,6 +325,10 @@ class TaskReporter:
     def interrupt(self, message: str) -> None:
         """End the task as interrupted (its work stopped without failing), with why."""
         self._end(TaskStatus.INTERRUPTED, message)
+
+    def cancel(self, message: str) -> None:
+        """End the task as cancelled (someone asked for it), with who and what it left."""
+        self._end(TaskStatus.CANCELLED, message)
 
     def _end(self, status: str, message: str) -> None:
         """Write the final status, unless someone else ended the row first.

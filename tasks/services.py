@@ -70,3 +70,38 @@ def request_cancel(task: Task) -> bool:
     return bool(
         Task.objects.filter(pk=task.pk, status=TaskStatus.RUNNING).update(cancel_requested=True)
     )
+
+
+def subtree_ids(task_id: int) -> list[int]:
+    """``task_id`` and every task under it (one query per level: trees are a few levels deep)."""
+    found, level = [task_id], [task_id]
+    while level:
+        level = list(Task.objects.filter(parent_id__in=level).values_list("pk", flat=True))
+        found += level
+    return found
+
+
+def request_cancel_tree(task_id: int) -> int:
+    """Ask the process running a task to stop it and everything under it, whether or not it is
+    ``cancellable`` (for the code that owns the work, e.g. a cancelled VM backup).
+
+    Running rows are marked ``cancel_requested``: each raises ``TaskCancelled`` at its next
+    progress write, and no new subtask starts under them (``tasks.reporter``). Pending ones are
+    cancelled at once. Returns how many rows were marked.
+    """
+    ids = subtree_ids(task_id)
+    now = timezone.now()
+    Task.objects.filter(pk__in=ids, status=TaskStatus.PENDING).update(
+        status=TaskStatus.CANCELLED, ended=now, error="cancelled on request before it started"
+    )
+    return Task.objects.filter(pk__in=ids, status=TaskStatus.RUNNING).update(cancel_requested=True)
+
+
+def end_tree(task_id: int, status: str, message: str) -> int:
+    """End a task and everything under it still open as ``status`` (interrupted, cancelled),
+    with ``message``: for work whose process is gone, so that nobody will end its rows."""
+    ids = subtree_ids(task_id)
+    now = timezone.now()
+    return Task.objects.filter(pk__in=ids, status__in=TaskStatus.open()).update(
+        status=status, ended=now, updated=now, error=message[:10_000]
+    )

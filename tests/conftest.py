@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.tasks",
     "tests.fixtures.browser",
     "tests.fixtures.accounts",
+    "tests.fixtures.mail",
 ]
 
 #: pytest-django's fixtures that open the test database; any fixture built on them (``client``

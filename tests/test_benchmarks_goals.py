@@ -31,6 +31,8 @@ TINY = {
     "bench_backup_restore.py": ["--size-gib", "0.03125", "--deltas", "3", "--rounds", "1"],
     "bench_pools_pages.py": ["--small", "3", "--large", "6"],
     "bench_pools_sync.py": ["--vms", "3", "--changes", "2"],
+    "bench_runs_overhead.py": ["--vms", "3"],
+    "bench_runs_workers.py": ["--vms", "2", "--size-gib", "0.0078125"],
     "bench_retention_merge.py": [
         "--size-mib",
         "16",

@@ -8,6 +8,7 @@ README and docs/security.md).
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -214,6 +215,8 @@ CELERY_ENABLE_UTC = True
 CELERY_TASK_ACKS_LATE = False  # short tasks; backup tasks set it (xoweb/delivery.py)
 CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's prefork pool, replacing a child process that exited within 50 ms (xoweb/pool.py).
+CELERY_WORKER_POOL = "xoweb.pool:TaskPool"
 CELERY_TASK_TRACK_STARTED = True
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
@@ -298,6 +301,24 @@ if BACKUP_LOCK_LEASE_SECONDS < 2 * BACKUP_LOCK_HEARTBEAT_SECONDS:
         f"BACKUP_LOCK_HEARTBEAT_SECONDS={BACKUP_LOCK_HEARTBEAT_SECONDS}, or a live lock could "
         "be broken"
     )
+# A VM folder's lock must be free again (its lease over) by the time a VM whose worker stopped
+# beating is backed up again, or the next try would find the dead worker's lock still held.
+if BACKUP_LOCK_LEASE_SECONDS > BACKUP_HEARTBEAT_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"BACKUP_LOCK_LEASE_SECONDS={BACKUP_LOCK_LEASE_SECONDS} must not be longer than "
+        f"BACKUP_HEARTBEAT_TIMEOUT={BACKUP_HEARTBEAT_TIMEOUT}: a VM whose worker died is backed "
+        "up again after the heartbeat timeout, and would find the dead worker's lock still held"
+    )
+# The name of this machine in the run rows (VmBackup.worker is "<host name>:<pid>"): give each
+# worker host its own. A VM backup held by a process of this host is proven dead at once when
+# that process is gone; one of another host, when its heartbeat is older than the timeout.
+HOST_NAME = envstr("XOWEB_HOST_NAME") or socket.gethostname()
+# At most this many VMs of one pool are exported at the same time, whatever the jobs (each VM
+# backup exports its disks one after the other); 0 = no limit beside the jobs' concurrency.
+BACKUP_MAX_EXPORTS_PER_POOL = envint("BACKUP_MAX_EXPORTS_PER_POOL", 4, minimum=0)
+# How many more times a VM is backed up in the same run when its worker died under it (killed,
+# out of memory, host lost); a VM that failed is not tried again.
+BACKUP_INTERRUPTED_RETRIES = envint("BACKUP_INTERRUPTED_RETRIES", 1, minimum=0)
 # Merges of the deltas retention frees (docs/maintenance.md §4): at most BACKUP_MERGES_PER_RUN
 # of them in the clean pass that ends each VM backup (per remote), so that merges do not hold
 # the backup window; the rest go to a merge task on the backups queue, which does at most
@@ -319,3 +340,21 @@ REMOTE_CHECK_TIMEOUT = envint("REMOTE_CHECK_TIMEOUT", 10, minimum=1)
 # Disks restored "to a file" from the pages land in this folder of the worker host (scripts
 # using `backup_restore --to-file` choose any path).
 BACKUP_RESTORE_DIR = Path(envstr("BACKUP_RESTORE_DIR", str(VAR_DIR / "restores")))
+
+# --- Reports by e-mail (a job's report_when) ------------------------------------------------------
+# Django's SMTP settings; the password is never shown or logged. XOWEB_SITE_URL is the address
+# people open xoweb at, for the links in the reports.
+EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", default=False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured(
+        "EMAIL_USE_TLS and EMAIL_USE_SSL are both on: choose one (STARTTLS on port 587, or TLS "
+        "from the start on port 465)"
+    )
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "xoweb@localhost")
+SITE_URL = envstr("XOWEB_SITE_URL", "http://127.0.0.1:8000").rstrip("/")

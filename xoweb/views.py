@@ -11,6 +11,7 @@ from django.views.decorators.http import require_safe
 from django.views.generic import RedirectView
 
 from accounts.access import is_htmx, public, requires
+from backups import overview as backups_overview
 from pools.liveness import current_watch
 from pools.models import Pool, XapiTask
 from tasks.models import Task
@@ -21,7 +22,8 @@ POLL_SECONDS = 2
 
 @requires()
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """The pools with their liveness, and counts of running and failed work.
+    """The pools with their liveness, counts of running and failed work, and the backups: the
+    last run of each job, the runs that went wrong, the next runs and the space on the remotes.
 
     Any logged-in user lands here; each part is shown only to those who may read it. An htmx
     poll (``HX-Request``) gets only the fragment that changes.
@@ -36,6 +38,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         roots = Task.objects.roots()
         context["running_count"] = roots.alive().count()
         context["failed_count"] = roots.recent(24).failed().count()
+    if user.has_perm("backups.view_backupjob"):
+        context["backup_jobs"] = backups_overview.jobs_with_last_run()
+        context["backup_failures"] = backups_overview.recent_failures()
+        context["backup_next_runs"] = backups_overview.next_runs()
+    if user.has_perm("backups.view_remote"):
+        context["backup_remotes"] = backups_overview.remotes_space()
     if is_htmx(request):
         return render(request, "_dashboard_body.html", context)
     return render(request, "dashboard.html", context)

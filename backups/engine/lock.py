@@ -17,6 +17,11 @@ token and the lease's end, in milliseconds of the injected clock::
   Then the empty directory is removed and acquired again with ``mkdir``.
 * **Release**: the same rename of our own lease file, then ``rmdir`` (which only ever removes
   an empty directory, so it can never remove someone else's lock).
+* **A dead holder on this machine**: a lease also says which process holds it (kernel boot id,
+  pid namespace, pid and the process's start time). When that is this machine and namespace
+  and no such process runs any more (killed, out of memory), the lock is broken at once, the
+  same way, without waiting for its lease to end: a VM whose worker was killed is backed up
+  again at once. Another machine's lease, or a holder that still runs, waits for its lease.
 
 A lock directory without a lease file is another program's (XO's proper-lockfile keeps an empty
 directory and touches its mtime) or one whose creator died before writing its lease: it is
@@ -42,6 +47,64 @@ from .fsio import FileSystem
 logger = logging.getLogger(__name__)
 
 LEASE_PREFIX = "lease."
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _boot_id() -> str | None:
+    """This kernel boot's id (Linux): two machines, or two boots, never share it."""
+    text = _read("/proc/sys/kernel/random/boot_id")
+    return text.strip() if text else None
+
+
+def _pid_namespace() -> int | None:
+    """The pid namespace of this process: pids mean the same only inside one."""
+    try:
+        return Path("/proc/self/ns/pid").stat().st_ino
+    except OSError:
+        return None
+
+
+def _start_time(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot), or None when there is none."""
+    text = _read(f"/proc/{pid}/stat")
+    if text is None:
+        return None
+    # The command name may hold spaces and parentheses: the fields start after the last ')'.
+    fields = text[text.rindex(")") + 2 :].split()
+    return int(fields[19])
+
+
+def process_identity() -> dict:
+    """Who holds a lease, precisely enough to tell later whether that process still runs."""
+    pid = os.getpid()
+    return {
+        "boot": _boot_id(),
+        "pidns": _pid_namespace(),
+        "pid": pid,
+        "started": _start_time(pid),
+    }
+
+
+def holder_is_gone(content: dict) -> bool:
+    """True only when the lease's holder provably runs no more: it ran on this kernel boot and in
+    this pid namespace, and its pid is free or taken by a process started at another time."""
+    boot = _boot_id()
+    if not boot or content.get("boot") != boot or content.get("pidns") != _pid_namespace():
+        return False
+    pid = content.get("pid")
+    if not isinstance(pid, int):
+        return False
+    started = _start_time(pid)
+    if started is None:
+        return True
+    return content.get("started") is not None and started != content["started"]
 
 
 def _lease_name(token: str, expires: float) -> str:
@@ -151,8 +214,8 @@ class VmLock:
             "holder": self.holder,
             "token": self.token,
             "host": socket.gethostname(),
-            "pid": os.getpid(),
             "lease": self.lease,
+            **process_identity(),
         }
         try:
             handle = self.fs.create(self._lease_path)
@@ -182,10 +245,17 @@ class VmLock:
         now = self.clock()
         name, (token, expires) = max(leases, key=lambda item: item[1][1])
         if expires > now:
-            raise LockHeld(
-                f"{self._where()} is held by {self._describe(name)}, whose lease runs for "
-                f"another {expires - now:.0f} s (another backup, merge or check of this VM is "
-                "running; it is renewed while that process lives)"
+            if not holder_is_gone(self._content(name)):
+                raise LockHeld(
+                    f"{self._where()} is held by {self._describe(name)}, whose lease runs for "
+                    f"another {expires - now:.0f} s (another backup, merge or check of this VM "
+                    "is running; it is renewed while that process lives)"
+                )
+            logger.warning(
+                "%s is held by %s, which no longer runs on this machine: broken before its "
+                "lease ends",
+                self._where(),
+                self._describe(name),
             )
         for name, (token, _expires) in leases:
             tombstone = self.path.parent / f".{self.path.name}.{token}.broken"
@@ -235,7 +305,8 @@ class VmLock:
         leases = [(name, parsed) for name in names if (parsed := _parse_lease(name))]
         if leases:
             name, (_token, expires) = max(leases, key=lambda item: item[1][1])
-            return self._describe(name) if expires > self.clock() else ""
+            alive = expires > self.clock() and not holder_is_gone(self._content(name))
+            return self._describe(name) if alive else ""
         try:
             age = self.wall() - self.fs.mtime(self.path)
         except OSError:
@@ -244,11 +315,18 @@ class VmLock:
             "another program (a lock directory without a xoweb lease)" if age < self.lease else ""
         )
 
-    def _describe(self, name: str) -> str:
+    def _content(self, name: str) -> dict:
         try:
             content = json.loads(self.fs.read_bytes(self.path / name))
+        except (OSError, ValueError):
+            return {}
+        return content if isinstance(content, dict) else {}
+
+    def _describe(self, name: str) -> str:
+        content = self._content(name)
+        try:
             return f"{content['holder']} (pid {content['pid']} on {content['host']})"
-        except (OSError, ValueError, KeyError, TypeError):
+        except (KeyError, TypeError):
             return "another process"
 
     # -- heartbeat ---------------------------------------------------------------------------

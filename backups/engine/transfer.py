@@ -172,7 +172,12 @@ def transfer_disk(
         hasher.update(layout.prefix)
         writers.write(layout.prefix)
         progress.advance(len(layout.prefix))
-        blocks = read_ahead(stream.blocks())
+        # While the export sends nothing, look for a cancel anyway; stopping closes the
+        # export's connection, so that a read blocked on it returns (task.cancel does not stop
+        # an export: docs/xapi.md §8.7).
+        blocks = read_ahead(
+            stream.blocks(), idle=progress.check, wake=lambda: _interrupt(export.response)
+        )
         try:
             for position, block in enumerate(blocks):
                 bitmap = layout.block_bitmap(position, block.index, block.bitmap, block.data)

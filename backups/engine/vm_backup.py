@@ -22,7 +22,9 @@ is a sentence a person can act on, after the clean-up (an unhealthy VDI chain gi
 
 On failure: this run's snapshot is destroyed, its files (temporary or renamed, never referenced
 by a metadata) removed, and the locks released. Exceptions raised by ``progress`` (a cancel)
-pass through after the same clean-up.
+pass through after the same clean-up; ``progress.check()`` is called between the steps and,
+during a transfer, also while the export sends nothing, so that a cancel is seen within about
+a second (closing the export's connection is what stops the transfer).
 """
 
 from __future__ import annotations
@@ -219,6 +221,8 @@ class _VmBackup:
         assert_healthy_chains(client, disks)
         self.outcome.timestamp = timestamp
 
+        # A cancel is looked for between steps too (a step may not write progress at all).
+        self.progress.check()
         with self.progress.subtask("snapshot", kind="snapshot") as step:
             self.snapshot = take_snapshot(
                 client,
@@ -234,8 +238,10 @@ class _VmBackup:
         self.outcome.snapshot_uuid = self.snapshot.uuid
 
         for disk, plan in zip(disks, plans, strict=True):
+            self.progress.check()
             self.transfer(disk, plan, timestamp)
 
+        self.progress.check()  # the last moment a cancel stops the backup: next is the commit
         with self.progress.subtask("commit", kind="commit"):
             self.commit(vm, plans, timestamp)
             self.outcome.status = "partial" if self.outcome.failed_remotes else "success"

@@ -19,7 +19,7 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 
 from backups import cron
-from backups.choices import JobMode, PowerStateRule, VerifyLevel, VmSelection
+from backups.choices import JobMode, PowerStateRule, ReportWhen, VerifyLevel, VmSelection
 
 
 class BackupJob(models.Model):
@@ -78,6 +78,18 @@ class BackupJob(models.Model):
         validators=[MaxValueValidator(7 * 24 * 3600)],
         help_text="A VM backup taking longer fails; 0 = no limit.",
     )
+    report_when = models.CharField(
+        "mail a report",
+        max_length=8,
+        choices=ReportWhen.choices,
+        default=ReportWhen.NEVER,
+    )
+    report_to = models.JSONField(
+        "report recipients",
+        default=list,
+        blank=True,
+        help_text="E-mail addresses the run reports go to.",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -105,6 +117,10 @@ class BackupJob(models.Model):
                 raise ValidationError({"vm_uuids": "choose at least one VM"})
         elif self.vm_selection == VmSelection.RULE and self.pool_id is None:
             raise ValidationError({"pool": "a rule needs a pool"})
+        if self.report_when != ReportWhen.NEVER and not self.report_to:
+            raise ValidationError(
+                {"report_to": "enter an address to mail the reports to, or choose never"}
+            )
 
     def describe_selection(self) -> str:
         if self.vm_selection == VmSelection.EXPLICIT:

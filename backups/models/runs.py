@@ -45,6 +45,12 @@ class BackupRun(models.Model):
     # Why it was skipped, failed or interrupted; the summary once it ends.
     message = models.TextField(blank=True)
     requested_by = models.CharField(max_length=150, blank=True)
+    # Set by a cancel (the page, job_cancel): the VMs still running stop, the run ends cancelled.
+    cancel_requested = models.BooleanField(default=False)
+    cancelled_by = models.CharField(max_length=150, blank=True)
+    # The mailed report (the job's report_when): when it went, or why it could not.
+    reported_at = models.DateTimeField(null=True, blank=True)
+    report_error = models.TextField(blank=True)
 
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
@@ -81,6 +87,8 @@ class BackupRun(models.Model):
             models.Index(fields=["job", "-created"], name="backups_run_job_created"),
             # The sweep of dead runs: running rows whose heartbeat is old.
             models.Index(fields=["status", "heartbeat"], name="backups_run_status_beat"),
+            # The run list across jobs, filtered by status, newest first.
+            models.Index(fields=["status", "-created"], name="backups_run_status_created"),
         ]
 
     def __str__(self) -> str:
@@ -136,6 +144,13 @@ class VmBackup(models.Model):
     heartbeat = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=255, blank=True, help_text="host:pid backing it up.")
     celery_id = models.CharField(max_length=64, blank=True)
+    # Which try this is: a VM whose worker died is backed up again (BACKUP_INTERRUPTED_RETRIES)
+    # under the next number; every claim and end is conditional on it, so that a worker that
+    # was only slow never writes over the next try. The tries before: [{attempt, worker,
+    # started, ended, status, error}].
+    attempt = models.PositiveIntegerField(default=1)
+    earlier_attempts = models.JSONField(default=list, blank=True)
+    cancel_requested = models.BooleanField(default=False)
 
     task = models.ForeignKey(
         "tasks.Task", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -155,6 +170,11 @@ class VmBackup(models.Model):
             models.Index(fields=["run", "status"], name="backups_vmbackup_run_status"),
             # A VM's history (restore points page, "last backup of this VM").
             models.Index(fields=["vm_uuid", "-ended"], name="backups_vmbackup_vm_ended"),
+            # The per-pool limit of exports: the queued and running VM backups of a pool; the
+            # run list's pool filter.
+            models.Index(fields=["pool", "status"], name="backups_vmbackup_pool_status"),
+            # The sweep: running VM backups whose heartbeat is old.
+            models.Index(fields=["status", "heartbeat"], name="backups_vmbackup_status_beat"),
         ]
 
     def __str__(self) -> str:

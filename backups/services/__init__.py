@@ -7,7 +7,14 @@ talks to XAPI or to a remote's files directly, and the web process never waits o
 
 * :mod:`.remotes`: a remote's check (write test, space) and its adapter;
 * :mod:`.selection`: the VMs a job backs up, from the live pool cache;
-* :mod:`.runs`: create, claim, fan out and finish runs; back up one VM;
+* :mod:`.runs`: create (a page, a command, a schedule's firing), claim, start and finish runs;
+* :mod:`.fanout`: send waiting VMs to the workers within the job's and the pools' limits;
+* :mod:`.vm_backups`: back up one VM (claimed once per try), then hand the run on;
+* :mod:`.takeover`: a VM whose worker died: backed up again, or ended with the reason;
+* :mod:`.sweep`: the periodic sweep of runs (dead workers, lost messages, free slots);
+* :mod:`.cancel`: cancel a run or one VM of it;
+* :mod:`.reports`: what a run did, per VM and disk, for its page and the mailed report;
+* :mod:`.heartbeat`: who backs a VM up, and whether that process is alive;
 * :mod:`.restore_points`: the restore point index, rebuilt from the remotes;
 * :mod:`.restores`: restores of a disk or a VM.
 """

@@ -3,17 +3,24 @@
 While a process backs a VM up, the process's heartbeat (:mod:`tasks.heartbeat`, the one that
 beats for its task rows too) rewrites the ``heartbeat`` column of the VM backup and of its run,
 and the ``updated`` column of the run's task (which no process holds open between VMs), every
-``TASK_HEARTBEAT_SECONDS``. When the process dies the beats stop: the next claim of the job
-(:func:`backups.services.runs.interrupt_dead_runs`) or a redelivery of the VM's message
-(:func:`backups.services.vm_backups.claim`) notices it.
+``TASK_HEARTBEAT_SECONDS``, each only while the row still has the status (and, for the VM
+backup, the try) it had: a row someone else ended or handed to another try is never revived.
+
+A holder is dead when it is a process of this host (``XOWEB_HOST_NAME``) that no longer exists,
+or, wherever it ran, when its heartbeat is older than ``BACKUP_HEARTBEAT_TIMEOUT``: the sweep
+(:mod:`backups.services.sweep`) and a redelivered message (:mod:`backups.services.vm_backups`)
+both decide with :func:`holder_is_dead` and :func:`is_silent`.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
 
 from backups.choices import RunStatus, VmBackupStatus
 from backups.models import BackupRun, VmBackup
@@ -24,7 +31,7 @@ from tasks.models import Task
 
 def holder_name() -> str:
     """Who is working, as ``host:pid`` (stored in ``VmBackup.worker``)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{settings.HOST_NAME}:{os.getpid()}"
 
 
 def holder_is_dead(holder: str) -> bool:
@@ -33,7 +40,7 @@ def holder_is_dead(holder: str) -> bool:
     Only a process of this host can be proven dead at once; elsewhere the heartbeat decides.
     """
     host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != settings.HOST_NAME or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)
@@ -44,14 +51,40 @@ def holder_is_dead(holder: str) -> bool:
     return False
 
 
+def silence_cutoff(now: datetime | None = None) -> datetime:
+    """Heartbeats older than this belong to dead processes."""
+    return (now or timezone.now()) - timedelta(seconds=settings.BACKUP_HEARTBEAT_TIMEOUT)
+
+
+def is_silent(vm_backup: VmBackup, now: datetime | None = None) -> bool:
+    """No beat from its holder within ``BACKUP_HEARTBEAT_TIMEOUT``."""
+    last = vm_backup.heartbeat or vm_backup.started
+    return last is None or last < silence_cutoff(now)
+
+
+def why_dead(vm_backup: VmBackup, now: datetime | None = None) -> str:
+    """Why the holder of a running VM backup is dead, or "" when it may be alive."""
+    if holder_is_dead(vm_backup.worker):
+        return f"the worker process backing it up ({vm_backup.worker}) died"
+    if is_silent(vm_backup, now):
+        return (
+            f"its worker ({vm_backup.worker or 'unknown'}) sent no heartbeat for "
+            f"{settings.BACKUP_HEARTBEAT_TIMEOUT} s (killed, or its host stopped)"
+        )
+    return ""
+
+
 @contextmanager
 def beating(vm_backup: VmBackup) -> Iterator[None]:
-    """Beat for ``vm_backup``, its run and the run's task until the block ends (each only while
-    it is still running: a row someone else ended is never revived)."""
+    """Beat for ``vm_backup`` (this try), its run and the run's task until the block ends."""
     with ExitStack() as stack:
         stack.enter_context(
             heartbeat.holding(
-                VmBackup, vm_backup.pk, field="heartbeat", status=VmBackupStatus.RUNNING
+                VmBackup,
+                vm_backup.pk,
+                field="heartbeat",
+                status=VmBackupStatus.RUNNING,
+                attempt=vm_backup.attempt,
             )
         )
         stack.enter_context(

@@ -1,37 +1,38 @@
 """Backup runs: created (page, command, schedule), claimed once, fanned out one Celery task per
-VM, at most the job's concurrency at a time, and finished by the last VM to end.
+VM (:mod:`backups.services.fanout`: the job's concurrency, the pools' limit of exports), and
+finished by the last VM to end, with a status and a summary.
 
 Every step is a conditional UPDATE whose row count says whether this process won (the style of
 healthchecks' ``sendalerts``), so a redelivered message or two workers racing never claim a run,
-a VM backup or a concurrency slot twice:
+a VM backup or a slot twice:
 
+* a firing of a schedule makes one run per moment (``BackupRun.scheduled_for``, unique);
 * a run goes ``pending → running`` only while no other run of its job is running (the
   ``backups_run_one_running_per_job`` constraint backs this up on every database); a run that
   loses is recorded *skipped* with the reason;
-* the slots of a run are its ``queued`` and ``running`` VM backups: a ``pending → queued`` claim
-  is made only while the run has fewer than ``concurrency`` of them, counted in a short
-  transaction holding the run's row (``select_for_update``; SQLite serialises writers anyway);
-* a VM backup goes ``queued → running`` once (:mod:`backups.services.vm_backups`);
-* the run goes ``running → <final>`` once, when none of its VMs is unfinished.
+* a VM backup goes ``pending → queued`` when a slot is free (``fanout``), ``queued → running``
+  once per try (``vm_backups``), and back to ``queued`` under the next try when its worker died
+  (``takeover``);
+* the run goes ``running → <final>`` once, when none of its VMs is unfinished; then the job's
+  report is queued (``reports``).
 
-A run whose heartbeat stopped (every process working on it died) is marked interrupted by the
-next claim of its job, so "already running" never sticks. (Issue 14 adds the periodic sweep,
-cancel and per-pool limits on top of these steps.)
+Before a job's run is claimed, the job's running runs are swept (:mod:`backups.services.sweep`),
+so "already running" never sticks to a run whose workers all died.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Sum
 from django.utils import timezone
 
+from backups import tasks as celery_tasks
 from backups.choices import RunStatus, Trigger, VmBackupStatus
 from backups.models import BackupJob, BackupRun, Schedule, VmBackup
-from backups.services import after_run, selection
+from backups.services import after_run, fanout, reports, selection, sweep
 from backups.services import remotes as remote_checks
 from tasks.reporter import TaskReporter, attach, no_current_task, task
 
@@ -50,8 +51,6 @@ def request_run(
     requested_by: str = "",
 ) -> BackupRun:
     """Record a run and queue it on the workers once the transaction commits."""
-    from backups import tasks as celery_tasks
-
     run = BackupRun.objects.create(
         job=job,
         schedule=schedule,
@@ -59,8 +58,15 @@ def request_run(
         force_full=force_full,
         requested_by=requested_by[:150],
     )
-    transaction.on_commit(lambda: celery_tasks.start_run.delay(run.pk))
+    transaction.on_commit(lambda: send_start(run))
     return run
+
+
+def send_start(run: BackupRun) -> None:
+    """Send a run's ``start_run`` task, named for people in Flower and the logs."""
+    celery_tasks.start_run.apply_async(
+        (run.pk,), shadow=f"start run {run.pk} of job {run.job.name}"
+    )
 
 
 def fire(schedule_id: int, fired_at: datetime | None = None) -> BackupRun | None:
@@ -92,7 +98,10 @@ def fire(schedule_id: int, fired_at: datetime | None = None) -> BackupRun | None
     except IntegrityError:
         run = BackupRun.objects.get(schedule=schedule, scheduled_for=moment)
         logger.info("%s already fired for %s (run %s)", schedule, moment.isoformat(), run.pk)
+        if run.status != RunStatus.PENDING:
+            return run
     start(run.pk)
+    run.refresh_from_db()
     return run
 
 
@@ -103,46 +112,14 @@ def _running_of(job_id: int):
     return BackupRun.objects.filter(job_id=job_id, status=RunStatus.RUNNING)
 
 
-def interrupt_dead_runs(job_id: int, now=None) -> int:
-    """Mark interrupted the running runs of a job whose heartbeat stopped; return how many."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.BACKUP_HEARTBEAT_TIMEOUT)
-    dead = list(
-        _running_of(job_id)
-        .filter(Q(heartbeat__lt=cutoff) | Q(heartbeat__isnull=True))
-        .values_list("pk", flat=True)
-    )
-    count = 0
-    for run_id in dead:
-        count += BackupRun.objects.filter(
-            Q(heartbeat__lt=cutoff) | Q(heartbeat__isnull=True),
-            pk=run_id,
-            status=RunStatus.RUNNING,
-        ).update(
-            status=RunStatus.INTERRUPTED,
-            ended=now,
-            message=(
-                "interrupted: no process worked on it for "
-                f"{settings.BACKUP_HEARTBEAT_TIMEOUT} s (a worker stopped or was killed)"
-            ),
-        )
-        VmBackup.objects.filter(run_id=run_id, status__in=VmBackupStatus.unfinished()).update(
-            status=VmBackupStatus.INTERRUPTED,
-            ended=now,
-            error="interrupted: its run stopped (no heartbeat)",
-        )
-        _end_run_task(run_id)
-    return count
-
-
 def claim(run: BackupRun) -> bool:
     """``pending → running`` unless the job already has a running run; True when claimed.
 
     A run that loses to another is recorded *skipped*, with the other run in the reason; a
     redelivered message for a run already claimed (or ended) changes nothing.
     """
+    sweep.sweep_runs(_running_of(run.job_id))
     now = timezone.now()
-    interrupt_dead_runs(run.job_id, now)
     other_running = _running_of(run.job_id).exclude(pk=run.pk)
     try:
         with transaction.atomic():
@@ -159,24 +136,25 @@ def claim(run: BackupRun) -> bool:
     other = other_running.order_by("started").first()
     if other is not None:
         when = timezone.localtime(other.started).strftime("%Y-%m-%d %H:%M:%S %Z")
-        BackupRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(
+        if BackupRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(
             status=RunStatus.SKIPPED,
             started=now,
             ended=now,
             message=f"skipped: job {run.job.name} is already running (run {other.pk}, "
             f"started {when}); a job never runs twice at the same time",
-        )
+        ):
+            ended(run.pk)
     run.refresh_from_db()
     return False
 
 
 def start(run_id: int) -> None:
-    """Start a queued run (the ``start_run`` Celery task).
+    """Start a queued run (the ``start_run`` Celery task, or a schedule's firing).
 
     Steps: claim it; open its task; check its remotes (the usable ones are written on the run);
     resolve its VMs from the live cache; record one VM backup per VM with a planned task (so the
-    run's estimate covers them all); send the first ``concurrency`` of them to the workers. The
-    run then belongs to its VM backups: the last one to end finishes it.
+    run's estimate covers them all); send the first of them to the workers. The run then
+    belongs to its VM backups: the last one to end finishes it.
     """
     run = BackupRun.objects.select_related("job", "schedule").filter(pk=run_id).first()
     if run is None:
@@ -191,7 +169,7 @@ def start(run_id: int) -> None:
         logger.exception("run %s could not start", run.pk)
         _fail(run, f"the run could not start: {error}")
         return
-    dispatch(run.pk)
+    fanout.dispatch(run.pk)
     finish_if_done(run.pk)
 
 
@@ -250,81 +228,37 @@ def _prepare(run: BackupRun) -> None:
     root.info(f"{len(chosen.vms)} VM(s) to back up to {', '.join(usable.values())}")
 
 
-# --- the fan-out ---------------------------------------------------------------------------------
-
-
-def dispatch(run_id: int) -> int:
-    """Send waiting VM backups of a running run to the workers, while it has free slots.
-
-    Each ``pending → queued`` claim is made in a short transaction that holds the run's row and
-    counts its queued and running VM backups first: two processes dispatching at the same
-    instant never exceed the job's concurrency. Returns how many were sent.
-    """
-    from backups import tasks as celery_tasks
-
-    run = BackupRun.objects.select_related("job").filter(pk=run_id).first()
-    if run is None or run.status != RunStatus.RUNNING:
-        return 0
-    active = VmBackup.objects.filter(
-        run_id=run_id, status__in=[VmBackupStatus.QUEUED, VmBackupStatus.RUNNING]
-    )
-    sent = 0
-    while True:
-        candidate = (
-            VmBackup.objects.filter(run_id=run_id, status=VmBackupStatus.PENDING)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-            .first()
-        )
-        if candidate is None:
-            return sent
-        now = timezone.now()
-        with transaction.atomic():
-            BackupRun.objects.select_for_update().filter(pk=run_id).values_list("pk").first()
-            slots_used = active.count()
-            if slots_used >= run.job.concurrency:
-                return sent
-            claimed = VmBackup.objects.filter(pk=candidate, status=VmBackupStatus.PENDING).update(
-                status=VmBackupStatus.QUEUED, queued_at=now
-            )
-        if not claimed:
-            continue  # another process took it: look at the next one
-        BackupRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(heartbeat=now)
-        options = _time_limits(run.job)
-        transaction.on_commit(
-            lambda pk=candidate, options=options: celery_tasks.backup_vm.apply_async(
-                (pk,), **options
-            )
-        )
-        sent += 1
-
-
-def _time_limits(job: BackupJob) -> dict:
-    """The per-VM timeout as Celery limits: a soft one the backup cleans up after, a hard one
-    a minute later for a backup stuck in a call that never returns."""
-    if not job.vm_timeout:
-        return {}
-    return {"soft_time_limit": job.vm_timeout, "time_limit": job.vm_timeout + 60}
+# --- the end of a run ----------------------------------------------------------------------------
 
 
 def finish_if_done(run_id: int) -> bool:
-    """End the run when none of its VM backups is unfinished: ``running → <final>`` once."""
-    if VmBackup.objects.filter(run_id=run_id, status__in=VmBackupStatus.unfinished()).exists():
+    """End the run when none of its VM backups is unfinished: ``running → <final>`` once.
+
+    A run without any VM backup is still choosing its VMs (``start``): it is never finished
+    here (a start that died half-way is the sweep's to interrupt).
+    """
+    statuses = set(
+        VmBackup.objects.filter(run_id=run_id)
+        .order_by()
+        .values_list("status", flat=True)
+        .distinct()
+    )
+    if not statuses or statuses & set(VmBackupStatus.unfinished()):
         return False
     status, summary = outcome(run_id)
     now = timezone.now()
-    ended = BackupRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+    done = BackupRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
         status=status, ended=now, message=summary, heartbeat=now
     )
-    if ended:
-        _end_run_task(run_id)
+    if done:
+        ended(run_id)
         # What the schedule proves after its runs (verification, restore tests): queued once,
         # by the process that ended the run; a failure there leaves the run as it ended.
         try:
             after_run.run_ended(run_id)
         except Exception:
             logger.exception("the checks after run %s could not be queued", run_id)
-    return bool(ended)
+    return bool(done)
 
 
 def outcome(run_id: int) -> tuple[str, str]:
@@ -336,15 +270,19 @@ def outcome(run_id: int) -> tuple[str, str]:
         .values_list("status", "n")
     )
     written = VmBackup.objects.filter(run_id=run_id).aggregate(total=Sum("bytes"))["total"] or 0
+    retried = VmBackup.objects.filter(run_id=run_id, attempt__gt=1).count()
     run = BackupRun.objects.get(pk=run_id)
     total = sum(counts.values())
     good = counts.get(VmBackupStatus.SUCCESS, 0)
     partial = counts.get(VmBackupStatus.PARTIAL, 0)
     skipped = counts.get(VmBackupStatus.SKIPPED, 0)
     interrupted = counts.get(VmBackupStatus.INTERRUPTED, 0)
+    cancelled = counts.get(VmBackupStatus.CANCELLED, 0)
     bad = total - good - partial - skipped
     if total == 0:
         status = RunStatus.SKIPPED
+    elif run.cancel_requested or cancelled == total:
+        status = RunStatus.CANCELLED
     elif good == total:
         status = RunStatus.PARTIAL if run.failed_remotes else RunStatus.SUCCESS
     elif skipped == total:
@@ -363,24 +301,25 @@ def outcome(run_id: int) -> tuple[str, str]:
             ("skipped", skipped),
             ("failed", counts.get(VmBackupStatus.FAILED, 0)),
             ("interrupted", interrupted),
-            ("cancelled", counts.get(VmBackupStatus.CANCELLED, 0)),
+            ("cancelled", cancelled),
         )
         if n
     ]
     summary = f"{total} VM(s): {', '.join(parts) or 'none'}; {written} bytes written"
+    if retried:
+        summary += f"; {retried} backed up again after their worker died"
     if run.failed_remotes:
         summary += "; remotes left out: " + ", ".join(sorted(run.failed_remotes))
+    if run.cancel_requested:
+        summary = f"cancelled by {run.cancelled_by or 'a person'}; {summary}"
     return status, summary
-
-
-# --- ends ----------------------------------------------------------------------------------------
 
 
 def _skip(run: BackupRun, message: str) -> None:
     if BackupRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
         status=RunStatus.SKIPPED, ended=timezone.now(), message=message
     ):
-        _end_run_task(run.pk)
+        ended(run.pk)
 
 
 def _fail(run: BackupRun, message: str) -> None:
@@ -391,7 +330,14 @@ def _fail(run: BackupRun, message: str) -> None:
     if BackupRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
         status=RunStatus.FAILED, ended=now, message=message
     ):
-        _end_run_task(run.pk)
+        ended(run.pk)
+
+
+def ended(run_id: int) -> None:
+    """What follows every end of a run, whoever ended it: its task ends the same way, and the
+    job's report is queued (``report_when``)."""
+    _end_run_task(run_id)
+    reports.queue(run_id)
 
 
 def _end_run_task(run_id: int) -> None:
@@ -414,5 +360,7 @@ def _end_run_task(run_id: int) -> None:
         root.succeed()
     elif run.status == RunStatus.INTERRUPTED:
         root.interrupt(run.message)
+    elif run.status == RunStatus.CANCELLED:
+        root.cancel(run.message)
     else:
         root.fail(run.message or run.get_status_display())

@@ -6,7 +6,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -14,26 +13,12 @@ from django.utils import timezone
 from accounts.access import requires
 from backups.choices import Trigger
 from backups.forms import BackupJobForm, ScheduleFormSet
-from backups.models import BackupJob, BackupRun
+from backups.models import BackupJob
+from backups.overview import jobs_with_last_run
 from backups.services import maintenance, runs
 from backups.views.summaries import with_disk_summaries
 
 RUNS_PER_PAGE = 25
-
-
-def jobs_with_last_run():
-    """Jobs with their remotes, schedules and last run, in a fixed number of queries."""
-    last = BackupRun.objects.filter(job=OuterRef("pk")).order_by("-created", "-pk")
-    return (
-        BackupJob.objects.select_related("pool")
-        .prefetch_related("remotes", "schedules")
-        .annotate(
-            last_run_id=Subquery(last.values("pk")[:1]),
-            last_run_status=Subquery(last.values("status")[:1]),
-            last_run_created=Subquery(last.values("created")[:1]),
-        )
-        .order_by("name")
-    )
 
 
 @requires("backups.view_backupjob")

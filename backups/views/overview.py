@@ -7,7 +7,7 @@ from django.shortcuts import render
 
 from accounts.access import requires
 from backups.models import BackupRun, Remote, RestorePoint
-from backups.views.jobs import jobs_with_last_run
+from backups.overview import jobs_with_last_run
 from backups.views.summaries import with_disk_summaries
 
 RECENT_RUNS = 15

@@ -1,7 +1,8 @@
 """Backups end to end with the real parts: the simulator over HTTP, the watcher filling the
 cache, a real Redis and a real Celery worker process, real files on the remote, and the
 commands a script uses (run as subprocesses): ``job_run --wait --json``, ``backup_list --json``
-and ``backup_restore`` with the exact keys the scripts rely on."""
+and ``backup_restore`` with the exact keys the scripts rely on. A worker killed mid-transfer is
+in tests/backups/test_scale_e2e.py."""
 
 from __future__ import annotations
 
@@ -10,16 +11,9 @@ import json
 
 import pytest
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+from tests.backups.sites import WORKER_ENV
 
-#: Short beats and leases so that a killed worker is noticed within seconds.
-WORKER_ENV = {
-    "BACKUP_HEARTBEAT_TIMEOUT": "4",
-    "BACKUP_LOCK_LEASE_SECONDS": "4",
-    "BACKUP_LOCK_HEARTBEAT_SECONDS": "1",
-    "TASK_HEARTBEAT_SECONDS": "1",
-    "TASK_INTERRUPTED_AFTER_SECONDS": "4",
-}
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 @pytest.fixture
@@ -104,65 +98,3 @@ def test_runs_fulls_with_reasons_deltas_backup_list_and_an_exact_restore(
     assert restored["status"] == "success", restored
     assert hashlib.sha256(target.read_bytes()).hexdigest() == expected
     assert restored["result"]["sha256"] == expected
-
-
-def test_a_worker_killed_mid_transfer_interrupts_the_vm_and_the_next_run_succeeds(
-    backup_site, run_manage, tmp_path, wait_for
-) -> None:
-    """SIGKILL of the process backing a VM up: the redelivered message finds its holder dead,
-    the VM backup and the run end interrupted (never "running" forever), nothing of the broken
-    backup is committed, and the next run of the job is not refused as "already running"."""
-    import os
-    import signal
-    import time
-
-    from backups.models import BackupRun, VmBackup
-    from pools.models import VM
-    from tasks.models import Task
-
-    sim, pool, worker = backup_site
-    vm = VM.objects.guests().get(pool=pool)
-    manage_json(run_manage, "remote_add", "nas", "--path", str(tmp_path / "nas"))
-    manage_json(run_manage, "job_add", "nightly", "--remote", "nas", "--vm", vm.uuid)
-
-    sim.sim("set_rate_limit", 1 * 2**20)
-    queued = manage_json(run_manage, "job_run", "nightly")
-    transfer = wait_for(
-        lambda: Task.objects.filter(kind="transfer", status="running", done__gt=0).first(),
-        timeout=60,
-        message="no transfer ever made progress",
-    )
-    holder = VmBackup.objects.get(run_id=queued["run"]).worker
-    pid = int(holder.rpartition(":")[2])
-    assert pid in worker.children(), "the VM is backed up in a worker's child process"
-    os.kill(pid, signal.SIGKILL)
-    sim.sim("set_rate_limit", 0)
-
-    broken = wait_for(
-        lambda: BackupRun.objects.filter(pk=queued["run"]).exclude(status="running").first(),
-        timeout=60,
-        message="the run of the killed worker never ended",
-    )
-    assert broken.status == "interrupted", broken.message
-    vm_backup = VmBackup.objects.get(run=broken)
-    assert vm_backup.status == "interrupted"
-    assert vm_backup.error == f"interrupted: the worker process backing it up ({holder}) died"
-    assert transfer.pk  # the transfer was under way when the process died
-    assert manage_json(run_manage, "backup_list", "--vm", vm.uuid) == []
-
-    # The dead process's lock on the VM folder is broken once its lease runs out, not before.
-    time.sleep(float(WORKER_ENV["BACKUP_LOCK_LEASE_SECONDS"]))
-    after = manage_json(run_manage, "job_run", "nightly", "--wait", "--timeout", "120")
-    assert after["status"] == "success", after
-    points = manage_json(run_manage, "backup_list", "--vm", vm.uuid)
-    assert len(points) == 1 and points[0]["timestamp"] == after["vms"][0]["timestamp"]
-    # The killed transfer left at most a temporary (dot-named) file, for the clean pass; no
-    # file under a real name that no committed backup refers to.
-    remote = tmp_path / "nas"
-    committed = {disk["file"] for point in points for disk in point["disks"]}
-    real = {
-        str(path.relative_to(remote))
-        for path in remote.rglob("*.vhd")
-        if not any(part.startswith(".") for part in path.relative_to(remote).parts)
-    }
-    assert real == committed

@@ -188,7 +188,16 @@ def count_queries(client, url: str) -> int:
 
 
 @pytest.mark.parametrize(
-    "name", ["overview", "job_list", "remote_list", "job_detail", "remote_detail", "point_list"]
+    "name",
+    [
+        "overview",
+        "job_list",
+        "remote_list",
+        "job_detail",
+        "remote_detail",
+        "point_list",
+        "run_list",
+    ],
 )
 def test_list_pages_keep_a_flat_query_count(client_with, make_job, make_remote, name) -> None:
     client = client_with("*")

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from backups.choices import RunStatus, Trigger, VmBackupStatus
 from backups.models import BackupRun, VmBackup
-from backups.services import runs, selection, vm_backups
+from backups.services import fanout, runs, selection, vm_backups
 from tasks.models import Task
 
 pytestmark = pytest.mark.django_db
@@ -40,20 +40,37 @@ def test_a_job_already_running_is_not_started_twice(make_job) -> None:
     assert first.status == RunStatus.RUNNING
 
 
-def test_a_run_whose_heartbeat_stopped_is_interrupted_by_the_next_claim(make_job, settings):
+def test_a_run_whose_workers_died_is_swept_before_the_next_claim(make_job, settings):
+    """ "Already running" never sticks: the next claim of the job sweeps its running run first;
+    its VM, whose worker is silent and has no try left, ends interrupted, and so does the run."""
+    settings.BACKUP_INTERRUPTED_RETRIES = 0
     job = make_job("nightly")
     dead = queued_run(job)
     assert runs.claim(dead)
-    vm = VmBackup.objects.create(run=dead, vm_uuid="a", status=VmBackupStatus.RUNNING)
     silent = timezone.now() - timedelta(seconds=settings.BACKUP_HEARTBEAT_TIMEOUT + 1)
-    BackupRun.objects.filter(pk=dead.pk).update(heartbeat=silent)
+    vm = VmBackup.objects.create(
+        run=dead, vm_uuid="a", status=VmBackupStatus.RUNNING, worker="host-b:12", heartbeat=silent
+    )
     fresh = queued_run(job)
     assert runs.claim(fresh)
     dead.refresh_from_db()
     vm.refresh_from_db()
     assert dead.status == RunStatus.INTERRUPTED
-    assert "no process worked on it for" in dead.message
+    assert dead.message == "1 VM(s): 1 interrupted; 0 bytes written"
     assert vm.status == VmBackupStatus.INTERRUPTED
+    assert vm.error.startswith("interrupted: its worker (host-b:12) sent no heartbeat for 60 s")
+
+
+def test_a_run_that_died_while_it_started_is_interrupted(make_job, settings):
+    job = make_job("nightly")
+    dead = queued_run(job)
+    assert runs.claim(dead)
+    silent = timezone.now() - timedelta(seconds=settings.BACKUP_HEARTBEAT_TIMEOUT + 1)
+    BackupRun.objects.filter(pk=dead.pk).update(heartbeat=silent)
+    assert runs.claim(queued_run(job))
+    dead.refresh_from_db()
+    assert dead.status == RunStatus.INTERRUPTED
+    assert dead.message.startswith("interrupted: the worker starting it stopped before it had")
 
 
 def test_the_fan_out_never_exceeds_the_jobs_concurrency(
@@ -64,8 +81,8 @@ def test_the_fan_out_never_exceeds_the_jobs_concurrency(
     assert runs.claim(run)
     VmBackup.objects.bulk_create(VmBackup(run=run, vm_uuid=f"vm-{n}") for n in range(5))
     with django_capture_on_commit_callbacks() as sent:
-        assert runs.dispatch(run.pk) == 2
-        assert runs.dispatch(run.pk) == 0, "no free slot: nothing more is sent"
+        assert fanout.dispatch(run.pk) == 2
+        assert fanout.dispatch(run.pk) == 0, "no free slot: nothing more is sent"
     assert len(sent) == 2
     queued = list(VmBackup.objects.filter(status=VmBackupStatus.QUEUED).order_by("pk"))
     assert [vm.vm_uuid for vm in queued] == ["vm-0", "vm-1"]
@@ -103,6 +120,8 @@ def test_a_run_ends_when_its_last_vm_ends_with_a_status_and_summary(make_job) ->
         (["failed", "failed"], RunStatus.FAILED),
         (["interrupted"], RunStatus.INTERRUPTED),
         (["failed", "interrupted"], RunStatus.FAILED),
+        (["cancelled", "cancelled"], RunStatus.CANCELLED),
+        (["success", "cancelled"], RunStatus.PARTIAL),
     ],
 )
 def test_the_status_of_a_finished_run(make_job, statuses, expected) -> None:

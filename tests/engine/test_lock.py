@@ -156,6 +156,69 @@ def test_the_lease_is_durable_before_the_lock_is_used(remote):
     assert ops[-5:] == ["mkdir", "create", "fsync", "fsync_dir", "fsync_dir"]
 
 
+HOLD_IN_A_CHILD = """
+import sys, time
+from backups.engine import RemoteAdapter
+remote = RemoteAdapter(sys.argv[1], remote_id="r1", name="nas")
+held = remote.lock(sys.argv[2], holder="run 7 in a child", lease=600, heartbeat=0).acquire()
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def _child_holding_the_lock(remote):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLD_IN_A_CHILD, str(remote.root), VM],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout.readline().strip() == "held"
+    return child
+
+
+def test_a_lock_whose_holder_was_killed_on_this_machine_is_broken_at_once(remote):
+    """A worker killed (SIGKILL, out of memory) holds a lease of 10 minutes: the next backup of
+    the VM on this machine sees that its process is gone and takes the lock at once; while it
+    runs, the lock is never broken."""
+    import signal
+
+    child = _child_holding_the_lock(remote)
+    try:
+        with pytest.raises(LockHeld, match=r"is held by run 7 in a child \(pid \d+ on "):
+            lock(remote, time.time, "run 8").acquire()
+        child.send_signal(signal.SIGKILL)
+        child.wait(5)
+        with lock(remote, time.time, "run 8") as taken:
+            assert leases(remote) == [f"lease.{taken.token}.{int(taken.expires * 1000)}"]
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_lease_of_another_machine_waits_for_its_end(remote):
+    """Pids mean nothing across machines (or boots, or pid namespaces): such a lease is held
+    until it ends, whatever pid it names."""
+    import json
+
+    clock = Clock()
+    first = lock(remote, clock, "run on host b").acquire()
+    (name,) = leases(remote)
+    path = remote.path(f"xo-vm-backups/{VM}.lock/{name}")
+    content = json.loads(path.read_text())
+    content.update(boot="another-machine", pid=2**22 + 12345)  # no such pid here
+    path.write_text(json.dumps(content))
+    with pytest.raises(LockHeld, match="is held by run on host b"):
+        lock(remote, clock, "run 2").acquire()
+    clock.now += 61
+    lock(remote, clock, "run 2").acquire().release()
+    first.release()
+
+
 def test_a_process_may_wait_for_a_holder_that_ends_soon(remote):
     """A backup meeting a merge task's lock waits its turn (``acquire(wait=…)``) instead of
     failing; one that waits less than the holder holds still fails with the holder's name."""

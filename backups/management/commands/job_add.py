@@ -1,6 +1,6 @@
 """``manage.py job_add NAME --mode delta|full --remote R [--remote R2] (--vm UUID… | --pool NAME
 [--tag T]… [--power-state Running|Halted]) [--full-interval N] [--max-chain N] [--concurrency N]
-[--vm-timeout S] [--json]``."""
+[--vm-timeout S] [--report failure|always|never --report-to ADDRESS…] [--json]``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ OPTION_OF_FIELD = {
     "max_chain_length": "--max-chain",
     "concurrency": "--concurrency",
     "vm_timeout": "--vm-timeout",
+    "report_when": "--report",
+    "report_to": "--report-to",
 }
 
 
@@ -42,6 +44,10 @@ class Command(BaseCommand):
         parser.add_argument("--max-chain", default="0", help="maximum delta chain length")
         parser.add_argument("--concurrency", default="2", help="VMs at the same time")
         parser.add_argument("--vm-timeout", default="0", help="seconds per VM, 0 = none")
+        parser.add_argument("--report", default="never", help="mail a report: failure|always|never")
+        parser.add_argument(
+            "--report-to", action="append", default=[], help="report recipient (repeatable)"
+        )
         parser.add_argument("--json", action="store_true", help="print the job as JSON")
 
     def handle(self, *args, **options) -> None:
@@ -72,6 +78,8 @@ class Command(BaseCommand):
                 "max_chain_length": options["max_chain"],
                 "concurrency": options["concurrency"],
                 "vm_timeout": options["vm_timeout"],
+                "report_when": options["report"],
+                "report_to": ",".join(options["report_to"]),
             }
         )
         if not form.is_valid():
