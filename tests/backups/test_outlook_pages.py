@@ -65,7 +65,10 @@ def test_a_growing_remote_gets_its_date_its_chart_and_a_warning_on_the_dashboard
     assert "Remote <a href" in dashboard and ">soon</a> will be full around" in dashboard
     # 40 days from the readings, a moment less by the time the page is drawn.
     assert re.search(r"in (40 d 00 h|39 d 23 h), at its growth of 10.0 GiB a day", dashboard)
-    assert ">later</a>" not in dashboard, "890 days away"
+    warnings = re.search(r'<section class="outlook-warnings".*?</section>', dashboard, re.S)
+    assert ">later</a>" not in warnings.group(0), "890 days away"
+    # The remotes' table beside it says when each fills, at its rate.
+    assert re.search(r">later</a>.*?full around <time[^>]*>\d{4}-\d\d-\d\d<", dashboard, re.S)
 
     page = client.get(reverse("backups:remote_detail", args=[soon.pk])).content.decode()
     assert "Growing by <strong>10.0 GiB a day</strong>" in page
