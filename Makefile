@@ -12,8 +12,11 @@ INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 NPM_PREFIX := var/npm
 # Test processes run side by side: most tests wait on the real servers they start, so a few
-# more processes than cores keep the machine busy (pytest-xdist).
+# more processes than cores keep the machine busy (pytest-xdist). Tests marked with one
+# xdist_group run in one process, one after the other: each `make run` stack (the Procfile's
+# nine processes) is started once and never beside another (--dist loadgroup).
 TEST_PROCESSES ?= 3
+XDIST := -n $(TEST_PROCESSES) --dist loadgroup
 # The ports follow XOWEB_WEB_PORT / XOWEB_FLOWER_PORT when set (as the Procfile does).
 WEB_PORT := $(or $(XOWEB_WEB_PORT),8000)
 FLOWER_PORT := $(or $(XOWEB_FLOWER_PORT),5555)
@@ -27,6 +30,7 @@ run: setup
 	@echo "  xoweb     http://127.0.0.1:$(WEB_PORT)/   (user admin, password in var/admin_password)"
 	@echo "  admin     http://127.0.0.1:$(WEB_PORT)/admin/"
 	@echo "  flower    http://127.0.0.1:$(FLOWER_PORT)/   (user admin, password in var/flower_password)"
+	@echo "  the demo pool backs itself up (job 'demo', deltas every 2 min, a full every 10): docs/user-guide.md"
 	@echo
 	@# After a Ctrl-C that stopped every process in order, honcho exits 130: not an error.
 	@XOWEB_WEB_PORT=$(WEB_PORT) XOWEB_FLOWER_PORT=$(FLOWER_PORT) \
@@ -66,11 +70,11 @@ lint: $(TEST_INSTALLED)
 	$(VENV)/bin/ruff format --check .
 
 pytest: test-setup
-	$(PY) -m pytest -n $(TEST_PROCESSES)
+	$(PY) -m pytest $(XDIST)
 
 # The database tests again, on a throwaway PostgreSQL cluster.
 pytest-postgres: test-setup
-	scripts/with-postgres $(PY) -m pytest -m django_db -q -n $(TEST_PROCESSES)
+	scripts/with-postgres $(PY) -m pytest -m django_db -q $(XDIST)
 
 # Re-resolve the dependencies within pyproject.toml's ranges and record both locks: the service's
 # alone first, then what the tests add on top of it (constrained to the service's versions).

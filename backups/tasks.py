@@ -23,6 +23,7 @@ from backups.services import (
     after_run,
     health_checks,
     maintenance,
+    outlook,
     remotes,
     reports,
     restore_points,
@@ -78,6 +79,18 @@ def rebuild_restore_points(remote_id: int) -> str:
         return "gone"
     rebuilt = restore_points.rebuild(remote)
     return f"{rebuilt.indexed} restore point(s) indexed, {rebuilt.removed} removed"
+
+
+@backup_task("backups.tasks.read_remote_spaces")
+def read_remote_spaces() -> str:
+    """Hourly (beat): check every enabled remote, which reads its space for the storage
+    outlook, and drop the readings older than OUTLOOK_HISTORY_DAYS."""
+    results = [
+        f"{remote.name}: {remotes.check(remote).message}"
+        for remote in Remote.objects.filter(enabled=True).order_by("name")
+    ]
+    pruned = outlook.prune()
+    return "; ".join(results) + f"; {pruned} old reading(s) deleted"
 
 
 @shared_task(name="backups.sweep_runs")

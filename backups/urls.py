@@ -1,6 +1,6 @@
 from django.urls import path
 
-from backups.views import checks, jobs, overview, points, remotes, runs
+from backups.views import checks, jobs, overview, points, remotes, restore_wizard, runs
 
 app_name = "backups"
 urlpatterns = [
@@ -15,7 +15,9 @@ urlpatterns = [
     path("backups/remotes/<id:pk>/verify/", checks.remote_verify, name="remote_verify"),
     path("backups/jobs/", jobs.job_list, name="job_list"),
     path("backups/jobs/add/", jobs.job_add, name="job_add"),
+    path("backups/jobs/plan/", jobs.job_plan, name="job_plan_new"),
     path("backups/jobs/<id:pk>/", jobs.job_detail, name="job_detail"),
+    path("backups/jobs/<id:pk>/plan/", jobs.job_plan, name="job_plan"),
     path("backups/jobs/<id:pk>/edit/", jobs.job_edit, name="job_edit"),
     path("backups/jobs/<id:pk>/delete/", jobs.job_delete, name="job_delete"),
     path("backups/jobs/<id:pk>/run/", jobs.job_run, name="job_run"),
@@ -26,6 +28,14 @@ urlpatterns = [
     path("backups/runs/<id:pk>/json/", runs.run_detail_json, name="run_detail_json"),
     path("backups/points/", points.point_list, name="point_list"),
     path("backups/vms/<str:vm_uuid>/", points.vm_points, name="vm_points"),
+    path(
+        "backups/vms/<str:vm_uuid>/restore/", restore_wizard.restore_wizard, name="restore_wizard"
+    ),
+    path(
+        "backups/vms/<str:vm_uuid>/restore/confirm/",
+        restore_wizard.restore_wizard_confirm,
+        name="restore_wizard_confirm",
+    ),
     path("backups/points/<id:pk>/", checks.point_detail, name="point_detail"),
     path("backups/points/<id:pk>/restore/", points.point_restore, name="point_restore"),
     path("backups/points/<id:pk>/verify/", checks.point_verify, name="point_verify"),
@@ -45,4 +55,9 @@ urlpatterns = [
         name="health_check_detail",
     ),
     path("backups/restores/<id:pk>/", points.restore_detail, name="restore_detail"),
+    path(
+        "backups/restores/<id:pk>/download/",
+        restore_wizard.restore_download,
+        name="restore_download",
+    ),
 ]

@@ -1,5 +1,6 @@
 """The beat scheduler of xoweb: django-celery-beat's database scheduler, which also tells each
-firing of a backup schedule when beat fired it.
+firing of a backup schedule when beat fired it, on a clock that is the wall clock unless
+``XOWEB_BEAT_CLOCK_SPEED`` makes it faster (demos and tests: ``xoweb/beat_clock.py``).
 
 A schedule's run is keyed by the moment it stands for (``BackupRun.scheduled_for``, unique per
 schedule), so that a moment fired twice (two beats by mistake, a message delivered twice) makes
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 from django_celery_beat.schedulers import DatabaseScheduler
 
+from xoweb.beat_clock import ScaledClockMixin
+
 #: The task of backup schedules (backups.scheduling.RUN_SCHEDULE; not imported, so that this
 #: module stays importable before Django is set up).
 RUN_SCHEDULE = "backups.tasks.run_schedule"
 
 
-class Scheduler(DatabaseScheduler):
+class Scheduler(ScaledClockMixin, DatabaseScheduler):
     def apply_async(self, entry, producer=None, advance=True, **kwargs):
         if entry.task != RUN_SCHEDULE:
             return super().apply_async(entry, producer, advance, **kwargs)

@@ -341,6 +341,30 @@ REMOTE_CHECK_TIMEOUT = envint("REMOTE_CHECK_TIMEOUT", 10, minimum=1)
 # using `backup_restore --to-file` choose any path).
 BACKUP_RESTORE_DIR = Path(envstr("BACKUP_RESTORE_DIR", str(VAR_DIR / "restores")))
 
+# --- Storage outlook: when will each remote be full? (backups/outlook.py) ------------------------
+# A remote's space is read at each check; at most one reading per OUTLOOK_SAMPLE_SECONDS is
+# kept, readings older than OUTLOOK_HISTORY_DAYS are deleted, the growth is fitted over the last
+# OUTLOOK_WINDOW_DAYS (once the readings span OUTLOOK_MIN_SPAN_SECONDS), and the dashboard warns
+# when a remote will be full within XOWEB_OUTLOOK_WARN_DAYS at that rate.
+OUTLOOK_SAMPLE_SECONDS = envint("OUTLOOK_SAMPLE_SECONDS", 300, minimum=0)
+OUTLOOK_WINDOW_DAYS = envint("OUTLOOK_WINDOW_DAYS", 30, minimum=1)
+OUTLOOK_HISTORY_DAYS = envint("OUTLOOK_HISTORY_DAYS", 400, minimum=1)
+OUTLOOK_WARN_DAYS = envint("XOWEB_OUTLOOK_WARN_DAYS", 30, minimum=0)
+# No forecast from readings spanning less than this (seconds): a few minutes say little.
+OUTLOOK_MIN_SPAN_SECONDS = envint("OUTLOOK_MIN_SPAN_SECONDS", 600, minimum=1)
+if OUTLOOK_HISTORY_DAYS < OUTLOOK_WINDOW_DAYS:
+    raise ImproperlyConfigured(
+        f"OUTLOOK_HISTORY_DAYS={OUTLOOK_HISTORY_DAYS} must be at least "
+        f"OUTLOOK_WINDOW_DAYS={OUTLOOK_WINDOW_DAYS}: the forecast reads that much history"
+    )
+# The demo of `make run` (the Procfile's demo process): whether it backs the demo pool up by
+# itself (a remote under var/ and a job, created once), and how often its VMs write into their
+# disks.
+DEMO_BACKUPS = envbool("XOWEB_DEMO_BACKUPS", default=True)
+DEMO_WRITE_SECONDS = envint("XOWEB_DEMO_WRITE_SECONDS", 20, minimum=1)
+# Demos and tests only: beat's clock runs this many times faster than the wall clock
+# (xoweb/beat_clock.py), so that a demo's ten minutes of schedules pass in seconds. 1 = real time.
+BEAT_CLOCK_SPEED = envint("XOWEB_BEAT_CLOCK_SPEED", 1, minimum=1)
 # --- Reports by e-mail (a job's report_when) ------------------------------------------------------
 # Django's SMTP settings; the password is never shown or logged. XOWEB_SITE_URL is the address
 # people open xoweb at, for the links in the reports.

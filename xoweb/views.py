@@ -3,6 +3,7 @@ health check and the favicon."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -12,12 +13,17 @@ from django.views.generic import RedirectView
 
 from accounts.access import is_htmx, public, requires
 from backups import overview as backups_overview
+from backups.models import BackupRun
+from backups.services import outlook
+from backups.views.summaries import with_disk_summaries
 from pools.liveness import current_watch
 from pools.models import Pool, XapiTask
 from tasks.models import Task
 
 #: Seconds between two refreshes of the dashboard's fragment (like the task page).
 POLL_SECONDS = 2
+#: Backup runs shown (newest first), with per run its disks' modes and the reasons of fulls.
+RECENT_RUNS = 8
 
 
 @requires()
@@ -42,8 +48,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         context["backup_jobs"] = backups_overview.jobs_with_last_run()
         context["backup_failures"] = backups_overview.recent_failures()
         context["backup_next_runs"] = backups_overview.next_runs()
+    if user.has_perm("backups.view_backuprun"):
+        context["recent_runs"] = with_disk_summaries(
+            BackupRun.objects.select_related("job", "schedule")[:RECENT_RUNS]
+        )
     if user.has_perm("backups.view_remote"):
         context["backup_remotes"] = backups_overview.remotes_space()
+        context["filling_soon"] = outlook.filling_soon()
+        context["outlook_warn_days"] = settings.OUTLOOK_WARN_DAYS
     if is_htmx(request):
         return render(request, "_dashboard_body.html", context)
     return render(request, "dashboard.html", context)

@@ -10,6 +10,7 @@ from backups.models.remotes import Remote
 from backups.models.restore_points import RestorePoint
 from backups.models.restores import Restore
 from backups.models.runs import BackupRun, VmBackup, VmBackupDisk
+from backups.models.space import RemoteSpaceSample
 from backups.models.verification import BackupVerdict, FileVerdict, Verification
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "FileVerdict",
     "HealthCheck",
     "Remote",
+    "RemoteSpaceSample",
     "Restore",
     "RestorePoint",
     "Schedule",

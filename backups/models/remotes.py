@@ -42,6 +42,14 @@ class Remote(models.Model):
     space_used = models.BigIntegerField(null=True, blank=True)
     space_free = models.BigIntegerField(null=True, blank=True)
 
+    # The storage outlook, recomputed from the space history at each reading
+    # (backups/outlook.py): the growth per day and the moment the remote is full at that rate.
+    growth_per_day = models.FloatField(null=True, blank=True)
+    full_at = models.DateTimeField(null=True, blank=True)
+    outlook_note = models.CharField(
+        max_length=200, blank=True, help_text="Why there is no forecast (too little history…)."
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -21,6 +21,7 @@ def remote_adapter(remote: Remote) -> Any:
 
 
 def job_settings(job: BackupJob) -> Any:
+    """The job's settings, saved or not (an unsaved job, on its form, has no schedules yet)."""
     from backups.engine.values import JobSettings
 
     return JobSettings(
@@ -34,7 +35,8 @@ def job_settings(job: BackupJob) -> Any:
         # Every schedule's snapshot retention, so that the snapshots of a schedule that has
         # not run since are pruned too.
         snapshot_retention_by_schedule={
-            str(schedule.uuid): schedule.snapshot_retention for schedule in job.schedules.all()
+            str(schedule.uuid): schedule.snapshot_retention
+            for schedule in (job.schedules.all() if job.pk else [])
         },
     )
 
@@ -99,6 +101,39 @@ def engine_errors() -> Any:
     from backups.engine import errors
 
     return errors
+
+
+def plan_calendar(*args: Any, **kwargs: Any) -> Any:
+    """The engine's calendar of a job's next runs (``backups.engine.calendar``)."""
+    from backups.engine.calendar import plan_calendar as plan
+
+    return plan(*args, **kwargs)
+
+
+def planner() -> Any:
+    """The engine's planner module (its facts and plans: DiskFacts, BaseSnapshot…)."""
+    from backups.engine import planner as module
+
+    return module
+
+
+def upcoming_run(*args: Any, **kwargs: Any) -> Any:
+    from backups.engine.calendar import UpcomingRun
+
+    return UpcomingRun(*args, **kwargs)
+
+
+def vhd_path(*args: Any) -> str:
+    from backups.engine.layout import vhd_path as path
+
+    return path(*args)
+
+
+def restore_check() -> Any:
+    """The engine's comparison of a restored disk with its backup (``restore_check``)."""
+    from backups.engine import restore_check as module
+
+    return module
 
 
 def retention_rule(job: BackupJob, schedule: Schedule) -> Any:

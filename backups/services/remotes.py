@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from backups.choices import RemoteStatus
 from backups.models import Remote
-from backups.services import bridge
+from backups.services import bridge, outlook
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,11 @@ def record(remote: Remote, result: CheckResult) -> None:
             result.free,
         )
     if remote.pk:
+        if result.ok and result.total:
+            # Every reading feeds the storage outlook (growth per day, the date it fills).
+            outlook.record_reading(
+                remote, total=result.total, free=result.free or 0, now=remote.checked_at
+            )
         Remote.objects.filter(pk=remote.pk).update(
             status=remote.status,
             status_message=remote.status_message,

@@ -125,7 +125,12 @@ def run(restore_id: int) -> str:
         with no_current_task(), task(_title(restore), kind="restore", about=restore) as progress:
             Restore.objects.filter(pk=restore.pk).update(task_id=progress.id)
             result = _restore(restore, progress)
+            checks = _compare(restore, result, progress)
+            result["checks"] = [check.as_dict() for check in checks]
             progress.set_result(result)
+            different = [check for check in checks if not check.equal]
+            if different:
+                raise RestoreMismatch(different)
         status = RestoreStatus.SUCCESS
     except Exception as failure:
         logger.exception("restore %s failed", restore.pk)
@@ -135,6 +140,56 @@ def run(restore_id: int) -> str:
             status=status, error=error, result=result, ended=timezone.now()
         )
     return status
+
+
+class RestoreMismatch(RuntimeError):
+    """A restored disk does not hold the backup's bytes."""
+
+    def __init__(self, checks) -> None:
+        super().__init__(
+            "; ".join(
+                f"the restored disk {check.name or check.vdi_uuid} ({check.restored}) differs "
+                f"from the backup: SHA-256 {check.restored_sha256[:16]}… instead of "
+                f"{check.backup_sha256[:16]}…"
+                for check in checks
+            )
+        )
+
+
+def _compare(restore: Restore, result: dict, progress) -> list:
+    """Read the backup and the restored disk(s) again and compare their SHA-256, disk by disk
+    (backups/engine/restore_check.py): the restore's proof."""
+    check = bridge.restore_check()
+    remote = bridge.remote_adapter(restore.remote)
+    if restore.kind == RestoreKind.VM:
+        sources = check.backup_disks_by_position(remote, restore.backup_path)
+        sr = live_sr(restore.sr_uuid)
+        with client_for(sr.pool) as client:
+            restored = check.vm_disks_by_position(client, result["vm"])
+            pairs = [(vdi, restored.get(position, "")) for position, vdi in sources.items()]
+            return [
+                _disk_check(check, remote, restore, vdi, target, client, progress)
+                for vdi, target in pairs
+            ]
+    if restore.kind == RestoreKind.DISK_TO_SR:
+        sr = live_sr(restore.sr_uuid)
+        with client_for(sr.pool) as client:
+            vdi = result["vdi"]
+            return [_disk_check(check, remote, restore, restore.vdi_uuid, vdi, client, progress)]
+    path = result["path"]
+    return [_disk_check(check, remote, restore, restore.vdi_uuid, path, None, progress)]
+
+
+def _disk_check(check, remote, restore: Restore, vdi_uuid: str, target: str, client, progress):
+    """One disk: the backup's SHA-256, then the restored disk's (from the pool, or the file)."""
+    backup_sha, name = check.backup_sha256(remote, restore.backup_path, vdi_uuid, progress)
+    if not target:
+        restored_sha = "(no such disk in the restored VM)"
+    elif client is None:
+        restored_sha = check.file_sha256(target, restore.file_format, progress)
+    else:
+        restored_sha = check.vdi_sha256(client, target, progress)
+    return check.DiskCheck(vdi_uuid, name, backup_sha, restored_sha, target)
 
 
 def _title(restore: Restore) -> str:

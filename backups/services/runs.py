@@ -34,6 +34,7 @@ from backups.choices import RunStatus, Trigger, VmBackupStatus
 from backups.models import BackupJob, BackupRun, Schedule, VmBackup
 from backups.services import after_run, fanout, reports, selection, sweep
 from backups.services import remotes as remote_checks
+from tasks import formatting
 from tasks.reporter import TaskReporter, attach, no_current_task, task
 
 logger = logging.getLogger(__name__)
@@ -305,7 +306,7 @@ def outcome(run_id: int) -> tuple[str, str]:
         )
         if n
     ]
-    summary = f"{total} VM(s): {', '.join(parts) or 'none'}; {written} bytes written"
+    summary = f"{total} VM(s): {', '.join(parts) or 'none'}; {formatting.size(written)} written"
     if retried:
         summary += f"; {retried} backed up again after their worker died"
     if run.failed_remotes:

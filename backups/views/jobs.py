@@ -15,7 +15,7 @@ from backups.choices import Trigger
 from backups.forms import BackupJobForm, ScheduleFormSet
 from backups.models import BackupJob
 from backups.overview import jobs_with_last_run
-from backups.services import maintenance, runs
+from backups.services import maintenance, plan_preview, runs
 from backups.views.summaries import with_disk_summaries
 
 RUNS_PER_PAGE = 25
@@ -47,6 +47,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "page": page,
             "runs": with_disk_summaries(page.object_list),
             "schedules": schedules,
+            "preview": plan_preview.preview(job, now=now),
             # What retention would drop now, from the restore point index (no remote read).
             "prune": maintenance.preview(job),
         },
@@ -79,6 +80,52 @@ def _job_form(request: HttpRequest, job: BackupJob) -> HttpResponse:
         "backups/job_form.html",
         {"form": form, "schedules": schedules, "job": job, "adding": adding},
     )
+
+
+@requires("backups.view_backupjob")
+def job_plan(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    """The plan preview of the job form as it is being filled (htmx sends the form's fields;
+    nothing is saved). Without fields, a saved job's plan as it is."""
+    job = get_object_or_404(BackupJob, pk=pk) if pk else BackupJob()
+    context: dict = {}
+    if not request.GET and job.pk:
+        context["preview"] = plan_preview.preview(job)
+    else:
+        form = BackupJobForm(request.GET, instance=job)
+        schedules = ScheduleFormSet(request.GET, instance=job, prefix="schedules")
+        if form.is_valid() and schedules.is_valid():
+            draft = form.save(commit=False)
+            drafts = [
+                schedule.save(commit=False)
+                for schedule in schedules.forms
+                if schedule.has_changed() and not schedule.cleaned_data.get("DELETE")
+            ]
+            drafts += [
+                schedule.instance
+                for schedule in schedules.forms
+                if not schedule.has_changed() and schedule.instance.pk
+            ]
+            context["preview"] = plan_preview.preview(
+                draft, schedules=drafts, remotes=list(form.cleaned_data["remotes"])
+            )
+        else:
+            context["plan_errors"] = _first_errors(form, schedules)
+    return render(request, "backups/_plan_preview.html", context)
+
+
+def _first_errors(form, schedules) -> str:
+    """The form's errors in one line, each naming its field."""
+    errors = [
+        f"{form[name].label if name in form.fields else 'the form'}: {problems[0].rstrip('.')}"
+        for name, problems in form.errors.items()
+    ]
+    for number, schedule in enumerate(schedules.forms, start=1):
+        errors += [
+            f"schedule {number}, {schedule[name].label if name in schedule.fields else name}: "
+            f"{problems[0].rstrip('.')}"
+            for name, problems in schedule.errors.items()
+        ]
+    return "; ".join(errors) or "fill in the form"
 
 
 @requires("backups.delete_backupjob", methods=["POST"])

@@ -5,6 +5,7 @@ its dry run) on the workers."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -14,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from accounts.access import requires
 from backups.forms import RemoteForm
 from backups.models import Remote
-from backups.services import verification
+from backups.services import outlook, verification
 
 POINTS_PER_PAGE = 50
 VERIFICATIONS_SHOWN = 10
@@ -46,6 +47,9 @@ def remote_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "remote": remote,
             "page": page,
             "jobs": remote.jobs.order_by("name"),
+            "outlook": outlook.for_page(remote),
+            "warn_days": settings.OUTLOOK_WARN_DAYS,
+            "window_days": settings.OUTLOOK_WINDOW_DAYS,
             "verifications": remote.verifications.select_related("remote")[:VERIFICATIONS_SHOWN],
             "reports": [(report, names.get(report.vm_uuid, "")) for report in reports],
         },

@@ -212,7 +212,7 @@ def test_cancelling_a_run_cancels_what_waits_and_stops_what_runs(
         )
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED
-    assert run.message == "cancelled by alice; 3 VM(s): 3 cancelled; 0 bytes written"
+    assert run.message == "cancelled by alice; 3 VM(s): 3 cancelled; 0 B written"
     assert Task.objects.get(pk=run.task_id).status == "cancelled"
     assert second.pk and third.pk
     with pytest.raises(cancel.CancelRefused) as refused:

@@ -82,6 +82,7 @@ def test_the_run_list_filters_by_status_job_and_pool(client, live_pool, make_job
     assert shown(job=nightly.pk) == {ok.pk, bad.pk}
     assert shown(pool=lab.pk) == {ok.pk, weekly_run.pk}
     assert shown(pool=lab.pk, job=nightly.pk) == {ok.pk}
+    assert "<td>1 min 30 s</td>" in client.get(url).content.decode(), "each run's duration"
     refused = client.get(url, {"status": "exploded"})
     assert refused.status_code == 400
     assert "status: &#x27;exploded&#x27; is not one of pending, running" in refused.content.decode()

@@ -56,7 +56,7 @@ def test_a_run_whose_workers_died_is_swept_before_the_next_claim(make_job, setti
     dead.refresh_from_db()
     vm.refresh_from_db()
     assert dead.status == RunStatus.INTERRUPTED
-    assert dead.message == "1 VM(s): 1 interrupted; 0 bytes written"
+    assert dead.message == "1 VM(s): 1 interrupted; 0 B written"
     assert vm.status == VmBackupStatus.INTERRUPTED
     assert vm.error.startswith("interrupted: its worker (host-b:12) sent no heartbeat for 60 s")
 
@@ -107,7 +107,7 @@ def test_a_run_ends_when_its_last_vm_ends_with_a_status_and_summary(make_job) ->
     vm_backups._end(bad, VmBackupStatus.FAILED, "boom", from_status=VmBackupStatus.RUNNING)
     run.refresh_from_db()
     assert run.status == RunStatus.PARTIAL
-    assert run.message == "2 VM(s): 1 succeeded, 1 failed; 0 bytes written"
+    assert run.message == "2 VM(s): 1 succeeded, 1 failed; 0 B written"
     assert run.ended is not None
 
 

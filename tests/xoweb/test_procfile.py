@@ -41,7 +41,8 @@ from tests.fixtures.processes import (
     wait_until,
 )
 
-pytestmark = pytest.mark.slow
+# One `make run` stack at a time, in one test process (the Makefile's --dist loadgroup).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("make-run")]
 
 #: Tasks still running this long after Ctrl-C are handed back (the default is 10 s).
 WORKER_STOP_SECONDS = 3
@@ -161,6 +162,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         XOWEB_REDIS_PORT=str(ports["redis"]),
         XOWEB_DEMO_POOL_PORT=str(ports["simulator"]),
         XOWEB_WORKER_STOP_SECONDS=str(WORKER_STOP_SECONDS),
+        # The demo's own backups would put their tasks beside the ones the stop test counts
+        # (tests/xoweb/test_journey.py starts the demo with them).
+        XOWEB_DEMO_BACKUPS="0",
         DJANGO_SETTINGS_MODULE="xoweb.settings",
     )
     # What `make run` runs before honcho.
