@@ -36,20 +36,11 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return (end - start).total_seconds() if start and end else None
 
 
-@dataclass
-class DiskReport:
-    name: str
-    userdevice: str
-    mode: str
-    reason: str
-    size: int  # virtual size
-    bytes: int  # written (per remote)
-    seconds: float
-    file: str
+class _Written:
+    """What a disk, a VM or a whole run wrote, and in how long, as people read it."""
 
-    @property
-    def size_text(self) -> str:
-        return size(self.size)
+    bytes: int
+    seconds: float | None
 
     @property
     def bytes_text(self) -> str:
@@ -65,7 +56,23 @@ class DiskReport:
 
 
 @dataclass
-class VmReport:
+class DiskReport(_Written):
+    name: str
+    userdevice: str
+    mode: str
+    reason: str
+    size: int  # virtual size
+    bytes: int  # written (per remote)
+    seconds: float
+    file: str
+
+    @property
+    def size_text(self) -> str:
+        return size(self.size)
+
+
+@dataclass
+class VmReport(_Written):
     pk: int
     name: str
     uuid: str
@@ -107,21 +114,9 @@ class VmReport:
             text = f"{text}: {self.error}"
         return text
 
-    @property
-    def duration_text(self) -> str:
-        return duration(self.seconds)
-
-    @property
-    def bytes_text(self) -> str:
-        return size(self.bytes)
-
-    @property
-    def speed_text(self) -> str:
-        return _speed(self.bytes, self.seconds)
-
 
 @dataclass
-class RunReport:
+class RunReport(_Written):
     run_id: int
     job: str
     schedule: str
@@ -141,18 +136,6 @@ class RunReport:
     @property
     def bytes(self) -> int:
         return sum(vm.bytes for vm in self.vms)
-
-    @property
-    def duration_text(self) -> str:
-        return duration(self.seconds)
-
-    @property
-    def bytes_text(self) -> str:
-        return size(self.bytes)
-
-    @property
-    def speed_text(self) -> str:
-        return _speed(self.bytes, self.seconds)
 
     @property
     def subject(self) -> str:

@@ -232,6 +232,16 @@ def _prepare(run: BackupRun) -> None:
 # --- the end of a run ----------------------------------------------------------------------------
 
 
+def vm_ended(vm_backup: VmBackup) -> None:
+    """One VM backup of a run has ended: its slots go to the VMs waiting in its run, then in
+    the other runs on its pool; the run ends when that was its last VM."""
+    try:
+        fanout.dispatch(vm_backup.run_id)
+        fanout.dispatch_pool(vm_backup.pool_id, besides=vm_backup.run_id)
+    finally:
+        finish_if_done(vm_backup.run_id)
+
+
 def finish_if_done(run_id: int) -> bool:
     """End the run when none of its VM backups is unfinished: ``running → <final>`` once.
 

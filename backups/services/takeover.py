@@ -114,11 +114,7 @@ def take_over(vm_backup: VmBackup, why: str, *, send: bool = True) -> str:
         if send:
             transaction.on_commit(lambda: fanout.send(vm_backup.pk))
         return status
-    try:
-        fanout.dispatch(vm_backup.run_id)
-        fanout.dispatch_pool(vm_backup.pool_id, besides=vm_backup.run_id)
-    finally:
-        runs.finish_if_done(vm_backup.run_id)
+    runs.vm_ended(vm_backup)
     return status
 
 

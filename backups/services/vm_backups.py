@@ -29,7 +29,6 @@ from backups.choices import RunStatus, VmBackupStatus
 from backups.models import Remote, VmBackup, VmBackupDisk
 from backups.services import (
     bridge,
-    fanout,
     maintenance,
     restore_points,
     runs,
@@ -280,9 +279,5 @@ def _end(vm_backup: VmBackup, status: str, error: str, *, from_status: str, outc
             status,
         )
         return False
-    try:
-        fanout.dispatch(vm_backup.run_id)
-        fanout.dispatch_pool(vm_backup.pool_id, besides=vm_backup.run_id)
-    finally:
-        runs.finish_if_done(vm_backup.run_id)
+    runs.vm_ended(vm_backup)
     return True

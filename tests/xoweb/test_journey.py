@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.browser import save_screenshot
-from tests.fixtures.processes import ROOT, free_port, port_open, start_process, wait_until
-from tests.xoweb.test_procfile import Site, manage, two_free_ports
+from tests.fixtures.make_run import Site, make_run, manage
+from tests.fixtures.processes import ROOT, wait_until
 
 # One `make run` stack at a time, in one test process (the Makefile's --dist loadgroup).
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("make-run")]
@@ -37,66 +36,26 @@ DOC_IMAGES = ROOT / "docs" / "images"
 
 @pytest.fixture(scope="module")
 def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    tmp = tmp_path_factory.mktemp("journey")
-    ports = {
-        "web": free_port(),
-        "flower": free_port(),
-        "redis": free_port(),
-        "simulator": two_free_ports(),
-    }
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env.update(
-        XOWEB_VAR_DIR=str(tmp / "var"),
-        XOWEB_WEB_PORT=str(ports["web"]),
-        XOWEB_FLOWER_PORT=str(ports["flower"]),
-        XOWEB_REDIS_PORT=str(ports["redis"]),
-        XOWEB_DEMO_POOL_PORT=str(ports["simulator"]),
-        XOWEB_BEAT_CLOCK_SPEED=str(SPEED),
-        XOWEB_DEMO_WRITE_SECONDS="2",
-        # A reading of the remote's space at each check, and a forecast after 10 s of them.
-        OUTLOOK_SAMPLE_SECONDS="1",
-        OUTLOOK_MIN_SPAN_SECONDS="10",
-        XOWEB_WORKER_STOP_SECONDS="2",
-        POOL_STALE_GRACE_SECONDS="60",
-        DJANGO_SETTINGS_MODULE="xoweb.settings",
-    )
-    setup = [  # what `make run` runs before honcho
-        ["migrate", "--noinput", "-v", "0"],
-        ["collectstatic", "--noinput", "-v", "0"],
-        ["ensure_admin"],
-        ["demo_pool"],
-    ]
-    for command in setup:
-        done = manage(env, *command)
-        assert done.returncode == 0, done.stderr
-    # The Procfile as it is, with a smaller demo pool: 6 VMs with 16 MiB disks.
-    procfile = tmp / "Procfile"
-    lines = (ROOT / "Procfile").read_text().splitlines(keepends=True)
-    small = [
-        line.replace("--vms 12", "--vms 6").replace("--disk-size 256M", "--disk-size 16M")
-        if line.startswith("simulator:")
-        else line
-        for line in lines
-    ]
-    assert small != lines, "the simulator line changed"
-    procfile.write_text("".join(small))
-    honcho = start_process(
-        "honcho",
-        [sys.executable, "-m", "xoweb.graceful", "honcho", "start", "-f", str(procfile)],
-        tmp,
-        env,
-    )
-    site = Site(honcho, env, ports, tmp / "var", tmp)
-    try:
-        for name, port in ports.items():
-            wait_until(
-                lambda port=port: port_open(port),
-                timeout=60,
-                message=f"{name} never listened on {port}:\n{honcho.log()[-3000:]}",
+    """The Procfile as it is, with a smaller demo pool: 6 VMs with 16 MiB disks."""
+
+    def small_pool(line: str) -> str:
+        if line.startswith("simulator:"):
+            return line.replace("--vms 12", "--vms 6").replace(
+                "--disk-size 256M", "--disk-size 16M"
             )
+        return line
+
+    settings = {
+        "XOWEB_BEAT_CLOCK_SPEED": str(SPEED),
+        "XOWEB_DEMO_WRITE_SECONDS": "2",
+        # A reading of the remote's space at each check, and a forecast after 10 s of them.
+        "OUTLOOK_SAMPLE_SECONDS": "1",
+        "OUTLOOK_MIN_SPAN_SECONDS": "10",
+        "XOWEB_WORKER_STOP_SECONDS": "2",
+        "POOL_STALE_GRACE_SECONDS": "60",
+    }
+    with make_run(tmp_path_factory.mktemp("journey"), settings, small_pool) as site:
         yield site
-    finally:
-        honcho.stop(timeout=40)
 
 
 def keep(page, name: str) -> Path:

@@ -15,14 +15,12 @@ import os
 import re
 import signal
 import stat
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,12 +28,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from tests.fixtures.make_run import Site, make_run, manage
 from tests.fixtures.processes import (
-    ROOT,
     TEST_TASKS,
-    ManagedProcess,
     child_pids,
-    free_port,
     port_open,
     start_process,
     wait_until,
@@ -92,31 +88,21 @@ def process_tree(pid: int) -> set[int]:
     return tree
 
 
+def command_line(pid: int) -> bytes:
+    """What ``ps`` shows of a process; empty when it has exited since it was listed (a backup
+    worker's child lives for one task)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     return True
-
-
-def two_free_ports() -> int:
-    """A port P such that P and P+1 are free: the demo pool's master and its member."""
-    while True:
-        port = free_port()
-        if not port_open(port + 1):
-            return port
-
-
-def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def loose_paths(var: Path) -> list[str]:
@@ -129,86 +115,24 @@ def loose_paths(var: Path) -> list[str]:
     return loose
 
 
-@dataclass
-class Site:
-    honcho: ManagedProcess
-    env: dict[str, str]
-    ports: dict[str, int]
-    var: Path
-    tmp: Path
-
-    @property
-    def web(self) -> str:
-        return f"http://127.0.0.1:{self.ports['web']}"
-
-    def secret(self, name: str) -> str:
-        return (self.var / name).read_text().strip()
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    tmp = tmp_path_factory.mktemp("make-run")
-    ports = {
-        "web": free_port(),
-        "flower": free_port(),
-        "redis": free_port(),
-        "simulator": two_free_ports(),
-    }
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env.update(
-        XOWEB_VAR_DIR=str(tmp / "var"),
-        XOWEB_WEB_PORT=str(ports["web"]),
-        XOWEB_FLOWER_PORT=str(ports["flower"]),
-        XOWEB_REDIS_PORT=str(ports["redis"]),
-        XOWEB_DEMO_POOL_PORT=str(ports["simulator"]),
-        XOWEB_WORKER_STOP_SECONDS=str(WORKER_STOP_SECONDS),
+    """The Procfile as it is, except that the workers also know the tests' Celery tasks."""
+
+    def with_test_tasks(line: str) -> str:
+        if line.startswith(("worker:", "backups:")):
+            return line.replace(" --loglevel=", f" --include={TEST_TASKS} --loglevel=")
+        return line
+
+    settings = {
+        "XOWEB_WORKER_STOP_SECONDS": str(WORKER_STOP_SECONDS),
         # The demo's own backups would put their tasks beside the ones the stop test counts
         # (tests/xoweb/test_journey.py starts the demo with them).
-        XOWEB_DEMO_BACKUPS="0",
-        DJANGO_SETTINGS_MODULE="xoweb.settings",
-    )
-    # What `make run` runs before honcho.
-    setup = [["migrate", "--noinput", "-v", "0"], ["ensure_admin"], ["demo_pool"]]
-    for command in setup:
-        done = manage(env, *command)
-        assert done.returncode == 0, done.stderr
-    # The Procfile as it is, except that the workers also know the tests' Celery tasks.
-    procfile = tmp / "Procfile"
-    lines = (ROOT / "Procfile").read_text().splitlines(keepends=True)
-    procfile.write_text(
-        "".join(
-            line.replace(" --loglevel=", f" --include={TEST_TASKS} --loglevel=")
-            if line.startswith(("worker:", "backups:"))
-            else line
-            for line in lines
-        )
-    )
-    assert procfile.read_text().count(TEST_TASKS) == 2, "the worker and backups lines"
-    honcho = start_process(
-        "honcho",
-        [
-            sys.executable,
-            "-m",
-            "xoweb.graceful",
-            "honcho",
-            "start",
-            "-f",
-            str(procfile),
-        ],
-        tmp,
-        env,
-    )
-    site = Site(honcho, env, ports, tmp / "var", tmp)
-    try:
-        for name, port in ports.items():
-            wait_until(
-                lambda port=port: port_open(port),
-                timeout=60,
-                message=f"{name} never listened on {port}:\n{honcho.log()[-3000:]}",
-            )
+        "XOWEB_DEMO_BACKUPS": "0",
+    }
+    with make_run(tmp_path_factory.mktemp("make-run"), settings, with_test_tasks) as site:
+        assert (site.tmp / "Procfile").read_text().count(TEST_TASKS) == 2, "worker and backups"
         yield site
-    finally:
-        honcho.stop(timeout=40)
 
 
 def test_every_process_comes_up_behind_a_login_with_the_demo_pool(site):
@@ -264,9 +188,7 @@ def test_redis_refuses_a_client_without_the_password_and_nobody_shows_it(site):
 
     password = site.secret("redis_password")
     assert password not in site.honcho.log(), "the Redis password was logged"
-    command_lines = [
-        Path(f"/proc/{pid}/cmdline").read_bytes() for pid in process_tree(site.honcho.pid)
-    ]
+    command_lines = [command_line(pid) for pid in process_tree(site.honcho.pid)]
     assert b"redis-server" in b"".join(command_lines)
     assert not any(password.encode() in line for line in command_lines), "visible in ps"
 
