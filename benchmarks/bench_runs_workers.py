@@ -8,14 +8,23 @@ machine. Everything is real: the simulator over HTTP exports the disks, the work
 the watcher keeps the cache, Redis carries the tasks. Every disk is a full (forced), so both
 runs do the same work; the best of ``--rounds`` is kept on each side, rounds interleaved.
 
+The machine's own ceiling is measured in the same run: the same disks downloaded plainly from
+the simulator (``curl`` into a file, then fsync), one at a time and then two at a time. A shared
+2-core machine that cannot run two plain downloads twice as fast cannot run two backups twice as
+fast either; the benchmark prints both speed-ups and ours as a share of the machine's.
+
     .venv/bin/python benchmarks/bench_runs_workers.py [--vms 8] [--size-gib 1] [--rounds 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -24,6 +33,31 @@ from goals import at_least, summary
 from run_site import RunSite
 
 GOAL = 1.5
+
+
+def plain_downloads(site: RunSite, disks: list[str], at_once: int) -> float:
+    """Seconds to download every disk's export with curl into a file and fsync it, ``at_once``
+    at a time (the baseline: no parsing, no hashing, no database)."""
+    session = site.sim.client._session.handle
+    target = site.folder / "plain"
+    target.mkdir(exist_ok=True)
+
+    def download(disk: str) -> None:
+        url = f"{site.sim.url}export_raw_vdi?session_id={session}&vdi={disk}&format=vhd"
+        path = target / disk.replace(":", "_")
+        subprocess.run(["curl", "-sSf", "-o", str(path), url], check=True)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(at_once) as pool:
+        list(pool.map(download, disks))
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(target)
+    return elapsed
 
 
 def main() -> None:
@@ -35,15 +69,17 @@ def main() -> None:
     args = parser.parse_args()
     size = int(args.size_gib * 1024**3) // (2 * 1024**2) * (2 * 1024**2)
     with RunSite(vms=0, disk_size="16M", folder=args.dir) as site:
-        site.add_filled_vms(args.vms, size)
+        disks = site.add_filled_vms(args.vms, size)
         from backups.models import BackupJob, Remote
 
         remote_path = site.folder / "remote"
         remote = Remote.objects.create(name="bench", path=str(remote_path))
         job = BackupJob.objects.create(name="bench", vm_uuids=site.vm_uuids(), concurrency=16)
         job.remotes.set([remote])
-        best = {}
+        best, plain = {}, {1: [], 2: []}
         for _round in range(args.rounds):
+            for at_once in (1, 2):
+                plain[at_once].append(plain_downloads(site, disks, at_once))
             for processes in (1, 2):
                 site.start_worker(processes)
                 site.sim.coalesce()  # what the SR does between two runs (untimed)
@@ -60,7 +96,13 @@ def main() -> None:
             )
             for line in times.lines():
                 print(line)
+        machine = min(plain[1]) / min(plain[2])
+        print(
+            f"plain downloads (curl + fsync) of the same disks: {min(plain[1]):.2f} s one at a "
+            f"time, {min(plain[2]):.2f} s two at a time: the machine's speed-up {machine:.2f}"
+        )
         speedup = best[1].wall / best[2].wall
+        print(f"ours as a share of the machine's speed-up: {speedup / machine:.2f}")
         print(f"speed-up with 2 processes: ratio {at_least(speedup, GOAL)}")
     summary()
 

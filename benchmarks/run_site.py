@@ -161,18 +161,18 @@ class RunSite:
         self.processes.append(process)
         return process
 
-    def add_filled_vms(self, count: int, size: int) -> None:
+    def add_filled_vms(self, count: int, size: int) -> list[str]:
         """``count`` more halted VMs with one disk of ``size`` bytes, every block written
-        (untimed set-up), cached by the watcher."""
+        (untimed set-up), cached by the watcher; the refs of their disks."""
         from pools.models import VM
 
-        for n in range(count):
-            self.sim.make_vm(f"bench-{n:02d}", size)
+        disks = [self.sim.make_vm(f"bench-{n:02d}", size)[1] for n in range(count)]
         wait(
             lambda: VM.objects.guests().live().count() >= self.vms + count,
             120,
             "the watcher to cache the new VMs",
         )
+        return disks
 
     def vm_uuids(self) -> list[str]:
         from pools.models import VM
