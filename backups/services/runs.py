@@ -258,18 +258,27 @@ def finish_if_done(run_id: int) -> bool:
         return False
     status, summary = outcome(run_id)
     now = timezone.now()
-    done = BackupRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
-        status=status, ended=now, message=summary, heartbeat=now
-    )
-    if done:
-        ended(run_id)
-        # What the schedule proves after its runs (verification, restore tests): queued once,
-        # by the process that ended the run; a failure there leaves the run as it ended.
-        try:
-            after_run.run_ended(run_id)
-        except Exception:
-            logger.exception("the checks after run %s could not be queued", run_id)
+    # One transaction: the end, the report's request and the checks the schedule asks for. A
+    # process that dies in between leaves the run running, and the sweep ends it again with
+    # them all; a run is never ended without its report and its checks.
+    with transaction.atomic():
+        done = BackupRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+            status=status, ended=now, message=summary, heartbeat=now
+        )
+        if done:
+            ended(run_id)
+            _record_checks(run_id)
     return bool(done)
+
+
+def _record_checks(run_id: int) -> None:
+    """What the schedule proves after its runs (verification, restore tests), recorded by the
+    transaction that ends the run; an error there leaves the run as it ended (its savepoint)."""
+    try:
+        with transaction.atomic():
+            after_run.run_ended(run_id)
+    except Exception:
+        logger.exception("the checks after run %s could not be queued", run_id)
 
 
 def outcome(run_id: int) -> tuple[str, str]:

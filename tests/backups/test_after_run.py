@@ -121,3 +121,40 @@ def test_a_run_records_a_verification_per_remote_and_a_test_per_new_backup(
         "sr-uuid",
         45,
     )
+
+
+class Died(BaseException):
+    """The process ending a run killed where it stands (no ``except Exception`` catches it)."""
+
+
+def test_a_run_is_never_ended_without_its_checks_whatever_dies(
+    make_job, make_remote, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    from backups.services import runs, sweep
+
+    nas = make_remote("nas")
+    job = make_job("nightly", remotes=[nas])
+    schedule = Schedule.objects.create(job=job, name="daily", cron="0 1 * * *", verify="check")
+    run = ended_run(job, schedule, ("aaaa-1", {str(nas.uuid): "xo-vm-backups/a/1.json"}))
+    BackupRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
+    recording = after_run.run_ended
+
+    def dies(run_id: int) -> int:
+        recording(run_id)  # its rows are written, then the process dies before the commit
+        raise Died
+
+    monkeypatch.setattr(after_run, "run_ended", dies)
+    with django_capture_on_commit_callbacks(execute=False) as queued, pytest.raises(Died):
+        runs.finish_if_done(run.pk)
+    assert queued == [], "nothing was sent: no report, no check"
+    assert BackupRun.objects.get(pk=run.pk).status == "running", "the end was rolled back"
+    assert not Verification.objects.exists()
+
+    monkeypatch.setattr(after_run, "run_ended", recording)
+    with django_capture_on_commit_callbacks() as queued:
+        assert sweep.sweep().finished == 1
+    run.refresh_from_db()
+    assert run.status == "success" and run.ended is not None
+    [check] = Verification.objects.filter(run=run)
+    assert check.vm_uuids == ["aaaa-1"] and check.status == "pending"
+    assert len(queued) == 1, "the checks' task, queued once"

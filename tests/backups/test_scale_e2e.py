@@ -119,7 +119,9 @@ def test_twelve_vms_with_a_concurrency_of_three_each_backed_up_once_and_reported
                 duplicated.add(pk)
         time.sleep(0.05)
     assert run.status == "success", run.message
-    assert most_tasks == 3 and most_rows == 3, (most_tasks, most_rows)
+    # Never more than the concurrency; the rows show it used (a VM task of a 1 MiB disk lasts
+    # a fraction of a second: on a loaded machine the samples may miss three tasks at once).
+    assert most_rows == 3 and 1 <= most_tasks <= 3, (most_tasks, most_rows)
     rows = list(VmBackup.objects.filter(run=run))
     assert len(rows) == 12 and {row.status for row in rows} == {"success"}
     assert {row.attempt for row in rows} == {1}
