@@ -71,14 +71,19 @@ def create_once(pool: Pool) -> Created | None:
 
     Steps: choose the VMs; add the remote through the remote form (the write test every
     remote gets); add the job and its two schedules (their beat entries follow); write the
-    marker last, so that a crash in between makes it try again, not skip it.
+    marker last, so that a crash before the job's commit makes it try again, not skip it — and
+    one between the commit and the marker finds the job next time and only writes the marker.
     """
     if marker().exists():
+        return None
+    folder = Path(settings.VAR_DIR) / "demo-backups"
+    made = BackupJob.objects.filter(remotes__path=str(folder)).order_by("pk").first()
+    if made is not None:
+        _write_marker(made.remotes.get(path=str(folder)), made, made.vm_uuids)
         return None
     vms = demo_vms(pool)
     if len(vms) < VM_COUNT:
         return None
-    folder = Path(settings.VAR_DIR) / "demo-backups"
     form = RemoteForm(
         data={"name": NAME, "path": str(folder), "enabled": True, "test_folder": True}
     )
@@ -111,11 +116,13 @@ def create_once(pool: Pool) -> Created | None:
             )
             schedule.full_clean()
             schedule.save()
-    marker().write_text(
-        json.dumps({"remote": remote.pk, "job": job.pk, "vms": [vm.uuid for vm in vms]})
-    )
+    _write_marker(remote, job, [vm.uuid for vm in vms])
     logger.info("demo: job %s backs up %s to %s", job.name, ", ".join(map(str, vms)), folder)
     return Created(remote, job)
+
+
+def _write_marker(remote: Remote, job: BackupJob, vm_uuids: list[str]) -> None:
+    marker().write_text(json.dumps({"remote": remote.pk, "job": job.pk, "vms": vm_uuids}))
 
 
 def _free_name() -> str:

@@ -49,6 +49,12 @@ def test_the_demo_is_created_once_and_its_guests_write(
     assert VDI.objects.filter(ref__in=disks).count() == len(disks)
     assert session  # the simulator still answers
 
+    # Killed after the job's commit, before the marker: the next start only writes the marker.
+    marker = demo.marker().read_text()
+    demo.marker().unlink()
+    assert demo.create_once(pool) is None
+    assert BackupJob.objects.count() == 1 and demo.marker().read_text() == marker
+
     # Ordinary data: deleted by the person, it stays deleted at the next start.
     job.delete()
     Remote.objects.all().delete()
