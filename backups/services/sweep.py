@@ -17,7 +17,8 @@ job's run sweeps that job's running runs first. For every running run:
    dead, beats for it, so that the tasks' own sweep does not take a run that waits for one
    that died (the period, 30 s, is half ``TASK_INTERRUPTED_AFTER_SECONDS``).
 
-And every run still *pending* that long lost its ``start_run`` message: it is sent again.
+And every run still *pending* that long lost its ``start_run`` message: it is sent again; so
+are the reports and the checks that follow ended runs (:mod:`backups.services.followups`).
 Nothing here waits on XAPI or on a remote; every change is a conditional UPDATE, so two sweeps
 at once, or a sweep beside a worker, never do a thing twice.
 """
@@ -34,7 +35,7 @@ from django.utils import timezone
 
 from backups.choices import RunStatus, VmBackupStatus
 from backups.models import BackupRun, VmBackup
-from backups.services import fanout, runs, takeover
+from backups.services import fanout, followups, runs, takeover
 from backups.services.heartbeat import silence_cutoff, why_dead
 from tasks.choices import TaskStatus
 from tasks.models import Task
@@ -75,6 +76,7 @@ def sweep(now=None) -> Swept:
         logger.warning("run %s waited %s without starting: sent again", run.pk, now - run.created)
         runs.send_start(run)
         swept.resent += 1
+    swept.resent += followups.resend(now, lost_after())
     return swept
 
 
