@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Protocol
 
-from backups.vhd.fileio import OsRwFile, RwFile, write_all
+from backups.vhd.fileio import OsNewFile, OsVhdIO, RwFile
 
 
 class WritableFile(Protocol):
@@ -74,55 +74,21 @@ class FileSystem(Protocol):
         ...
 
 
-class RealFile:
-    """A file descriptor written with ``writev`` (no Python buffer: one copy less)."""
-
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
-        self.fd = fd
-
-    def write(self, *chunks: bytes | memoryview) -> int:
-        return write_all(self.fd, [memoryview(chunk).cast("B") for chunk in chunks])
-
-    def fsync(self) -> None:
-        os.fsync(self.fd)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            fd, self.fd = self.fd, -1
-            os.close(fd)
+#: A new file written with ``writev`` (no Python buffer: one copy less): the VHD library's.
+RealFile = OsNewFile
 
 
-class RealFileSystem:
-    """The operating system's files."""
-
-    def create(self, path: Path) -> RealFile:
-        return RealFile(path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
-
-    def open_rw(self, path: Path) -> OsRwFile:
-        return OsRwFile(Path(path), os.open(path, os.O_RDWR))
+class RealFileSystem(OsVhdIO):
+    """The operating system's files: the VHD library's, and what the remote adapter adds."""
 
     def read_bytes(self, path: Path) -> bytes:
         return Path(path).read_bytes()
-
-    def rename(self, source: Path, target: Path) -> None:
-        Path(source).rename(target)
-
-    def unlink(self, path: Path) -> None:
-        Path(path).unlink()
 
     def mkdir(self, path: Path) -> None:
         Path(path).mkdir(0o750)
 
     def rmdir(self, path: Path) -> None:
         Path(path).rmdir()
-
-    def fsync_dir(self, path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def listdir(self, path: Path) -> list[str]:
         return [entry.name for entry in Path(path).iterdir()]

@@ -154,7 +154,7 @@ class OsVhdIO:
         Path(path).unlink()
 
     def fsync_dir(self, path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(fd)
         finally:
