@@ -9,6 +9,12 @@ from __future__ import annotations
 from django.db import models
 
 
+def _all_but(choices: type[models.TextChoices], *open_states: str) -> list[str]:
+    """The states of ``choices`` other than ``open_states``, in their order: a status class's
+    final states, written once for every class."""
+    return [state for state in choices if state not in open_states]
+
+
 class JobMode(models.TextChoices):
     """How a job writes its disks: a VHD chain (delta) or a full VHD every time (full)."""
 
@@ -69,14 +75,7 @@ class RunStatus(models.TextChoices):
 
     @classmethod
     def final(cls) -> list[str]:
-        return [
-            cls.SUCCESS,
-            cls.PARTIAL,
-            cls.FAILED,
-            cls.SKIPPED,
-            cls.INTERRUPTED,
-            cls.CANCELLED,
-        ]
+        return _all_but(cls, cls.PENDING, cls.RUNNING)
 
 
 class VmBackupStatus(models.TextChoices):
@@ -95,14 +94,7 @@ class VmBackupStatus(models.TextChoices):
 
     @classmethod
     def final(cls) -> list[str]:
-        return [
-            cls.SUCCESS,
-            cls.PARTIAL,
-            cls.FAILED,
-            cls.SKIPPED,
-            cls.INTERRUPTED,
-            cls.CANCELLED,
-        ]
+        return _all_but(cls, *cls.unfinished())
 
     @classmethod
     def unfinished(cls) -> list[str]:
@@ -140,7 +132,7 @@ class RestoreStatus(models.TextChoices):
 
     @classmethod
     def final(cls) -> list[str]:
-        return [cls.SUCCESS, cls.FAILED, cls.INTERRUPTED]
+        return _all_but(cls, cls.PENDING, cls.RUNNING)
 
 
 class VerifyLevel(models.TextChoices):
@@ -174,7 +166,7 @@ class CheckStatus(models.TextChoices):
 
     @classmethod
     def final(cls) -> list[str]:
-        return [cls.PASSED, cls.FAILED, cls.ERROR, cls.INTERRUPTED]
+        return _all_but(cls, cls.PENDING, cls.RUNNING)
 
 
 class ContentStatus(models.TextChoices):

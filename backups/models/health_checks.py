@@ -6,12 +6,15 @@ from __future__ import annotations
 from django.db import models
 from django.urls import reverse
 
-from backups.choices import STATUS_CSS, CheckStatus, CheckTrigger
+from backups.choices import CheckStatus, CheckTrigger
+from backups.models.lifecycle import Lifecycle
 
 
-class HealthCheck(models.Model):
+class HealthCheck(Lifecycle, models.Model):
     """One restore test of one backup: where it was restored, whether it ran, and that the
     restored VM was destroyed."""
+
+    statuses = CheckStatus
 
     run = models.ForeignKey(
         "backups.BackupRun",
@@ -70,11 +73,3 @@ class HealthCheck(models.Model):
     def mark(self) -> str:
         """What its VM and disks carry on the pool (``xoweb:health-check``)."""
         return f"health-check {self.pk}"
-
-    @property
-    def css(self) -> str:
-        return STATUS_CSS.get(self.status, "")
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in CheckStatus.final()

@@ -6,11 +6,14 @@ from __future__ import annotations
 from django.db import models
 from django.urls import reverse
 
-from backups.choices import STATUS_CSS, FileFormat, RestoreKind, RestoreStatus
+from backups.choices import FileFormat, RestoreKind, RestoreStatus
+from backups.models.lifecycle import Lifecycle
 
 
-class Restore(models.Model):
+class Restore(Lifecycle, models.Model):
     """One restore of a restore point: a disk to an SR or a file, or the whole VM."""
+
+    statuses = RestoreStatus
 
     point = models.ForeignKey(
         "backups.RestorePoint", null=True, on_delete=models.SET_NULL, related_name="restores"
@@ -50,11 +53,3 @@ class Restore(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("backups:restore_detail", args=[self.pk])
-
-    @property
-    def css(self) -> str:
-        return STATUS_CSS.get(self.status, "")
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in RestoreStatus.final()

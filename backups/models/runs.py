@@ -15,16 +15,18 @@ from django.db.models import Q
 from django.urls import reverse
 
 from backups.choices import (
-    STATUS_CSS,
     DiskMode,
     RunStatus,
     Trigger,
     VmBackupStatus,
 )
+from backups.models.lifecycle import Lifecycle
 
 
-class BackupRun(models.Model):
+class BackupRun(Lifecycle, models.Model):
     """One run of a job: its VMs, when it ran, how it ended."""
+
+    statuses = RunStatus
 
     job = models.ForeignKey("backups.BackupJob", on_delete=models.CASCADE, related_name="runs")
     schedule = models.ForeignKey(
@@ -97,24 +99,12 @@ class BackupRun(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("backups:run_detail", args=[self.pk])
 
-    @property
-    def is_final(self) -> bool:
-        return self.status in RunStatus.final()
 
-    @property
-    def css(self) -> str:
-        return STATUS_CSS.get(self.status, "")
-
-    @property
-    def duration(self):
-        if self.started and self.ended:
-            return self.ended - self.started
-        return None
-
-
-class VmBackup(models.Model):
+class VmBackup(Lifecycle, models.Model):
     """The backup of one VM in one run: its state, and once done its backup timestamp,
     snapshot, metadata files and the reason it failed."""
+
+    statuses = VmBackupStatus
 
     run = models.ForeignKey(BackupRun, on_delete=models.CASCADE, related_name="vm_backups")
     vm_uuid = models.CharField("VM uuid", max_length=36)
@@ -179,16 +169,6 @@ class VmBackup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.vm_name or self.vm_uuid} in run {self.run_id}"
-
-    @property
-    def css(self) -> str:
-        return STATUS_CSS.get(self.status, "")
-
-    @property
-    def duration(self):
-        if self.started and self.ended:
-            return self.ended - self.started
-        return None
 
     @property
     def mode(self) -> str:

@@ -11,11 +11,14 @@ from __future__ import annotations
 from django.db import models
 from django.urls import reverse
 
-from backups.choices import STATUS_CSS, CheckStatus, CheckTrigger, ContentStatus
+from backups.choices import CheckStatus, CheckTrigger, ContentStatus
+from backups.models.lifecycle import Lifecycle
 
 
-class Verification(models.Model):
+class Verification(Lifecycle, models.Model):
     """One check of the backups on one remote (every VM, or some): when, how deep, the outcome."""
+
+    statuses = CheckStatus
 
     remote = models.ForeignKey(
         "backups.Remote", on_delete=models.CASCADE, related_name="verifications"
@@ -67,20 +70,6 @@ class Verification(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("backups:verification_detail", args=[self.pk])
-
-    @property
-    def css(self) -> str:
-        return STATUS_CSS.get(self.status, "")
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in CheckStatus.final()
-
-    @property
-    def duration(self):
-        if self.started and self.ended:
-            return self.ended - self.started
-        return None
 
 
 class BackupVerdict(models.Model):
