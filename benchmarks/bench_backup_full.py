@@ -14,14 +14,12 @@ best of each side is kept.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from engine_pool import SimPool, peak_rss_mib, timed
+from engine_pool import SimPool, curl_export, peak_rss_mib, timed
 from goals import at_least, summary
 
 from backups.engine import JobSettings, NullProgress, RemoteAdapter, ScheduleSettings, backup_vm
@@ -29,18 +27,6 @@ from backups.engine import JobSettings, NullProgress, RemoteAdapter, ScheduleSet
 GOAL = 0.9
 JOB = JobSettings(id="be000000-0000-4000-8000-000000000001", name="bench", mode="delta")
 FORCED = ScheduleSettings(id="be000000-0000-4000-8000-0000000000a1", name="full", force_full=True)
-
-
-def curl_export(pool: SimPool, snapshot_vdi: str, target: Path) -> None:
-    assert pool.client is not None and pool.client._session is not None
-    session = pool.client._session.handle
-    url = f"{pool.url}export_raw_vdi?session_id={session}&vdi={snapshot_vdi}&format=vhd"
-    subprocess.run(["curl", "-sSf", "-o", str(target), url], check=True)
-    fd = os.open(target, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def main() -> None:

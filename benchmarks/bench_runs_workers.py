@@ -19,9 +19,7 @@ fast either; the benchmark prints both speed-ups and ours as a share of the mach
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from engine_pool import curl_export
 from goals import at_least, summary
 from run_site import RunSite
 
@@ -38,19 +37,11 @@ GOAL = 1.5
 def plain_downloads(site: RunSite, disks: list[str], at_once: int) -> float:
     """Seconds to download every disk's export with curl into a file and fsync it, ``at_once``
     at a time (the baseline: no parsing, no hashing, no database)."""
-    session = site.sim.client._session.handle
     target = site.folder / "plain"
     target.mkdir(exist_ok=True)
 
     def download(disk: str) -> None:
-        url = f"{site.sim.url}export_raw_vdi?session_id={session}&vdi={disk}&format=vhd"
-        path = target / disk.replace(":", "_")
-        subprocess.run(["curl", "-sSf", "-o", str(path), url], check=True)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        curl_export(site.sim, disk, target / disk.replace(":", "_"))
 
     started = time.perf_counter()
     with ThreadPoolExecutor(at_once) as pool:

@@ -138,3 +138,17 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
     start = time.perf_counter()
     result = function(*args, **kwargs)
     return time.perf_counter() - start, result
+
+
+def curl_export(pool: SimPool, vdi: str, target: Path) -> None:
+    """The baseline of the backup benchmarks: ``vdi``'s VHD export downloaded with curl into
+    ``target``, then fsynced (no parsing, no hashing, no database)."""
+    assert pool.client is not None and pool.client._session is not None
+    session = pool.client._session.handle
+    url = f"{pool.url}export_raw_vdi?session_id={session}&vdi={vdi}&format=vhd"
+    subprocess.run(["curl", "-sSf", "-o", str(target), url], check=True)
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
