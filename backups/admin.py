@@ -54,23 +54,7 @@ class ScheduleInline(admin.TabularInline):
     model = Schedule
     form = ScheduleForm
     extra = 0
-    fields = [
-        "name",
-        "cron",
-        "timezone",
-        "enabled",
-        "retention",
-        "retention_daily",
-        "retention_weekly",
-        "retention_monthly",
-        "retention_yearly",
-        "snapshot_retention",
-        "force_full",
-        "verify",
-        "health_check",
-        "health_check_sr",
-        "health_check_timeout",
-    ]
+    fields = ScheduleForm.Meta.fields  # the page's form, field for field
 
 
 @admin.register(BackupJob)
