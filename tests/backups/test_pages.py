@@ -37,6 +37,8 @@ def test_every_page_needs_a_login(anonymous_client, make_job) -> None:
         ("backups:job_edit", ["job"], "get", "backups.change_backupjob"),
         ("backups:run_detail", ["run"], "get", "backups.view_backuprun"),
         ("backups:point_restore", ["point"], "post", "backups.restore_restorepoint"),
+        ("backups:restore_wizard_confirm", ["vm"], "post", "backups.restore_restorepoint"),
+        ("backups:restore_download", ["restore"], "get", "backups.restore_restorepoint"),
     ],
 )
 def test_each_action_needs_its_permission(
@@ -47,9 +49,14 @@ def test_each_action_needs_its_permission(
     point = RestorePoint.objects.create(
         remote=job.remotes.get(), path="p.json", vm_uuid="v", timestamp="t", taken_at=job.created_at
     )
-    ids = {"job": job.pk, "run": run.pk, "point": point.pk}
+    ids = {"job": job.pk, "run": run.pk, "point": point.pk, "vm": "v", "restore": 999}
     url = reverse(name, args=[ids[arg] for arg in args])
-    views = ["backups.view_backupjob", "backups.view_remote", "backups.view_backuprun"]
+    views = [
+        "backups.view_backupjob",
+        "backups.view_remote",
+        "backups.view_backuprun",
+        "backups.view_restorepoint",
+    ]
     refused = client_with(*[perm for perm in views if perm != permission])
     assert getattr(refused, method)(url).status_code == 403
     allowed = client_with(permission, *views)
