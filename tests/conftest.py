@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.accounts",
     "tests.fixtures.mail",
+    "tests.fixtures.xdist_groups",
 ]
 
 #: pytest-django's fixtures that open the test database; any fixture built on them (``client``
