@@ -183,10 +183,12 @@ def test_sql_pages_endpoints_and_commands_show_what_the_rule_says(
 # --- one home: nobody else decides -----------------------------------------------------------------
 
 #: Modules allowed to read pool statuses, loss times and heartbeats: the rule itself, the models
-#: (whose querysets call it) and the watcher and cache, which write them.
+#: of pools and of cached objects (whose querysets call it) and the watcher and cache, which
+#: write them.
 RULE_HOMES = {
     "pools/liveness.py",
-    "pools/models.py",
+    "pools/models/pool.py",
+    "pools/models/cached_object.py",
     "pools/cache.py",
     "pools/watcher.py",
     "pools/choices.py",
