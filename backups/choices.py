@@ -170,7 +170,7 @@ class CheckStatus(models.TextChoices):
 
 
 class ContentStatus(models.TextChoices):
-    """What the last deep check found in a file's bytes (backups.engine.verify.Content)."""
+    """What the last deep check found in a file's bytes (backups.engine.verify_report.Content)."""
 
     OK = "ok", "SHA-256 as recorded (or as first read)"
     MISMATCH = "mismatch", "SHA-256 differs from the recorded one"

@@ -33,7 +33,8 @@ from engine_pool import BLOCK, SimPool, timed
 from goals import at_least, summary
 
 from backups.engine import JobSettings, NullProgress, RemoteAdapter, ScheduleSettings, backup_vm
-from backups.engine.verify import Content, verify_remote
+from backups.engine.verify import verify_remote
+from backups.engine.verify_report import Content
 
 GOAL = 0.8
 JOB = JobSettings(id="be000000-0000-4000-8000-000000000013", name="bench", mode="delta")

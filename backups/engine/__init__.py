@@ -28,7 +28,7 @@ from .lock import VmLock
 from .planner import DiskMode, DiskPlan, FullReason
 from .progress import NullProgress, Progress
 from .remote import AtomicFile, RemoteAdapter, RemoteSpace
-from .restore import restore_disk_to_file, restore_disk_to_sr, restore_vm
+from .restore import restore_disk_to_file, restore_disk_to_sr
 from .values import (
     BackupDisk,
     BackupEntry,
@@ -39,6 +39,7 @@ from .values import (
     VmBackupOutcome,
 )
 from .vm_backup import backup_vm
+from .vm_restore import restore_vm
 
 __all__ = [
     "AtomicFile",

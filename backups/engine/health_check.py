@@ -2,7 +2,7 @@
 
 A backup is proven by restoring it and booting it:
 
-1. restore the backup as a new VM on the chosen SR (``restore.restore_vm``) without its VIFs
+1. restore the backup as a new VM on the chosen SR (``vm_restore.restore_vm``) without its VIFs
    (it must not meet the original on the network), named ``[xoweb health check] <vm>``,
    tagged ``xoweb health check`` only (so no backup job's tag rule picks it up), and marked with
    ``xoweb:health-check = <mark>`` in ``other_config`` — on the VM and on each of its disks;
@@ -27,8 +27,9 @@ from pools.xapi import XapiClient, XapiError, XapiFailure
 from .errors import EngineError
 from .progress import NullProgress, Progress
 from .remote import RemoteAdapter
-from .restore import KnownBad, restore_vm
+from .restore import KnownBad
 from .snapshots import destroy_vdis
+from .vm_restore import restore_vm
 
 logger = logging.getLogger(__name__)
 

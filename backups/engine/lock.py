@@ -18,10 +18,11 @@ token and the lease's end, in milliseconds of the injected clock::
 * **Release**: the same rename of our own lease file, then ``rmdir`` (which only ever removes
   an empty directory, so it can never remove someone else's lock).
 * **A dead holder on this machine**: a lease also says which process holds it (kernel boot id,
-  pid namespace, pid and the process's start time). When that is this machine and namespace
-  and no such process runs any more (killed, out of memory), the lock is broken at once, the
-  same way, without waiting for its lease to end: a VM whose worker was killed is backed up
-  again at once. Another machine's lease, or a holder that still runs, waits for its lease.
+  pid namespace, pid and the process's start time: ``holder.py``). When that is this machine
+  and namespace and no such process runs any more (killed, out of memory), the lock is broken
+  at once, the same way, without waiting for its lease to end: a VM whose worker was killed is
+  backed up again at once. Another machine's lease, or a holder that still runs, waits for its
+  lease.
 
 A lock directory without a lease file is another program's (XO's proper-lockfile keeps an empty
 directory and touches its mtime) or one whose creator died before writing its lease: it is
@@ -33,7 +34,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import os
 import secrets
 import socket
 import threading
@@ -43,68 +43,11 @@ from pathlib import Path
 
 from .errors import LockHeld, LockLost, RemoteError
 from .fsio import FileSystem
+from .holder import holder_is_gone, process_identity
 
 logger = logging.getLogger(__name__)
 
 LEASE_PREFIX = "lease."
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def _boot_id() -> str | None:
-    """This kernel boot's id (Linux): two machines, or two boots, never share it."""
-    text = _read("/proc/sys/kernel/random/boot_id")
-    return text.strip() if text else None
-
-
-def _pid_namespace() -> int | None:
-    """The pid namespace of this process: pids mean the same only inside one."""
-    try:
-        return Path("/proc/self/ns/pid").stat().st_ino
-    except OSError:
-        return None
-
-
-def _start_time(pid: int) -> int | None:
-    """When process ``pid`` started (clock ticks since boot), or None when there is none."""
-    text = _read(f"/proc/{pid}/stat")
-    if text is None:
-        return None
-    # The command name may hold spaces and parentheses: the fields start after the last ')'.
-    fields = text[text.rindex(")") + 2 :].split()
-    return int(fields[19])
-
-
-def process_identity() -> dict:
-    """Who holds a lease, precisely enough to tell later whether that process still runs."""
-    pid = os.getpid()
-    return {
-        "boot": _boot_id(),
-        "pidns": _pid_namespace(),
-        "pid": pid,
-        "started": _start_time(pid),
-    }
-
-
-def holder_is_gone(content: dict) -> bool:
-    """True only when the lease's holder provably runs no more: it ran on this kernel boot and in
-    this pid namespace, and its pid is free or taken by a process started at another time."""
-    boot = _boot_id()
-    if not boot or content.get("boot") != boot or content.get("pidns") != _pid_namespace():
-        return False
-    pid = content.get("pid")
-    if not isinstance(pid, int):
-        return False
-    started = _start_time(pid)
-    if started is None:
-        return True
-    return content.get("started") is not None and started != content["started"]
 
 
 def _lease_name(token: str, expires: float) -> str:

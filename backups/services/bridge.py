@@ -91,7 +91,7 @@ def restore_disk_to_file(*args: Any, **kwargs: Any) -> Any:
 
 
 def restore_vm(*args: Any, **kwargs: Any) -> Any:
-    from backups.engine.restore import restore_vm as run
+    from backups.engine.vm_restore import restore_vm as run
 
     return run(*args, **kwargs)
 

@@ -15,7 +15,7 @@ from backups.engine.health_check import (
     find_leftovers,
     health_check,
 )
-from backups.engine.restore import restore_vm
+from backups.engine.vm_restore import restore_vm
 
 from .conftest import RecordingProgress
 

@@ -12,7 +12,8 @@ import pytest
 
 from backups.engine import RestoreError, restore_disk_to_file, restore_vm
 from backups.engine.planner import FullReason
-from backups.engine.verify import Content, verify_remote
+from backups.engine.verify import verify_remote
+from backups.engine.verify_report import Content
 
 from .conftest import RecordingProgress
 
