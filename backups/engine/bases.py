@@ -15,17 +15,15 @@ no metadata names.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from pools.xapi import XapiClient, XapiFailure
 
 from . import tags
 from .planner import BaseSnapshot, RemoteBase, RemoteBaseStatus
 from .remote import RemoteAdapter
-from .values import BackupEntry
+from .values import BackupEntry, KnownBad
 from .vm_disks import VmDisk
-
-KnownBad = Callable[[str, str], bool]
 
 
 def find_bases(

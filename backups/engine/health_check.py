@@ -27,8 +27,8 @@ from pools.xapi import XapiClient, XapiError, XapiFailure
 from .errors import EngineError
 from .progress import NullProgress, Progress
 from .remote import RemoteAdapter
-from .restore import KnownBad
 from .snapshots import destroy_vdis
+from .values import KnownBad
 from .vm_restore import restore_vm
 
 logger = logging.getLogger(__name__)

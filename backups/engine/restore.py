@@ -14,7 +14,7 @@ A whole VM's restore (``vm_restore.py``) brings back each of its disks with the 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,7 @@ from .progress import NullProgress, Progress
 from .readahead import read_ahead
 from .remote import RemoteAdapter
 from .snapshots import destroy_vdis
-from .values import BackupDisk, BackupEntry, FileRestore
-
-KnownBad = Callable[[str, str], bool]
+from .values import BackupDisk, BackupEntry, FileRestore, KnownBad
 
 
 def _find(remote: RemoteAdapter, backup: str, vdi_uuid: str) -> tuple[BackupEntry, BackupDisk]:

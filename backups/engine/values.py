@@ -7,7 +7,7 @@ restore point index is rebuilt from these). The contract is docs/backup-engine.m
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +15,11 @@ from typing import Any
 
 from .planner import DiskMode, FullReason
 from .retention import RetentionPolicy
+
+#: Comes in from the Django side: ``known_bad(remote_id, path)`` says whether verification found
+#: the file at ``path`` (relative to that remote's root) bad, so that no delta and no restore
+#: builds on it.
+KnownBad = Callable[[str, str], bool]
 
 
 @dataclass(frozen=True)

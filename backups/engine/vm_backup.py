@@ -39,7 +39,7 @@ from backups import vhd
 from pools.xapi import XapiClient, XapiError
 
 from . import layout, tags
-from .bases import KnownBad, check_remote_base, find_bases, previously_backed_up
+from .bases import check_remote_base, find_bases, previously_backed_up
 from .chain_health import assert_healthy_chains
 from .errors import ChainUnhealthy, EngineError, LockHeld, NothingToBackUp, RemoteError
 from .janitor import apply_snapshot_retention, clean_leftovers, find_groups, strip_live_marks
@@ -60,7 +60,7 @@ from .snapshots import (
     take_snapshot,
 )
 from .transfer import DiskTarget, transfer_disk
-from .values import DiskOutcome, JobSettings, ScheduleSettings, VmBackupOutcome
+from .values import DiskOutcome, JobSettings, KnownBad, ScheduleSettings, VmBackupOutcome
 from .vm_disks import VmDisk, read_vm, vm_disks
 from .watch import Watched
 

@@ -19,8 +19,9 @@ from . import tags
 from .errors import RestoreError
 from .progress import NullProgress, Progress
 from .remote import RemoteAdapter
-from .restore import KnownBad, backup_date, find_sr, import_disk, open_disk_chain
+from .restore import backup_date, find_sr, import_disk, open_disk_chain
 from .snapshots import destroy_vdis
+from .values import KnownBad
 
 logger = logging.getLogger(__name__)
 

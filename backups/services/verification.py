@@ -18,8 +18,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -30,6 +30,9 @@ from backups.models import BackupVerdict, FileVerdict, Remote, RestorePoint, Ver
 from backups.services import bridge, check_claims
 from backups.services.heartbeat import holder_name
 from tasks.reporter import TaskCancelled, no_current_task, task
+
+if TYPE_CHECKING:  # the engine is reached through the bridge; only its type is named here
+    from backups.engine.values import KnownBad
 
 logger = logging.getLogger(__name__)
 
@@ -296,7 +299,7 @@ def _updated(field) -> bool:
 # --- what verdicts mean -----------------------------------------------------------------------
 
 
-def known_bad(remotes: Iterable[Remote]) -> Callable[[str, str], bool]:
+def known_bad(remotes: Iterable[Remote]) -> KnownBad:
     """The engine's ``known_bad(remote_id, relpath)`` for these remotes: the files whose last
     verdict is bad (read once, when the backup or restore starts)."""
     bad = {
