@@ -24,9 +24,9 @@ inside the block::
 
 ``task(name, ...)`` always creates a new task; :func:`start_planned` starts one created earlier
 by :meth:`TaskReporter.plan`. Both, ``subtask`` and ``plan`` take the same options
-(:class:`TaskOptions`). The backup engine sees a reporter only through its ``Progress``
-protocol: ``subtask(name, kind=, total=)``, ``advance``, ``update``, ``info``, ``warning`` and
-``check`` keep their meaning.
+(:class:`~tasks.rows.TaskOptions`). The backup engine sees a reporter only through its
+``Progress`` protocol: ``subtask(name, kind=, total=)``, ``advance``, ``update``, ``info``,
+``warning`` and ``check`` keep their meaning.
 
 Writes to the database are throttled: a task's row is written at most about once a second
 (``FLUSH_SECONDS``), plus once on each whole percent, never once per block. The process's
@@ -35,24 +35,17 @@ column of every task running in the process every ``TASK_HEARTBEAT_SECONDS``, ev
 work blocks; when the process dies the beats stop, and :func:`tasks.services.mark_interrupted`
 (periodic) or any reader (``Task.effective_status``) turns the task interrupted.
 
-Every write is conditional on the row still running: progress stops with :class:`TaskCancelled`
-or :class:`TaskInterrupted` when someone else changed it, and the final status never overwrites
-``interrupted`` or ``cancelled`` set by someone else (the sweep, a cancel): the row keeps it.
-
-**Who owns claims and heartbeats.** Task rows are the display of work, not its claim. A planned
-task starts only once (a conditional update; a second start raises :class:`TaskNotStartable`),
-which keeps a redelivered message from showing the work twice, but what makes work happen once
-is the claim on the row that owns the work: for a backup, its run rows (``BackupRun``,
-``VmBackup``), claimed by a conditional ``UPDATE … WHERE status='queued'`` and kept alive by a
-heartbeat column. Both kinds of rows beat through the same mechanism, the process's
-:data:`tasks.heartbeat.heartbeat`, so a dead process stops both at once
-(docs/architecture.md §Claims and heartbeats).
+Every write is conditional on the row still running (:mod:`tasks.rows`: the writes, the
+conditions, and who owns claims and heartbeats): progress stops with :class:`TaskCancelled` or
+:class:`TaskInterrupted` when someone else changed it, and a planned task starts only once
+(:class:`TaskNotStartable`).
 
 A task created ``cancellable=True`` can be cancelled from the task page: the next throttled
 write notices it and raises :class:`TaskCancelled` from ``advance()``/``check()``, which ends
 the task as cancelled; a subtask does not even start under a task whose cancel was asked
-(``tasks.services.request_cancel_tree`` asks it of a whole subtree, for the owner of the work). Works the same in a Celery worker and in a plain process. Do not open a
-task inside ``transaction.atomic()``: its rows must be visible to other processes as they change.
+(``tasks.services.request_cancel_tree`` asks it of a whole subtree, for the owner of the work).
+Works the same in a Celery worker and in a plain process. Do not open a task inside
+``transaction.atomic()``: its rows must be visible to other processes as they change.
 """
 
 from __future__ import annotations
@@ -65,84 +58,51 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from django.conf import settings
-
-from pools.models import Pool
 from tasks.choices import LogLevel, TaskStatus, TaskUnit
 from tasks.estimates import append_sample
 from tasks.heartbeat import heartbeat
 from tasks.models import Task, TaskLogEntry
+from tasks.rows import (
+    TaskCancelled,
+    TaskInterrupted,
+    TaskNotStartable,
+    TaskOptions,
+    cancel_asked,
+    claim_planned,
+    create_planned,
+    create_running,
+    why_not_written,
+    write_end,
+    write_progress,
+)
+
+# The exceptions and TaskOptions live with the row writes that raise and use them; callers
+# import them from here, with the reporter they come from.
+__all__ = [
+    "TaskCancelled",
+    "TaskInterrupted",
+    "TaskNotStartable",
+    "TaskOptions",
+    "TaskReporter",
+    "attach",
+    "current_task",
+    "no_current_task",
+    "start_planned",
+    "task",
+]
 
 logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 1.0
 LOG_MAX_ENTRIES = 200
 
+_DEFAULT_OPTIONS = TaskOptions()  # frozen: safe to share
+
 _current: contextvars.ContextVar[TaskReporter | None] = contextvars.ContextVar(
     "xoweb_current_task", default=None
 )
-
-
-class TaskCancelled(Exception):
-    """A person asked to cancel the task; raised in the code doing its work."""
-
-
-class TaskInterrupted(Exception):
-    """The task's row was marked interrupted (its heartbeat stopped) while this process ran it."""
-
-
-class TaskNotStartable(Exception):
-    """A planned task cannot be started: it is gone or was already started (a redelivery)."""
-
-
-@dataclass(frozen=True)
-class TaskOptions:
-    """How a task is described: the options of :func:`task`, ``subtask`` and ``plan``.
-
-    ``about`` is the object the task is about: its ``str()`` is shown, its
-    ``get_absolute_url()`` linked, and its pool (a ``Pool``, or anything with a ``pool_id``)
-    used by the task page's pool filter. A string is only a label.
-    """
-
-    kind: str = ""
-    total: float | None = None
-    unit: str = TaskUnit.BYTES
-    about: Any = None
-    cancellable: bool = False
-
-    def row(self) -> dict[str, Any]:
-        """The columns these options give a new row."""
-        total = None if self.total is None else float(self.total)
-        return {
-            "kind": self.kind,
-            "unit": self.unit,
-            "total": total,
-            "progress": 0.0 if total else None,
-            "cancellable": self.cancellable,
-            **_about_fields(self.about),
-        }
-
-
-def _about_fields(about: Any) -> dict[str, Any]:
-    if about is None:
-        return {}
-    if isinstance(about, str):
-        return {"about_label": about[:255]}
-    fields: dict[str, Any] = {"about_label": str(about)[:255]}
-    if hasattr(about, "get_absolute_url"):
-        try:
-            fields["about_url"] = about.get_absolute_url()[:500]
-        except Exception:  # a model without a page: keep the label only
-            pass
-    if isinstance(about, Pool):
-        fields["pool_id"] = about.pk
-    elif getattr(about, "pool_id", None):
-        fields["pool_id"] = about.pool_id
-    return fields
 
 
 def current_task() -> TaskReporter | None:
@@ -178,10 +138,6 @@ def _now() -> float:
     return time.time()
 
 
-def _at(moment: float) -> datetime:
-    return datetime.fromtimestamp(moment, tz=UTC)
-
-
 def _error_message(error: BaseException) -> str:
     message = str(error).strip()
     return message or type(error).__name__
@@ -198,7 +154,7 @@ class TaskReporter:
         name: str = "",
         *,
         parent: TaskReporter | Task | int | None = None,
-        options: TaskOptions = TaskOptions(),  # frozen: safe to share
+        options: TaskOptions = _DEFAULT_OPTIONS,
         planned_id: int | None = None,
     ) -> None:
         self.id: int | None = None
@@ -252,22 +208,20 @@ class TaskReporter:
         now = _now()
         host = f"{socket.gethostname()}:{os.getpid()}"[:255]
         if self._planned_id is not None:
-            self._claim(now, host)
+            self._claim(self._planned_id, now, host)
         else:
             parent_id, root_id = self._parent_ids()
-            if parent_id is not None and self._cancelled_above(parent_id):
+            # No new step starts under a cancelled task (its running steps stop at their next
+            # progress write).
+            if parent_id is not None and cancel_asked(parent_id):
                 raise TaskCancelled(f"{self.name}: not started, its parent task was cancelled")
-            row = Task.objects.create(
-                name=self.name[:255],
+            row = create_running(
+                self.name,
                 parent_id=parent_id,
                 root_id=root_id,
-                status=TaskStatus.RUNNING,
-                history=[],
-                created=_at(now),
-                started=_at(now),
-                updated=_at(now),
+                options=self._options,
+                now=now,
                 host=host,
-                **self._options.row(),
             )
             self.id, self.root_id = row.pk, root_id or row.pk
         self.status = TaskStatus.RUNNING
@@ -275,25 +229,8 @@ class TaskReporter:
         heartbeat.hold(Task, self.id, field="updated", status=TaskStatus.RUNNING)
         return self
 
-    @staticmethod
-    def _cancelled_above(parent_id: int) -> bool:
-        """Whether a cancel was asked of the parent: no new step starts under a cancelled task
-        (its running steps stop at their next progress write)."""
-        return Task.objects.filter(pk=parent_id, cancel_requested=True).exists()
-
-    def _claim(self, now: float, host: str) -> None:
-        planned_id = self._planned_id
-        claimed = Task.objects.filter(pk=planned_id, status=TaskStatus.PENDING).update(
-            status=TaskStatus.RUNNING, started=_at(now), updated=_at(now), host=host
-        )
-        row = Task.objects.filter(pk=planned_id).first()
-        if row is None:
-            raise TaskNotStartable(f"task {planned_id} does not exist (pruned or never planned)")
-        if not claimed:
-            raise TaskNotStartable(
-                f"task {planned_id} ({row.name}) is already {row.get_status_display().lower()}: "
-                "a task is started only once"
-            )
+    def _claim(self, planned_id: int, now: float, host: str) -> None:
+        row = claim_planned(planned_id, now=now, host=host)
         self.id, self.root_id = row.pk, row.root_id or row.pk
         self.name, self.unit, self.cancellable = row.name, row.unit, row.cancellable
         self.total, self.done = row.total, row.done
@@ -333,55 +270,21 @@ class TaskReporter:
     def _end(self, status: str, message: str) -> None:
         """Write the final status, unless someone else ended the row first.
 
-        Steps: stop beating; write the end conditionally on the row still running; when that
-        matched nothing (interrupted by the sweep, cancelled), keep the row's status and only
-        fill in an end time and a message it lacks; cancel the children still pending.
+        Steps: stop beating; take the last progress sample; write the end with the final
+        progress and the result (:func:`tasks.rows.write_end`: conditional on the row still
+        running, else the row keeps its status; the children still pending are cancelled).
         """
         heartbeat.release(Task, self.id)
         now = _now()
         self._history = append_sample(self._history, now, self.done)
-        fields: dict[str, Any] = {
-            "status": status,
-            "done": self.done,
-            "history": self._history,
-            "updated": _at(now),
-            "ended": _at(now),
-            "error": message,
-        }
+        columns: dict[str, Any] = {"done": self.done, "history": self._history}
         if status == TaskStatus.SUCCESS:
-            fields["progress"] = 1.0
+            columns["progress"] = 1.0
         elif self.total:
-            fields["progress"] = min(1.0, self.done / self.total)
+            columns["progress"] = min(1.0, self.done / self.total)
         if self._result is not None:
-            fields["result"] = self._result
-        if Task.objects.filter(pk=self.id, status=TaskStatus.RUNNING).update(**fields):
-            self.status = status
-        else:
-            self.status = self._keep_their_end(status, message, now)
-        left = Task.objects.filter(parent_id=self.id, status=TaskStatus.PENDING)
-        left.update(
-            status=TaskStatus.CANCELLED,
-            ended=_at(now),
-            updated=_at(now),
-            error=f"not started: {self.name} ended ({self.status})",
-        )
-
-    def _keep_their_end(self, status: str, message: str, now: float) -> str:
-        row = Task.objects.filter(pk=self.id).values_list("status", flat=True).first()
-        if row is None:
-            return status
-        if row != status:
-            logger.warning(
-                "task %s (%s) ended here as %s, but was already %s: its status is kept",
-                self.id,
-                self.name,
-                status,
-                row,
-            )
-        Task.objects.filter(pk=self.id, ended__isnull=True).update(ended=_at(now))
-        if message:
-            Task.objects.filter(pk=self.id, error="").update(error=message)
-        return row
+            columns["result"] = self._result
+        self.status = write_end(self.id, self.name, status, message, now=now, columns=columns)
 
     # --- progress -------------------------------------------------------------------------------
 
@@ -434,31 +337,19 @@ class TaskReporter:
         progress = self.progress
         with self._lock:
             self._history = append_sample(self._history, now, self.done)
-            written = Task.objects.filter(
-                pk=self.id, status=TaskStatus.RUNNING, cancel_requested=False
-            ).update(
+            written = write_progress(
+                self.id,
+                now=now,
                 done=self.done,
                 total=self.total,
                 unit=self.unit,
                 progress=progress,
                 history=self._history,
-                updated=_at(now),
             )
         self._last_flush = now
         self._last_percent = -1 if progress is None else int(progress * 100)
         if not written:
-            self._raise_why_not_written()
-
-    def _raise_why_not_written(self) -> None:
-        row = Task.objects.filter(pk=self.id).values("status", "cancel_requested").first()
-        if row is None:
-            raise TaskInterrupted(f"task {self.id} ({self.name}) was deleted while it ran")
-        if row["cancel_requested"]:
-            raise TaskCancelled(f"{self.name}: cancelled on request")
-        raise TaskInterrupted(
-            f"task {self.id} ({self.name}) was marked {row['status']} while this process ran it "
-            f"(no heartbeat for {settings.TASK_INTERRUPTED_AFTER_SECONDS} s): stopping"
-        )
+            raise why_not_written(self.id, self.name)
 
     # --- log ------------------------------------------------------------------------------------
 
@@ -514,12 +405,8 @@ class TaskReporter:
         """
         if self.id is None:
             raise ValueError(f"task {self.name!r} must start before it plans children")
-        return Task.objects.create(
-            name=name[:255],
-            parent_id=self.id,
-            root_id=self.root_id,
-            status=TaskStatus.PENDING,
-            **TaskOptions(**options).row(),
+        return create_planned(
+            name, parent_id=self.id, root_id=self.root_id, options=TaskOptions(**options)
         )
 
 

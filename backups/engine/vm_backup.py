@@ -39,14 +39,13 @@ from backups import vhd
 from pools.xapi import XapiClient, XapiError
 
 from . import layout, tags
-from .bases import check_remote_base, find_bases, previously_backed_up
 from .chain_health import assert_healthy_chains
 from .errors import ChainUnhealthy, EngineError, LockHeld, NothingToBackUp, RemoteError
 from .janitor import apply_snapshot_retention, clean_leftovers, find_groups, strip_live_marks
 from .lock import VmLock
 from .maintenance import maintain_vm
 from .metadata import build_metadata
-from .planner import DiskFacts, DiskMode, DiskPlan, plan_disks
+from .planner import DiskMode, DiskPlan
 from .progress import Progress
 from .prune import ScheduleRetention
 from .records import vdi_records, vif_records
@@ -62,6 +61,7 @@ from .snapshots import (
 from .transfer import DiskTarget, transfer_disk
 from .values import DiskOutcome, JobSettings, KnownBad, ScheduleSettings, VmBackupOutcome
 from .vm_disks import VmDisk, read_vm, vm_disks
+from .vm_plan import plan_vm_backup
 from .watch import Watched
 
 logger = logging.getLogger(__name__)
@@ -217,7 +217,18 @@ class _VmBackup:
             # Before planning: a merge interrupted there is finished, so bases read as they are.
             self.maintain(remote, merges=0)
 
-        plans, timestamp = self.plan(disks)
+        plans, timestamp = plan_vm_backup(
+            client,
+            disks,
+            vm_uuid=self.vm_uuid,
+            job=job,
+            schedule=self.schedule,
+            remotes=self.live(),
+            known_bad=self.known_bad,
+            clock=self.clock,
+            drop=self.drop,
+            report=self.progress.info,
+        )
         assert_healthy_chains(client, disks)
         self.outcome.timestamp = timestamp
 
@@ -330,66 +341,6 @@ class _VmBackup:
                     raise
                 except RemoteError as error:
                     self.drop(remote, str(error))
-
-    def plan(self, disks: list[VmDisk]) -> tuple[list[DiskPlan], str]:
-        """Facts from the pool and every remote → a plan per disk, and this backup's <ts>."""
-        job = self.job
-        bases = find_bases(self.client, disks, job_id=job.id, vm_uuid=self.vm_uuid)
-        entries = {}
-        taken: list[str] = []
-        for remote in self.live():
-            try:
-                entries[remote.remote_id] = remote.list_backups(self.vm_uuid)
-                for disk in disks:
-                    taken += [
-                        PurePosixPath(p).stem
-                        for p in remote.disk_files(self.vm_uuid, job.id, disk.uuid)
-                    ]
-            except RemoteError as error:
-                self.drop(remote, str(error))
-        every_entry = [entry for remote in self.live() for entry in entries[remote.remote_id]]
-        taken += [entry.timestamp for entry in every_entry]
-        facts = []
-        for disk in disks:
-            base = bases.get(disk.uuid)
-            remote_bases = ()
-            if base is not None and job.mode == "delta" and not self.schedule.force_full:
-                remote_bases = tuple(
-                    check_remote_base(
-                        remote,
-                        entries[remote.remote_id],
-                        job_id=job.id,
-                        vdi_uuid=disk.uuid,
-                        base=base,
-                        vm_uuid=self.vm_uuid,
-                        known_bad=self.known_bad,
-                    )
-                    for remote in self.live()
-                )
-            facts.append(
-                DiskFacts(
-                    vdi_uuid=disk.uuid,
-                    vdi_name=disk.name,
-                    virtual_size=disk.virtual_size,
-                    base=base,
-                    previously_backed_up=previously_backed_up(
-                        every_entry, job_id=job.id, vdi_uuid=disk.uuid
-                    ),
-                    remote_bases=remote_bases,
-                )
-            )
-        plans = plan_disks(
-            facts,
-            job_name=job.name,
-            job_mode=job.mode,
-            schedule_name=self.schedule.name,
-            force_full=self.schedule.force_full,
-            full_interval=job.full_interval,
-            max_chain_length=job.max_chain_length,
-        )
-        for disk, plan in zip(disks, plans, strict=True):
-            self.progress.info(f"{disk.label}: {plan.reason}")
-        return plans, layout.next_timestamp(self.clock(), taken)
 
     def tag(self, plans: list[DiskPlan], timestamp: str) -> None:
         assert self.snapshot is not None

@@ -18,6 +18,7 @@ from tasks.reporter import (
     start_planned,
     task,
 )
+from tasks.rows import moment
 from tasks.services import mark_interrupted, request_cancel
 
 pytestmark = pytest.mark.django_db
@@ -217,8 +218,8 @@ def test_the_end_never_overwrites_an_interruption_written_by_someone_else(clock,
     with task("blocked snapshot") as blocked:
         later = blocked.plan("after the snapshot")
         clock.now += 61  # no heartbeat meanwhile (the thread beats in real time, not here)
-        Task.objects.filter(pk=blocked.id).update(updated=reporter._at(clock.now - 61))
-        assert mark_interrupted(now=reporter._at(clock.now)) == 1
+        Task.objects.filter(pk=blocked.id).update(updated=moment(clock.now - 61))
+        assert mark_interrupted(now=moment(clock.now)) == 1
     row = Task.objects.get(pk=blocked.id)
     assert row.status == TaskStatus.INTERRUPTED
     assert row.error == "interrupted: its process stopped sending heartbeats (none for 60 s)"
