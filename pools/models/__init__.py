@@ -15,7 +15,6 @@ touching callers; the migrations name ``pools.models.XapiJSONEncoder`` too.
 from __future__ import annotations
 
 from pools.models.cached_object import (
-    NULL_REF,
     CachedObject,
     CachedObjectQuerySet,
     XapiJSONEncoder,
@@ -29,7 +28,6 @@ CACHED_MODELS: tuple[type[CachedObject], ...] = (Host, SR, VM, VDI, VBD, XapiTas
 
 __all__ = [
     "CACHED_MODELS",
-    "NULL_REF",
     "SR",
     "VBD",
     "VDI",

@@ -19,8 +19,7 @@ from django.utils import timezone
 
 from pools import liveness
 from pools.models.pool import Pool
-
-NULL_REF = "OpaqueRef:NULL"
+from pools.xapi_net import NULL_REF
 
 
 class XapiJSONEncoder(DjangoJSONEncoder):
