@@ -15,6 +15,7 @@ from . import schema
 from .db import Database
 from .devices import device_name, disk_vbd
 from .disks import SECTOR, BlockStore, block_count
+from .macs import MAC_SEED
 
 GIB = 1024**3
 
@@ -230,7 +231,7 @@ def _vm(
             allowed_operations=["snapshot", "checkpoint", "clean_shutdown", "hard_shutdown"]
             if running
             else ["start", "destroy", "snapshot", "export", "clone", "copy"],
-            other_config={"xapisim:index": str(index)},
+            other_config={"xapisim:index": str(index), MAC_SEED: schema.new_uuid()},
         ),
     )
     if running:

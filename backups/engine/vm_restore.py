@@ -134,6 +134,7 @@ def restore_vm(
     progress: Progress | None = None,
     name_label: str | None = None,
     networks: bool = True,
+    new_macs: bool = False,
     mark: Mapping[str, str] | None = None,
     vm_tags: list[str] | None = None,
     known_bad: KnownBad | None = None,
@@ -143,7 +144,9 @@ def restore_vm(
     Steps: create the VM from the metadata's record; for each backed-up disk (its VBD in the
     metadata) restore the disk and plug it at the same position; recreate the VIFs on the same
     networks (unless ``networks`` is false: a restore test must not meet its original on the
-    network). Everything created is destroyed if a step fails.
+    network), with the backup's MAC addresses, or with new ones if ``new_macs`` (an empty MAC:
+    the pool derives one from the new VM's seed, docs/xapi.md §8.9), for a copy that will run
+    beside its original. Everything created is destroyed if a step fails.
 
     ``mark``: ``other_config`` keys set on the VM and on each of its disks (a restore test finds
     its leftovers by them, even after a crash); ``vm_tags`` replace the VM's own.
@@ -215,7 +218,7 @@ def restore_vm(
                         "device": str(vif.get("device", "0")),
                         "network": network,
                         "VM": vm_ref,
-                        "MAC": vif.get("MAC", ""),
+                        "MAC": "" if new_macs else vif.get("MAC", ""),
                         "MTU": vif.get("MTU", 1500),
                         "other_config": vif.get("other_config", {}),
                         "qos_algorithm_type": vif.get("qos_algorithm_type", ""),

@@ -30,6 +30,9 @@ class Restore(Lifecycle, models.Model):
     sr_uuid = models.CharField("SR uuid", max_length=36, blank=True)
     file_path = models.CharField(max_length=500, blank=True)
     file_format = models.CharField(max_length=4, choices=FileFormat.choices, blank=True)
+    # A whole VM only: its VIFs get MACs of their own instead of the backup's (a copy that runs
+    # beside its original must not share its addresses on the network).
+    new_macs = models.BooleanField("new MAC addresses", default=False)
 
     status = models.CharField(
         max_length=12, choices=RestoreStatus.choices, default=RestoreStatus.PENDING

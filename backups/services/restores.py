@@ -64,6 +64,7 @@ def request(
     sr_uuid: str = "",
     file_path: str = "",
     file_format: str = FileFormat.RAW,
+    new_macs: bool = False,
     requested_by: str = "",
 ) -> Restore:
     """Check and record a restore, queued on the workers when the transaction commits."""
@@ -75,6 +76,8 @@ def request(
     if why is not None:
         raise RestoreRefused("point", why)
     is_disk = kind in (RestoreKind.DISK_TO_SR, RestoreKind.DISK_TO_FILE)
+    if new_macs and is_disk:
+        raise RestoreRefused("new_macs", "only a whole VM is restored with network interfaces")
     if is_disk and point.disk(vdi_uuid) is None:
         disks = ", ".join(disk["vdi"] for disk in point.disks) or "none"
         raise RestoreRefused(
@@ -105,6 +108,7 @@ def request(
         sr_uuid=sr_uuid.strip() if kind != RestoreKind.DISK_TO_FILE else "",
         file_path=file_path if kind == RestoreKind.DISK_TO_FILE else "",
         file_format=file_format if kind == RestoreKind.DISK_TO_FILE else "",
+        new_macs=new_macs,
         requested_by=requested_by[:150],
     )
     transaction.on_commit(lambda: celery_tasks.restore.delay(restore.pk))
@@ -234,6 +238,12 @@ def _restore(restore: Restore, progress) -> dict:
             )
             return {"vdi": vdi_uuid, "sr": sr.uuid}
         vm_uuid = bridge.restore_vm(
-            client, remote, restore.backup_path, sr.uuid, progress=progress, known_bad=known_bad
+            client,
+            remote,
+            restore.backup_path,
+            sr.uuid,
+            progress=progress,
+            new_macs=restore.new_macs,
+            known_bad=known_bad,
         )
         return {"vm": vm_uuid, "sr": sr.uuid}

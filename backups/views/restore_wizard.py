@@ -102,6 +102,10 @@ def restore_wizard(request: HttpRequest, vm_uuid: str) -> HttpResponse:
             errors["sr"] = f"no connected SR with uuid {sr_uuid!r}: choose one of the list"
         else:
             where = f"SR {sr.name_label} of pool {sr.pool.name}"
+    on_pool = VM.objects.guests().filter(uuid=vm_uuid).select_related("pool").first()
+    # New MACs by default while the original VM exists: the copy may run beside it. Once the
+    # "where" step is sent, an unticked box (absent from the query) means the backup's MACs.
+    new_macs = "new_macs" in request.GET if sr_uuid else on_pool is not None
     dots, lanes, height = _timeline(points, chosen)
     name = points[-1].vm_name or vm_uuid
     return render(
@@ -110,7 +114,8 @@ def restore_wizard(request: HttpRequest, vm_uuid: str) -> HttpResponse:
         {
             "vm_uuid": vm_uuid,
             "vm_name": name,
-            "on_pool": VM.objects.guests().filter(uuid=vm_uuid).select_related("pool").first(),
+            "on_pool": on_pool,
+            "new_macs": new_macs,
             "points": points[::-1],
             "dots": dots,
             "lanes": lanes,
@@ -169,6 +174,7 @@ def restore_wizard_confirm(request: HttpRequest, vm_uuid: str) -> HttpResponse:
             vdi_uuid=request.POST.get("disk", ""),
             sr_uuid=request.POST.get("sr", ""),
             file_format=request.POST.get("format", FileFormat.RAW),
+            new_macs=what == "vm" and request.POST.get("new_macs") == "1",
             requested_by=request.user.get_username(),
         )
     except restores.RestoreRefused as refused:

@@ -86,6 +86,8 @@ def test_the_wizard_restores_a_deleted_vm_and_proves_it_by_checksum(
     }
     first, second = sorted(disks, key=lambda vdi: disks[vdi].userdevice)
 
+    x = session.xenapi
+    (mac,) = [x.VIF.get_MAC(vif) for vif in x.VM.get_VIFs(x.VM.get_by_uuid(vm.uuid))]
     # The VM is deleted from its pool: its backups are all that is left of it.
     sim.sim("vm_destroy", session.xenapi.VM.get_by_uuid(vm.uuid))
     wait_for(lambda: not VM.objects.filter(uuid=vm.uuid).exists(), timeout=30, message="cached")
@@ -118,8 +120,10 @@ def test_the_wizard_restores_a_deleted_vm_and_proves_it_by_checksum(
     assert hashlib.sha256(Path(download.value.path()).read_bytes()).hexdigest() == expected[first]
     assert "equal: the restored disk" in page.inner_text("table.checks")
 
-    # The whole VM, as a new VM: every disk compared.
-    wizard_restore(page, base, vm.uuid, what="vm", where={"sr": sr.uuid})
+    # The whole VM, as a new VM: every disk compared. It replaces a lost original, so the
+    # wizard keeps the backup's MAC addresses unless told otherwise.
+    summary = wizard_restore(page, base, vm.uuid, what="vm", where={"sr": sr.uuid})
+    assert "with the backup's MAC addresses" in summary
     restore = Restore.objects.get(kind="vm")
     assert {
         check["vdi"]: check["restored_sha256"] for check in restore.result["checks"]
@@ -127,6 +131,7 @@ def test_the_wizard_restores_a_deleted_vm_and_proves_it_by_checksum(
     assert page.locator("span.checksum.ok").count() == 2
     new_vm = session.xenapi.VM.get_by_uuid(restore.result["vm"])
     assert "(restored " in session.xenapi.VM.get_name_label(new_vm)
+    assert [x.VIF.get_MAC(vif) for vif in x.VM.get_VIFs(new_vm)] == [mac]
 
 
 def test_a_restored_disk_that_differs_from_the_backup_fails_the_restore_and_says_so(

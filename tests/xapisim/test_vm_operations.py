@@ -258,10 +258,12 @@ def test_restore_shapes_clone_create_and_vifs(xapisim) -> None:
         "2147483648",
         "4",
     )
+    seed = record["other_config"].get("mac_seed", "")  # added by VM.create, as XAPI does
     assert (record["power_state"], record["other_config"]) == (
         "Halted",
-        {"restored-from": "backup"},
+        {"restored-from": "backup", "mac_seed": seed},
     )
+    assert len(seed) == 36
     network = x.network.get_all()[0]
     vif = x.VIF.create(
         {

@@ -1,5 +1,5 @@
 """``manage.py backup_restore POINT --disk VDI_UUID (--sr SR_UUID | --to-file PATH
-[--format raw|vhd])`` and ``backup_restore POINT --vm --sr SR_UUID``.
+[--format raw|vhd])`` and ``backup_restore POINT --vm --sr SR_UUID [--new-macs]``.
 
 The restore runs on the workers; this command waits for it (unless ``--no-wait``) and prints
 the new VDI or VM uuid, or the file's path, size and SHA-256. POINT is an id of ``backup_list``.
@@ -20,6 +20,7 @@ OPTION_OF_FIELD = {
     "sr": "--sr",
     "to_file": "--to-file",
     "format": "--format",
+    "new_macs": "--new-macs",
 }
 
 
@@ -33,6 +34,12 @@ class Command(BaseCommand):
         parser.add_argument("--sr", default="", help="SR uuid to restore onto")
         parser.add_argument("--to-file", default="", help="write the disk to this file")
         parser.add_argument("--format", default="raw", help="raw (default) or vhd")
+        parser.add_argument(
+            "--new-macs",
+            action="store_true",
+            help="with --vm: new MAC addresses instead of the backup's (for a copy that runs "
+            "beside its original)",
+        )
         parser.add_argument("--no-wait", action="store_true", help="queue and return")
         parser.add_argument("--timeout", type=float, default=0, help="seconds to wait, 0 = none")
         parser.add_argument("--json", action="store_true", help="print JSON, for scripts")
@@ -48,6 +55,7 @@ class Command(BaseCommand):
                 sr_uuid=options["sr"],
                 file_path=options["to_file"],
                 file_format=options["format"],
+                new_macs=options["new_macs"],
                 requested_by="manage.py backup_restore",
             )
         except restores.RestoreRefused as refused:
