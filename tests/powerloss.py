@@ -282,6 +282,10 @@ class _NewFile:
         self.offset += written
         return written
 
+    def skip(self, length: int) -> None:
+        # What a hole reads as; the model tracks contents, not the room they take.
+        self.write(bytes(length))
+
     def fsync(self) -> None:
         self.real.fsync()
         self.fs._record(Op(FSYNC, self.ino))

@@ -21,17 +21,10 @@ import shutil
 from pathlib import Path
 from typing import Protocol
 
-from backups.vhd.fileio import OsNewFile, OsVhdIO, RwFile
+from backups.vhd.fileio import NewFile, OsNewFile, OsVhdIO, RwFile
 
-
-class WritableFile(Protocol):
-    path: Path
-
-    def write(self, *chunks: bytes | memoryview) -> int: ...
-
-    def fsync(self) -> None: ...
-
-    def close(self) -> None: ...
+#: A file the adapter creates: the VHD library's new file (write, skip, fsync, close).
+WritableFile = NewFile
 
 
 class FileSystem(Protocol):

@@ -78,6 +78,17 @@ class AtomicFile:
             self.abort()
             raise self.adapter.error(f"write {self.relpath}", error) from None
 
+    def skip(self, length: int) -> None:
+        """Leave ``length`` bytes as a hole (zeros that take no room)."""
+        if self._file is None:
+            raise RemoteError(f"{self.relpath}: written after commit or abort")
+        try:
+            self._file.skip(length)
+        except OSError as error:
+            self.abort()
+            raise self.adapter.error(f"write {self.relpath}", error) from None
+        self.size += length
+
     def flush(self) -> None:
         """fsync the temporary file: its bytes are on the disk before anyone relies on them."""
         if self._file is None:

@@ -25,6 +25,12 @@ class NewFile(Protocol):
 
     def write(self, *chunks: bytes | memoryview) -> int: ...
 
+    def skip(self, length: int) -> None:
+        """Leave the next ``length`` bytes unwritten: a hole, read back as zeros, that takes no
+        room on a file system with sparse files. The file's size covers it from the next write
+        or fsync on."""
+        ...
+
     def fsync(self) -> None: ...
 
     def close(self) -> None: ...
@@ -93,11 +99,20 @@ class OsNewFile:
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
         self.fd = fd
+        self._hole_at_end = False
 
     def write(self, *chunks: bytes | memoryview) -> int:
+        self._hole_at_end = False
         return write_all(self.fd, [memoryview(chunk).cast("B") for chunk in chunks])
 
+    def skip(self, length: int) -> None:
+        os.lseek(self.fd, length, os.SEEK_CUR)
+        self._hole_at_end = self._hole_at_end or length > 0
+
     def fsync(self) -> None:
+        if self._hole_at_end:  # a seek alone does not grow the file: its size must cover the hole
+            os.ftruncate(self.fd, os.lseek(self.fd, 0, os.SEEK_CUR))
+            self._hole_at_end = False
         os.fsync(self.fd)
 
     def close(self) -> None:

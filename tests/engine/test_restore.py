@@ -84,6 +84,24 @@ def test_a_disk_restored_as_a_vhd_file_reads_back_exactly(pool, remotes, backed_
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_raw_file_leaves_the_disks_empty_blocks_as_holes(pool, remotes, backed_up, tmp_path):
+    """A raw restore is as large as the disk but takes the room of its data: every 2 MiB block
+    of zeros is a hole (docs/backup-engine.md §7), and the content is exact all the same."""
+    _vm, outcome, entry = backed_up
+    disk = outcome.disks[0]
+    target = tmp_path / "disk.raw"
+    restored = restore_disk_to_file(remotes[0], entry.path, disk.vdi_uuid, target, fmt="raw")
+    data = target.read_bytes()
+    assert len(data) == restored.size == 16 << 20
+    assert hashlib.sha256(data).hexdigest() == restored.sha256
+    assert restored.sha256 == pool.expected[(entry.timestamp, disk.vdi_uuid)]
+    block = 2 << 20
+    written = sum(1 for at in range(0, len(data), block) if data[at : at + block].strip(b"\0"))
+    assert 0 < written < len(data) // block, "the test disk must hold data and empty blocks"
+    allocated = target.stat().st_blocks * 512
+    assert allocated <= written * block, (allocated, written)
+
+
 def test_restore_errors_are_named(pool, remotes, backed_up, tmp_path):
     _vm, outcome, entry = backed_up
     disk = outcome.disks[0]
