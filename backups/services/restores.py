@@ -196,6 +196,28 @@ def _disk_check(check, remote, restore: Restore, vdi_uuid: str, target: str, cli
     return check.DiskCheck(vdi_uuid, name, backup_sha, restored_sha, target)
 
 
+def not_downloadable(restore: Restore) -> str | None:
+    """Why this web process cannot offer the restore's file for download, or None if it can.
+
+    The worker writes the file into ``BACKUP_RESTORE_DIR`` of its own host; with worker hosts
+    apart from the web host, the file is over there (its host is in the result)."""
+    if restore.kind != RestoreKind.DISK_TO_FILE or restore.status != RestoreStatus.SUCCESS:
+        return f"restore {restore.pk} is {restore.status}: there is nothing to download"
+    folder = Path(settings.BACKUP_RESTORE_DIR).resolve()
+    path = Path(restore.file_path).resolve()
+    if folder not in path.parents:
+        return f"{restore.file_path} is not in the restore folder: fetch it on the worker"
+    if path.is_file():
+        return None
+    host = restore.result.get("host", "")
+    if host and host != settings.HOST_NAME:
+        return (
+            f"the file was written on the worker host {host}, not on this web host "
+            f"({settings.HOST_NAME}): fetch {restore.file_path} there"
+        )
+    return f"{restore.file_path} is no longer in the restore folder of this host"
+
+
 def _title(restore: Restore) -> str:
     what = {
         RestoreKind.DISK_TO_SR: f"disk {restore.vdi_uuid[:8]} to an SR",
@@ -223,7 +245,13 @@ def _restore(restore: Restore, progress) -> dict:
             progress=progress,
             known_bad=known_bad,
         )
-        return {"path": str(done.path), "size": done.size, "sha256": done.sha256}
+        # The file is on this worker's host: the page names it when the web host is another.
+        return {
+            "path": str(done.path),
+            "size": done.size,
+            "sha256": done.sha256,
+            "host": settings.HOST_NAME,
+        }
     sr = live_sr(restore.sr_uuid)
     with client_for(sr.pool) as client:
         if restore.kind == RestoreKind.DISK_TO_SR:

@@ -7,7 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from accounts.access import is_htmx, requires
-from backups.choices import FileFormat, RestoreKind
+from backups.choices import FileFormat, RestoreKind, RestoreStatus
 from backups.models import Restore, RestorePoint
 from backups.services import restores, verification
 
@@ -82,4 +82,7 @@ def point_restore(request: HttpRequest, pk: int) -> HttpResponse:
 def restore_detail(request: HttpRequest, pk: int) -> HttpResponse:
     restore = get_object_or_404(Restore.objects.select_related("remote", "task"), pk=pk)
     template = "backups/_restore_body.html" if is_htmx(request) else "backups/restore_detail.html"
-    return render(request, template, {"restore": restore, "poll_seconds": 2})
+    context = {"restore": restore, "poll_seconds": 2}
+    if restore.kind == RestoreKind.DISK_TO_FILE and restore.status == RestoreStatus.SUCCESS:
+        context["not_downloadable"] = restores.not_downloadable(restore)
+    return render(request, template, context)

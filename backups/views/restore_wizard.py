@@ -13,14 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from accounts.access import requires
-from backups.choices import FileFormat, RestoreKind, RestoreStatus
+from backups.choices import FileFormat, RestoreKind
 from backups.models import Restore, RestorePoint
 from backups.services import restores
 from backups.views.points import MAX_POINTS
@@ -190,12 +189,8 @@ def restore_wizard_confirm(request: HttpRequest, vm_uuid: str) -> HttpResponse:
 def restore_download(request: HttpRequest, pk: int) -> FileResponse:
     """The file of a finished restore "as a download", from the restore folder of this host."""
     restore = get_object_or_404(Restore, pk=pk, kind=RestoreKind.DISK_TO_FILE)
-    if restore.status != RestoreStatus.SUCCESS:
-        raise Http404(f"restore {restore.pk} is {restore.status}: there is nothing to download")
-    folder = Path(settings.BACKUP_RESTORE_DIR).resolve()
+    why = restores.not_downloadable(restore)
+    if why is not None:
+        raise Http404(why)
     path = Path(restore.file_path).resolve()
-    if folder not in path.parents:
-        raise Http404(f"{restore.file_path} is not in the restore folder: fetch it on the worker")
-    if not path.is_file():
-        raise Http404(f"{restore.file_path} is not on this host (restored on another worker host?)")
     return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
