@@ -17,6 +17,23 @@ from tests.fixtures.processes import wait_until
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
+def back_up(vm, remote, wait_for):
+    """A job of this VM to ``remote``, run once from the page by the worker; its run."""
+    from backups.choices import Trigger
+    from backups.models import BackupJob, BackupRun
+    from backups.services import runs
+
+    job = BackupJob.objects.create(name="nightly", vm_uuids=[vm.uuid])
+    job.remotes.set([remote])
+    run = runs.request_run(job, trigger=Trigger.PAGE)
+    wait_for(
+        lambda: BackupRun.objects.filter(pk=run.pk, status="success").exists(),
+        timeout=90,
+        message="the backup never succeeded",
+    )
+    return run
+
+
 def wizard_restore(page, base: str, vm_uuid: str, *, what: str, disk: str = "", where: dict):
     """Walk the wizard: the newest point, ``what``, ``where``; confirm; wait for the end."""
     page.goto(f"{base}/backups/vms/{vm_uuid}/restore/")
@@ -57,9 +74,7 @@ def test_the_wizard_restores_a_deleted_vm_and_proves_it_by_checksum(
     settings,
     tmp_path: Path,
 ) -> None:
-    from backups.choices import Trigger
-    from backups.models import BackupJob, BackupRun, Restore, VmBackupDisk
-    from backups.services import runs
+    from backups.models import Restore, VmBackupDisk
     from pools.models import SR, VM
 
     sim = xapisim_factory(vms=1, disk_size="16M")
@@ -70,14 +85,7 @@ def test_the_wizard_restores_a_deleted_vm_and_proves_it_by_checksum(
     settings.BACKUP_RESTORE_DIR = restores_dir
     start_celery_worker(concurrency=2, BACKUP_RESTORE_DIR=str(restores_dir), **WORKER_ENV)
     vm = VM.objects.guests().get(pool=pool)
-    job = BackupJob.objects.create(name="nightly", vm_uuids=[vm.uuid])
-    job.remotes.set([make_remote("nas")])
-    run = runs.request_run(job, trigger=Trigger.PAGE)
-    wait_for(
-        lambda: BackupRun.objects.filter(pk=run.pk, status="success").exists(),
-        timeout=90,
-        message="the backup never succeeded",
-    )
+    run = back_up(vm, make_remote("nas"), wait_for)
     disks = {row.vdi_uuid: row for row in VmBackupDisk.objects.filter(vm_backup__run=run)}
     session = sim.session()
     expected = {  # the pool's own SHA-256 of each disk at snapshot time
@@ -144,21 +152,13 @@ def test_a_restored_disk_that_differs_from_the_backup_fails_the_restore_and_says
     """The comparison reads the restored file back: a byte flipped after the write (a disk
     that lies, a file changed under the restore) fails the restore, naming both checksums.
     The restore runs in this process here, so that the write can be tampered with."""
-    from backups.choices import Trigger
-    from backups.models import BackupJob, BackupRun, Restore, RestorePoint
-    from backups.services import bridge, restores, runs
+    from backups.models import Restore, RestorePoint
+    from backups.services import bridge, restores
     from pools.models import VM
 
     _sim, pool, _worker = backup_site
     vm = VM.objects.guests().get(pool=pool)
-    job = BackupJob.objects.create(name="nightly", vm_uuids=[vm.uuid])
-    job.remotes.set([make_remote("nas")])
-    run = runs.request_run(job, trigger=Trigger.PAGE)
-    wait_for(
-        lambda: BackupRun.objects.filter(pk=run.pk, status="success").exists(),
-        timeout=90,
-        message="the backup never succeeded",
-    )
+    back_up(vm, make_remote("nas"), wait_for)
     point = RestorePoint.objects.get(vm_uuid=vm.uuid)
     real = bridge.restore_disk_to_file
 
