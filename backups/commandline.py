@@ -42,8 +42,21 @@ def parse_merges(text: str) -> int | None:
     return int(text)
 
 
-def maintenance_lines(result) -> list[str]:
-    """One line per finding of a clean pass: ``VM: path: message → action``."""
+def add_clean_pass_options(parser, *, vm_help: str, dry_run_help: str) -> None:
+    """``--vm``, ``--dry-run``, ``--merges`` and ``--json``: the options of the commands that
+    end in a clean pass (``backup_clean``, ``backup_prune``), read by :func:`parse_vm` and
+    :func:`parse_merges`."""
+    parser.add_argument("--vm", default="", help=vm_help)
+    parser.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    parser.add_argument("--merges", default="", help="merges per VM folder at most (default: all)")
+    parser.add_argument("--json", action="store_true", help="one JSON array, for scripts")
+
+
+def clean_pass_lines(result) -> list[str]:
+    """A clean pass of one remote as text: a line per finding (``VM: [kind] path: message →
+    action``), then its summary."""
+    from backups.services import maintenance
+
     lines = []
     for report in result.reports:
         for finding in report.findings:
@@ -51,7 +64,7 @@ def maintenance_lines(result) -> list[str]:
                 f"{report.vm_uuid}: [{finding.kind}] {finding.path}: {finding.message} → "
                 f"{finding.action}"
             )
-    return lines
+    return [*lines, maintenance.summarize(result)]
 
 
 def dumps(data: Any) -> str:

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from backups.commandline import dumps, find_remote, maintenance_lines, parse_merges, parse_vm
+from backups.commandline import (
+    add_clean_pass_options,
+    clean_pass_lines,
+    dumps,
+    find_remote,
+    parse_merges,
+    parse_vm,
+)
 from backups.models import Remote
 from backups.services import maintenance
 from tasks.reporter import task
@@ -24,12 +31,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--remote", default="", help="only this remote (name)")
-        parser.add_argument("--vm", default="", help="only this VM's folder (uuid)")
-        parser.add_argument("--dry-run", action="store_true", help="report only, change nothing")
-        parser.add_argument(
-            "--merges", default="", help="merges per VM folder at most (default: all)"
+        add_clean_pass_options(
+            parser,
+            vm_help="only this VM's folder (uuid)",
+            dry_run_help="report only, change nothing",
         )
-        parser.add_argument("--json", action="store_true", help="one JSON array, for scripts")
 
     def handle(self, *args, **options) -> None:
         vm = parse_vm(options["vm"])
@@ -62,6 +68,5 @@ class Command(BaseCommand):
             self.stdout.write(dumps([result.as_dict() for result in results]))
             return
         for result in results:
-            for line in maintenance_lines(result):
+            for line in clean_pass_lines(result):
                 self.stdout.write(line)
-            self.stdout.write(maintenance.summarize(result))

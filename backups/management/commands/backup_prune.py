@@ -14,10 +14,11 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from backups.commandline import (
+    add_clean_pass_options,
+    clean_pass_lines,
     dumps,
     find_job,
     find_remote,
-    maintenance_lines,
     parse_merges,
     parse_vm,
 )
@@ -32,12 +33,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--job", default="", help="only this job (name, uuid or id)")
         parser.add_argument("--remote", default="", help="only this remote (name)")
-        parser.add_argument("--vm", default="", help="only this VM (uuid)")
-        parser.add_argument("--dry-run", action="store_true", help="list what would go, and why")
-        parser.add_argument(
-            "--merges", default="", help="merges per VM folder at most (default: all)"
+        add_clean_pass_options(
+            parser, vm_help="only this VM (uuid)", dry_run_help="list what would go, and why"
         )
-        parser.add_argument("--json", action="store_true", help="one JSON array, for scripts")
 
     def handle(self, *args, **options) -> None:
         vm = parse_vm(options["vm"])
@@ -85,6 +83,5 @@ class Command(BaseCommand):
                         f"{verb:10}  {result.remote.name}  {decision.vm_uuid}  "
                         f"{decision.timestamp}  {decision.reason}"
                     )
-            for line in maintenance_lines(result):
+            for line in clean_pass_lines(result):
                 self.stdout.write(line)
-            self.stdout.write(maintenance.summarize(result))
