@@ -99,20 +99,18 @@ class OsNewFile:
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
         self.fd = fd
-        self._hole_at_end = False
 
     def write(self, *chunks: bytes | memoryview) -> int:
-        self._hole_at_end = False
         return write_all(self.fd, [memoryview(chunk).cast("B") for chunk in chunks])
 
     def skip(self, length: int) -> None:
         os.lseek(self.fd, length, os.SEEK_CUR)
-        self._hole_at_end = self._hole_at_end or length > 0
 
     def fsync(self) -> None:
-        if self._hole_at_end:  # a seek alone does not grow the file: its size must cover the hole
-            os.ftruncate(self.fd, os.lseek(self.fd, 0, os.SEEK_CUR))
-            self._hole_at_end = False
+        # A seek alone does not grow the file: when it ends in a hole, its size must cover it.
+        end = os.lseek(self.fd, 0, os.SEEK_CUR)
+        if os.fstat(self.fd).st_size < end:
+            os.ftruncate(self.fd, end)
         os.fsync(self.fd)
 
     def close(self) -> None:
